@@ -1,0 +1,358 @@
+/**
+ * Tagged errors of the Realtime client. Every user-facing operation fails with one of these, each
+ * carrying what happened in a readable `message` and the structured facts (topic, code, status) to
+ * act on with `Effect.catchTag`.
+ *
+ * @since 0.1.0
+ */
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("supabase-realtime-effect/RealtimeError")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * A frame that could not be decoded or a message that could not be encoded.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ProtocolError extends Schema.TaggedError<ProtocolError>()("ProtocolError", {
+  reason: Schema.Literal(
+    "MalformedJson",
+    "InvalidEnvelope",
+    "UnknownBinaryKind",
+    "TruncatedFrame",
+    "FieldTooLong",
+    "UnsupportedPayload"
+  ),
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `${this.reason}: ${this.detail}`
+  }
+}
+
+/**
+ * The socket closed (or was never open) while an operation needed it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SocketClosed extends Schema.TaggedError<SocketClosed>()("SocketClosed", {
+  reason: Schema.String,
+  code: Schema.optional(Schema.Number)
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return this.code === undefined ? `socket closed: ${this.reason}` : `socket closed (${this.code}): ${this.reason}`
+  }
+}
+
+/**
+ * A push got no reply within its timeout.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PushTimeout extends Schema.TaggedError<PushTimeout>()("PushTimeout", {
+  topic: Schema.String,
+  event: Schema.String,
+  timeoutMillis: Schema.Number
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `no reply to '${this.event}' on '${this.topic}' within ${this.timeoutMillis} ms`
+  }
+}
+
+/**
+ * The outbound buffer (pushes made while disconnected) is full.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BufferFull extends Schema.TaggedError<BufferFull>()("BufferFull", {
+  topic: Schema.String,
+  event: Schema.String,
+  capacity: Schema.Number
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `send buffer full (${this.capacity} pushes waiting for the socket): '${this.event}' on '${this.topic}' not sent`
+  }
+}
+
+/**
+ * The server answered a push with an error reply.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PushRejected extends Schema.TaggedError<PushRejected>()("PushRejected", {
+  topic: Schema.String,
+  event: Schema.String,
+  response: Schema.Unknown
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `'${this.event}' on '${this.topic}' rejected: ${describe(this.response)}`
+  }
+}
+
+/**
+ * The server refused to join a channel. `code` is the part of the server's reason before `": "`
+ * (for example `Unauthorized`, `InvalidJWTToken`, `ChannelRateLimitReached`), `reason` the whole text.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JoinRejected extends Schema.TaggedError<JoinRejected>()("JoinRejected", {
+  topic: Schema.String,
+  code: Schema.String,
+  reason: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `join '${this.topic}' rejected: ${this.reason}`
+  }
+}
+
+/**
+ * A join got no reply within its timeout.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JoinTimeout extends Schema.TaggedError<JoinTimeout>()("JoinTimeout", {
+  topic: Schema.String,
+  timeoutMillis: Schema.Number
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `join '${this.topic}' got no reply within ${this.timeoutMillis} ms`
+  }
+}
+
+/**
+ * The server closed a channel (after a `system` error such as a rate limit or a revoked permission),
+ * or the channel gave up rejoining.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ChannelClosed extends Schema.TaggedError<ChannelClosed>()("ChannelClosed", {
+  topic: Schema.String,
+  reason: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `channel '${this.topic}' closed: ${this.reason}`
+  }
+}
+
+/**
+ * The access token was rejected as expired (join reply or server shutdown of the channel).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TokenExpired extends Schema.TaggedError<TokenExpired>()("TokenExpired", {
+  topic: Schema.String,
+  reason: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `access token expired on '${this.topic}': ${this.reason}`
+  }
+}
+
+/**
+ * The payload is over the server's size limit.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  topic: Schema.String,
+  event: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `payload of '${this.event}' on '${this.topic}' exceeds the server's size limit`
+  }
+}
+
+/**
+ * An HTTP broadcast request failed: a non-202 status (with the server's body) or a transport error
+ * (`status` absent).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class HttpBroadcastFailed extends Schema.TaggedError<HttpBroadcastFailed>()("HttpBroadcastFailed", {
+  reason: Schema.Literal(
+    "Unauthorized",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "Invalid",
+    "RateLimited",
+    "ServerError",
+    "UnexpectedStatus",
+    "Transport",
+    "Timeout"
+  ),
+  status: Schema.optional(Schema.Number),
+  body: Schema.optional(Schema.Unknown),
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return this.status === undefined
+      ? `HTTP broadcast failed (${this.reason}): ${this.detail}`
+      : `HTTP broadcast failed with ${this.status} (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * The access token source failed to produce a token.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AccessTokenError extends Schema.TaggedError<AccessTokenError>()("AccessTokenError", {
+  cause: Schema.Defect
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `access token source failed: ${describe(this.cause)}`
+  }
+}
+
+/**
+ * Invalid input from the caller: a bad URL, option, topic or a conflicting channel config.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/**
+ * A payload did not match the schema the subscriber gave.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PayloadDecodeError extends Schema.TaggedError<PayloadDecodeError>()("PayloadDecodeError", {
+  topic: Schema.String,
+  event: Schema.String,
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `payload of '${this.event}' on '${this.topic}' does not match its schema: ${this.detail}`
+  }
+}
+
+/**
+ * Any error of this package.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RealtimeError =
+  | ProtocolError
+  | SocketClosed
+  | PushTimeout
+  | BufferFull
+  | PushRejected
+  | JoinRejected
+  | JoinTimeout
+  | ChannelClosed
+  | TokenExpired
+  | PayloadTooLarge
+  | HttpBroadcastFailed
+  | AccessTokenError
+  | InvalidArgument
+  | PayloadDecodeError
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isRealtimeError = (u: unknown): u is RealtimeError => Predicate.hasProperty(u, TypeId)
+
+/**
+ * Splits a server join reason `"Code: message"` into its code and text. A reason without a code
+ * (`"unmatched topic"`) gets the code `"Unknown"`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const joinRejected = (topic: string, response: unknown): JoinRejected | TokenExpired => {
+  const reason = Predicate.hasProperty(response, "reason") && typeof response.reason === "string"
+    ? response.reason
+    : describe(response)
+  const match = /^([A-Za-z]+): /.exec(reason)
+  const code = match ? match[1]! : "Unknown"
+  if (code === "InvalidJWTToken" && reason.includes("expired")) {
+    return new TokenExpired({ topic, reason })
+  }
+  return new JoinRejected({ topic, code, reason })
+}
+
+const describe = (u: unknown): string => {
+  if (typeof u === "string") return u
+  try {
+    return JSON.stringify(u) ?? String(u)
+  } catch {
+    return String(u)
+  }
+}
