@@ -1,0 +1,566 @@
+/**
+ * The socket loop: one long-lived fiber that connects, reads, heartbeats and reconnects on the
+ * `Reconnect` schedule, over `@effect/platform`'s `Socket`. It owns the socket-wide ref counter,
+ * the registry of pushes waiting for a `phx_reply`, the bounded buffer of pushes made while
+ * disconnected, and the topic router. Channels are built on top of it.
+ *
+ * @since 0.1.0
+ */
+import * as Socket from "@effect/platform/Socket"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberHandle from "effect/FiberHandle"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as Heartbeat from "./Heartbeat.js"
+import * as Backoff from "./internal/backoff.js"
+import { parseEndpoint } from "./internal/url.js"
+import * as Protocol from "./Protocol.js"
+import { BufferFull, InvalidArgument, type ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
+import * as Reconnect from "./Reconnect.js"
+
+/**
+ * The state of the connection.
+ *
+ * - `Connecting`: a socket is being opened (`attempt` 0 is the first, n the n-th reconnect).
+ * - `Open`: connected; pushes are written at once.
+ * - `Reconnecting`: the last connection ended (`reason`, close `code` when there was one) and the
+ *   next attempt starts after `delay`.
+ * - `Closed`: not connected and not trying: before the first `connect`, after `disconnect`, or when
+ *   the reconnect schedule gave up.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConnectionState = Data.TaggedEnum<{
+  Connecting: { readonly attempt: number }
+  Open: {}
+  Reconnecting: {
+    readonly attempt: number
+    readonly delay: Duration.Duration
+    readonly reason: string
+    readonly code: number | undefined
+  }
+  Closed: { readonly reason: string }
+}>
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionState = Data.taggedEnum<ConnectionState>()
+
+/**
+ * A `phx_reply`: `status` is `"ok"` or `"error"` from the server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reply {
+  readonly status: string
+  readonly response: unknown
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transport {
+  /** The socket endpoint, without query string (safe to log). */
+  readonly endpoint: string
+  /** The protocol version spoken. */
+  readonly vsn: Protocol.Vsn
+  /** The current connection state. */
+  readonly state: Effect.Effect<ConnectionState>
+  /** The current connection state, then every change. */
+  readonly stateChanges: Stream.Stream<ConnectionState>
+  /** What happens to each heartbeat. Subscribe before the events you care about. */
+  readonly heartbeats: Stream.Stream<Heartbeat.HeartbeatStatus>
+  /** Starts the connection loop if it is not running. */
+  readonly connect: Effect.Effect<void>
+  /**
+   * Closes the socket (code 1000 by default) and stops reconnecting. Pushes waiting for the socket
+   * or for a reply fail with `SocketClosed`. No fiber or timer is left behind.
+   */
+  readonly disconnect: (options?: { readonly code?: number; readonly reason?: string }) => Effect.Effect<void>
+  /** A fresh socket-wide ref. */
+  readonly makeRef: () => string
+  /**
+   * Writes a message. Succeeds once the frame is written: at once when open, else when the buffer
+   * is flushed on the next open. Fails with `BufferFull` when the buffer is at capacity.
+   */
+  readonly push: (message: Protocol.Message) => Effect.Effect<void, BufferFull | ProtocolError | SocketClosed>
+  /**
+   * Writes a message (its `ref` must be set, see `makeRef`) and waits for the `phx_reply` with that
+   * ref, within `timeout` (default: the transport's push timeout) counted from the call.
+   */
+  readonly request: (
+    message: Protocol.Message,
+    options?: { readonly timeout?: Duration.DurationInput | undefined }
+  ) => Effect.Effect<Reply, BufferFull | ProtocolError | SocketClosed | PushTimeout>
+  /**
+   * Routes the inbound messages of `topic` (other than replies to requests) to `handler`, for the
+   * lifetime of the scope. The handler runs synchronously in the read loop: it must not block.
+   */
+  readonly route: (
+    topic: string,
+    handler: (message: Protocol.Message) => void
+  ) => Effect.Effect<void, InvalidArgument, Scope.Scope>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const Transport: Context.Tag<Transport, Transport> = Context.GenericTag<Transport>(
+  "supabase-realtime-effect/Transport"
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** A Supabase project URL (`https://<ref>.supabase.co`) or a Realtime endpoint (`wss://…/realtime/v1`). */
+  readonly url: string
+  /** The project's anon or publishable key: sent as the `apikey` query parameter. */
+  readonly apiKey: string | Redacted.Redacted<string>
+  /** Protocol version; default `"2.0.0"` (binary broadcasts). */
+  readonly vsn?: Protocol.Vsn | undefined
+  /** Server-side log level (`log_level` parameter). */
+  readonly logLevel?: "info" | "warning" | "error" | undefined
+  /** Extra query parameters. */
+  readonly params?: Readonly<Record<string, string>> | undefined
+  /** Default reply timeout of pushes; default 10 s. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** How many pushes may wait for the socket while it is down; default 1024. */
+  readonly bufferSize?: number | undefined
+  /** How long to wait for a socket to open; default 10 s. */
+  readonly openTimeout?: Duration.DurationInput | undefined
+  /** A custom frame codec (defaults to the one of `vsn`). */
+  readonly serializer?: Protocol.Serializer | undefined
+}
+
+/**
+ * The transport's metrics (global, prefixed `realtime_`): frames in/out, undecodable frames
+ * skipped, frames for topics nobody listens to, reconnect attempts, heartbeat round trips.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = {
+  framesIn: Metric.counter("realtime_frames_in", {
+    description: "Frames received from the Realtime socket",
+    incremental: true
+  }),
+  framesOut: Metric.counter("realtime_frames_out", {
+    description: "Frames written to the Realtime socket",
+    incremental: true
+  }),
+  framesBad: Metric.counter("realtime_frames_bad", {
+    description: "Frames received that could not be decoded (skipped)",
+    incremental: true
+  }),
+  framesUnrouted: Metric.counter("realtime_frames_unrouted", {
+    description: "Frames received for a topic no channel listens to",
+    incremental: true
+  }),
+  reconnects: Metric.counter("realtime_reconnects", {
+    description: "Socket reconnect attempts",
+    incremental: true
+  }),
+  heartbeatLatency: Metric.histogram(
+    "realtime_heartbeat_latency_ms",
+    MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
+    "Heartbeat round trip in milliseconds"
+  )
+} as const
+
+const { framesBad, framesIn, framesOut, framesUnrouted, heartbeatLatency, reconnects } = metrics
+
+interface Pending {
+  readonly deferred: Deferred.Deferred<Reply, SocketClosed>
+  written: boolean
+}
+
+interface Buffered {
+  readonly frame: Protocol.Frame
+  readonly done: Deferred.Deferred<void, SocketClosed>
+  readonly onWritten: (() => void) | undefined
+  cancelled: boolean
+}
+
+class HeartbeatTimeout extends Data.TaggedError("HeartbeatTimeout")<{ readonly ref: string }> {}
+
+/**
+ * Builds the URL of one connection: `<endpoint>/websocket?apikey=…[&params][&log_level=…]&vsn=…`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connectionUrl = (options: Options): Either.Either<string, InvalidArgument> =>
+  Either.map(parseEndpoint(options.url), (endpoint) => {
+    const query = new URLSearchParams()
+    query.set("apikey", Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey)
+    for (const [key, value] of Object.entries(options.params ?? {})) query.set(key, value)
+    if (options.logLevel) query.set("log_level", options.logLevel)
+    query.set("vsn", options.vsn ?? "2.0.0")
+    return `${endpoint.socket}/websocket?${query.toString()}`
+  })
+
+/**
+ * Builds a transport. `Heartbeat` and `Reconnect` are used when provided, else their defaults.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<Transport, InvalidArgument, Socket.WebSocketConstructor | Scope.Scope> =>
+  Effect.gen(function*() {
+    const endpoint = yield* parseEndpoint(options.url)
+    const url = yield* connectionUrl(options)
+    const vsn = options.vsn ?? "2.0.0"
+    if (vsn !== "1.0.0" && vsn !== "2.0.0") {
+      return yield* new InvalidArgument({ detail: `unsupported protocol version '${String(vsn)}'` })
+    }
+    const bufferSize = options.bufferSize ?? 1024
+    if (!Number.isInteger(bufferSize) || bufferSize < 0) {
+      return yield* new InvalidArgument({ detail: `bufferSize must be a non-negative integer, got ${bufferSize}` })
+    }
+    const serializer = options.serializer ?? Protocol.serializer(vsn)
+    const defaultTimeout = Duration.decode(options.timeout ?? "10 seconds")
+    const heartbeat = Option.getOrElse(yield* Effect.serviceOption(Heartbeat.Heartbeat), () => Heartbeat.defaults)
+    const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)
+    const clock = yield* Effect.clock
+
+    // Normalise what reaches the handler: a "blob" binaryType would be decoded asynchronously and
+    // reorder binary frames against text frames (reference/effect-idioms.md §1.4).
+    const construct = yield* Socket.WebSocketConstructor
+    const socket = yield* Socket.makeWebSocket(url, { openTimeout: options.openTimeout ?? "10 seconds" }).pipe(
+      Effect.provideService(Socket.WebSocketConstructor, (url, protocols) => {
+        const ws = construct(url, protocols)
+        if (ws.binaryType === "blob") ws.binaryType = "arraybuffer"
+        return ws
+      })
+    )
+    const write = yield* socket.writer
+
+    const state = yield* SubscriptionRef.make<ConnectionState>(ConnectionState.Closed({ reason: "not connected" }))
+    const heartbeatHub = yield* PubSub.unbounded<Heartbeat.HeartbeatStatus>()
+    const routes = new Map<string, (message: Protocol.Message) => void>()
+    const pending = new Map<string, Pending>()
+    const buffer: Array<Buffered> = []
+    let open = false
+    let flushing = false
+    let refCounter = 0
+    let heartbeatRef: string | undefined
+    let heartbeatReply: Deferred.Deferred<Reply> | undefined
+
+    const makeRef = () => {
+      refCounter = refCounter === Number.MAX_SAFE_INTEGER ? 1 : refCounter + 1
+      return String(refCounter)
+    }
+
+    const badFrame = (error: ProtocolError) => {
+      framesBad.unsafeUpdate(1, [])
+      return Effect.logWarning("skipped a frame that could not be decoded").pipe(
+        Effect.annotateLogs({ reason: error.reason, detail: error.detail })
+      )
+    }
+
+    // The read path: synchronous, no allocation beyond the decoded message.
+    const onFrame = (data: string | Uint8Array): Effect.Effect<void> | void => {
+      framesIn.unsafeUpdate(1, [])
+      const frame = typeof data === "string" || data instanceof Uint8Array
+        ? data
+        : new Uint8Array(data as unknown as ArrayBuffer)
+      const decoded = serializer.decode(frame)
+      if (decoded._tag === "Left") return badFrame(decoded.left)
+      const message = decoded.right
+      if (message.event === "phx_reply" && message.ref !== null) {
+        const payload = message.payload as { readonly status?: unknown; readonly response?: unknown } | null
+        const reply: Reply = typeof payload === "object" && payload !== null && typeof payload.status === "string"
+          ? { status: payload.status, response: payload.response }
+          : { status: "error", response: payload }
+        if (message.ref === heartbeatRef && heartbeatReply !== undefined) {
+          heartbeatRef = undefined
+          Deferred.unsafeDone(heartbeatReply, Exit.succeed(reply))
+          return
+        }
+        const entry = pending.get(message.ref)
+        if (entry !== undefined) {
+          pending.delete(message.ref)
+          Deferred.unsafeDone(entry.deferred, Exit.succeed(reply))
+          return
+        }
+      }
+      const route = routes.get(message.topic)
+      if (route !== undefined) route(message)
+      else framesUnrouted.unsafeUpdate(1, [])
+    }
+
+    const writeFrame = (frame: Protocol.Frame): Effect.Effect<void, SocketClosed> =>
+      write(frame).pipe(
+        Effect.mapError((cause) => new SocketClosed({ reason: `write failed: ${cause.message}` })),
+        Effect.tap(() => framesOut.unsafeUpdate(1, []))
+      )
+
+    // Written in order, one at a time: if the socket dies mid-flush, what is left stays buffered.
+    const flush = Effect.gen(function*() {
+      flushing = true
+      while (buffer.length > 0) {
+        const entry = buffer[0]!
+        if (!entry.cancelled) {
+          const written = yield* Effect.either(writeFrame(entry.frame))
+          if (written._tag === "Left") return
+          entry.onWritten?.()
+          Deferred.unsafeDone(entry.done, Exit.void)
+        }
+        buffer.shift()
+      }
+    }).pipe(Effect.ensuring(Effect.sync(() => {
+      flushing = false
+    })))
+
+    const enqueue = (
+      frame: Protocol.Frame,
+      message: Protocol.Message,
+      onWritten: (() => void) | undefined
+    ): Effect.Effect<void, BufferFull | SocketClosed> =>
+      Effect.suspend((): Effect.Effect<void, BufferFull | SocketClosed> => {
+        if (open && !flushing) {
+          onWritten?.()
+          return writeFrame(frame)
+        }
+        if (buffer.length >= bufferSize) {
+          return Effect.fail(new BufferFull({ topic: message.topic, event: message.event, capacity: bufferSize }))
+        }
+        const entry: Buffered = {
+          frame,
+          done: Deferred.unsafeMake<void, SocketClosed>(FiberId.none),
+          onWritten,
+          cancelled: false
+        }
+        buffer.push(entry)
+        return Deferred.await(entry.done).pipe(Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            entry.cancelled = true
+          })
+        ))
+      })
+
+    const push = (message: Protocol.Message): Effect.Effect<void, BufferFull | ProtocolError | SocketClosed> =>
+      Effect.suspend((): Effect.Effect<void, BufferFull | ProtocolError | SocketClosed> => {
+        const encoded = serializer.encode(message)
+        return encoded._tag === "Left" ? Effect.fail(encoded.left) : enqueue(encoded.right, message, undefined)
+      })
+
+    const request = (
+      message: Protocol.Message,
+      requestOptions?: { readonly timeout?: Duration.DurationInput | undefined }
+    ): Effect.Effect<Reply, BufferFull | ProtocolError | SocketClosed | PushTimeout> =>
+      Effect.suspend((): Effect.Effect<Reply, BufferFull | ProtocolError | SocketClosed | PushTimeout> => {
+        const ref = message.ref
+        if (ref === null) return Effect.die(new Error("Transport.request: the message has no ref"))
+        const encoded = serializer.encode(message)
+        if (encoded._tag === "Left") return Effect.fail(encoded.left)
+        const timeout = requestOptions?.timeout === undefined ? defaultTimeout : Duration.decode(requestOptions.timeout)
+        const entry: Pending = { deferred: Deferred.unsafeMake<Reply, SocketClosed>(FiberId.none), written: false }
+        pending.set(ref, entry)
+        return enqueue(encoded.right, message, () => {
+          entry.written = true
+        }).pipe(
+          Effect.zipRight(Deferred.await(entry.deferred)),
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () =>
+              new PushTimeout({ topic: message.topic, event: message.event, timeoutMillis: Duration.toMillis(timeout) })
+          }),
+          Effect.ensuring(Effect.sync(() => {
+            pending.delete(ref)
+          }))
+        )
+      })
+
+    // Replies to frames written on a connection that ended will never come.
+    const failWritten = (error: SocketClosed) => {
+      for (const [ref, entry] of pending) {
+        if (entry.written) {
+          pending.delete(ref)
+          Deferred.unsafeDone(entry.deferred, Exit.fail(error))
+        }
+      }
+    }
+    const failAll = (error: SocketClosed) => {
+      for (const entry of pending.values()) Deferred.unsafeDone(entry.deferred, Exit.fail(error))
+      pending.clear()
+      for (const entry of buffer.splice(0)) Deferred.unsafeDone(entry.done, Exit.fail(error))
+    }
+
+    const heartbeatLoop: Effect.Effect<never, HeartbeatTimeout> = Effect.gen(function*() {
+      yield* Effect.sleep(heartbeat.interval)
+      const ref = makeRef()
+      const reply = Deferred.unsafeMake<Reply>(FiberId.none)
+      heartbeatRef = ref
+      heartbeatReply = reply
+      const sentAt = clock.unsafeCurrentTimeMillis()
+      const encoded = serializer.encode({
+        joinRef: null,
+        ref,
+        topic: Protocol.PHOENIX_TOPIC,
+        event: "heartbeat",
+        payload: {}
+      })
+      if (encoded._tag === "Right") yield* Effect.ignore(writeFrame(encoded.right))
+      yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Sent({ ref }))
+      const answer = yield* Deferred.await(reply).pipe(Effect.timeoutOption(heartbeat.timeout))
+      if (Option.isNone(answer)) {
+        heartbeatRef = undefined
+        yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Timeout({ ref }))
+        return yield* new HeartbeatTimeout({ ref })
+      }
+      const latency = Duration.millis(clock.unsafeCurrentTimeMillis() - sentAt)
+      heartbeatLatency.unsafeUpdate(Duration.toMillis(latency), [])
+      yield* PubSub.publish(
+        heartbeatHub,
+        answer.value.status === "ok"
+          ? Heartbeat.HeartbeatStatus.Ok({ ref, latency })
+          : Heartbeat.HeartbeatStatus.Error({ ref, latency, response: answer.value.response })
+      )
+    }).pipe(Effect.forever)
+
+    const describeEnd = (exit: Exit.Exit<unknown, unknown>): { reason: string; code: number | undefined } => {
+      if (Exit.isSuccess(exit)) return { reason: "closed by the server", code: undefined }
+      const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
+      if (failure instanceof HeartbeatTimeout) return { reason: "heartbeat timeout", code: undefined }
+      if (Socket.isSocketError(failure)) {
+        if (failure.reason === "Close") {
+          const close = failure as Socket.SocketCloseError
+          return { reason: close.closeReason ? `closed: ${close.closeReason}` : "closed", code: close.code }
+        }
+        return { reason: failure.reason === "Open" ? "connection failed" : failure.reason, code: undefined }
+      }
+      return { reason: "connection lost", code: undefined }
+    }
+
+    const connection = (backoff: Backoff.Backoff) =>
+      Effect.suspend(() => {
+        const opened = Deferred.unsafeMake<void>(FiberId.none)
+        return socket.runRaw(onFrame, {
+          onOpen: Effect.gen(function*() {
+            backoff.reset()
+            yield* flush
+            open = true
+            Deferred.unsafeDone(opened, Exit.void)
+            yield* SubscriptionRef.set(state, ConnectionState.Open())
+            yield* Effect.logDebug("socket open")
+          })
+        }).pipe(
+          // the heartbeat starts with the connection; its timeout ends the connection
+          Effect.raceFirst(Effect.zipRight(Deferred.await(opened), heartbeatLoop)),
+          Effect.ensuring(Effect.sync(() => {
+            open = false
+            heartbeatRef = undefined
+          }))
+        )
+      })
+
+    const loop = Effect.gen(function*() {
+      const backoff = Backoff.make(reconnect.reconnect)
+      let attempt = 0
+      while (true) {
+        yield* SubscriptionRef.set(state, ConnectionState.Connecting({ attempt }))
+        let opened = false
+        const exit = yield* Effect.exit(connection({
+          next: backoff.next,
+          reset: () => {
+            opened = true
+            attempt = 0
+            backoff.reset()
+          }
+        }))
+        const { code, reason } = describeEnd(exit)
+        failWritten(new SocketClosed({ reason, code }))
+        if (!opened) attempt++
+        else attempt = 1
+        const delay = yield* backoff.next(exit)
+        if (Option.isNone(delay)) {
+          failAll(new SocketClosed({ reason: `gave up reconnecting after ${attempt} attempts: ${reason}`, code }))
+          yield* SubscriptionRef.set(state, ConnectionState.Closed({ reason: `gave up reconnecting: ${reason}` }))
+          return
+        }
+        reconnects.unsafeUpdate(1, [])
+        yield* SubscriptionRef.set(
+          state,
+          ConnectionState.Reconnecting({ attempt, delay: delay.value, reason, code })
+        )
+        yield* Effect.logWarning("socket closed, reconnecting").pipe(
+          Effect.annotateLogs({ attempt, reason, code: code ?? "none", delayMs: Duration.toMillis(delay.value) })
+        )
+        yield* Effect.sleep(delay.value)
+      }
+    }).pipe(Effect.annotateLogs({ module: "Transport", endpoint: endpoint.display }))
+
+    const handle = yield* FiberHandle.make<void, never>()
+
+    const disconnect = (disconnectOptions?: { readonly code?: number; readonly reason?: string }) =>
+      Effect.gen(function*() {
+        const reason = disconnectOptions?.reason ?? "disconnected"
+        if (open) {
+          yield* Effect.ignore(write(new Socket.CloseEvent(disconnectOptions?.code ?? 1000, reason)))
+        }
+        yield* FiberHandle.clear(handle)
+        open = false
+        failAll(new SocketClosed({ reason }))
+        yield* SubscriptionRef.set(state, ConnectionState.Closed({ reason }))
+      })
+
+    yield* Effect.addFinalizer(() => disconnect({ reason: "transport closed" }))
+
+    return Transport.of({
+      endpoint: endpoint.display,
+      vsn,
+      state: SubscriptionRef.get(state),
+      stateChanges: state.changes,
+      heartbeats: Stream.fromPubSub(heartbeatHub),
+      connect: FiberHandle.run(handle, loop, { onlyIfMissing: true }).pipe(Effect.asVoid),
+      disconnect,
+      makeRef,
+      push,
+      request,
+      route: (topic, handler) =>
+        Effect.suspend(() => {
+          if (routes.has(topic)) {
+            return Effect.fail(new InvalidArgument({ detail: `topic '${topic}' already has a route on this socket` }))
+          }
+          routes.set(topic, handler)
+          return Effect.addFinalizer(() =>
+            Effect.sync(() => {
+              if (routes.get(topic) === handler) routes.delete(topic)
+            })
+          )
+        })
+    })
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Transport, InvalidArgument, Socket.WebSocketConstructor> =>
+  Layer.scoped(Transport, make(options))
