@@ -1,0 +1,529 @@
+/**
+ * Broadcast over REST: the Realtime server's HTTP API, for sending without a joined channel (the
+ * channel's fallback when it is not joined, server-side senders, one-off notifications).
+ *
+ * Two endpoints, both under `<realtime>/api/broadcast`:
+ * - `send`: the single-event endpoint `POST /api/broadcast/<topic>/events/<event>` (Realtime server
+ *   ≥ v2.97.0): any JSON value, or raw bytes (`Uint8Array`, `ArrayBuffer`, any `ArrayBufferView`)
+ *   delivered as a binary broadcast; `private` and `persist` as query parameters.
+ * - `sendBatch`: the batch endpoint `POST /api/broadcast` (any server version): many JSON-object
+ *   messages in one request.
+ *
+ * Every request carries `apikey: <key>` and `Authorization: Bearer <token>` as headers (the apikey is
+ * never put in the URL), no tracing headers (`b3` / `traceparent` would make browsers preflight),
+ * and a non-2xx answer fails with `HttpBroadcastFailed` carrying the status and the server's body.
+ *
+ * @since 0.1.0
+ */
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
+import { AccessToken } from "./AccessToken.js"
+import { parseEndpoint } from "./internal/url.js"
+import type { AccessTokenError } from "./RealtimeError.js"
+import { HttpBroadcastFailed, InvalidArgument } from "./RealtimeError.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("supabase-realtime-effect/HttpBroadcast")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * What a broadcast over REST can fail with: the server's refusal or a transport failure or timeout
+ * (`HttpBroadcastFailed`), bad input caught before any request (`InvalidArgument`), or the token
+ * source failing (`AccessTokenError`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type HttpBroadcastError = HttpBroadcastFailed | InvalidArgument | AccessTokenError
+
+/**
+ * Store the message for replay: `true`, or for `ttl` seconds. Sent as `persist=true` or
+ * `persist[ttl]=<n>` as realtime-js sends it; a server without persist support ignores it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Persist = boolean | { readonly ttl: number }
+
+/**
+ * Options of one `send`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SendOptions {
+  /** A private channel (`?private=true`): the server checks the token's RLS write policy. */
+  readonly private?: boolean | undefined
+  /** Store the message for replay (see {@link Persist}). */
+  readonly persist?: Persist | undefined
+  /** Overrides the layer's per-request timeout for this call. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * One message of a batch. `topic` with or without the `realtime:` prefix; `payload` a JSON object.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BatchMessage {
+  readonly topic: string
+  readonly event: string
+  /** Must be a JSON object (not an array, not `null`, not bytes): the batch endpoint refuses others. */
+  readonly payload: unknown
+  /** A private channel: the server checks the token's RLS write policy per topic. */
+  readonly private?: boolean | undefined
+  /** A message id (a UUID), delivered to subscribers in `meta.id`. */
+  readonly id?: string | undefined
+}
+
+/**
+ * Options of one `sendBatch`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BatchOptions {
+  /** Overrides the layer's per-request timeout for this call. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface HttpBroadcast {
+  readonly [TypeId]: TypeId
+  /** The broadcast API base, e.g. `https://<ref>.supabase.co/realtime/v1/api/broadcast`. */
+  readonly endpoint: string
+  /**
+   * Sends one event on the single-event endpoint (Realtime server ≥ v2.97.0; older servers answer
+   * 404, reported as `NotFound`). `payload` is any JSON value except `null` / `undefined`, sent as
+   * `application/json`, or bytes (`Uint8Array`, `ArrayBuffer`, any `ArrayBufferView`) sent as
+   * `application/octet-stream`. `topic` is accepted with or without the `realtime:` prefix.
+   * Succeeds on any 2xx (the server answers 202).
+   */
+  readonly send: (
+    topic: string,
+    event: string,
+    payload: unknown,
+    options?: SendOptions
+  ) => Effect.Effect<void, HttpBroadcastError>
+  /**
+   * Sends many messages in one request on the batch endpoint (any server version). Every payload
+   * must be a JSON object; a bad message fails the call with `InvalidArgument` before any request.
+   * An empty batch sends nothing. Note that the server answers 202 even when it drops private
+   * messages whose topic's RLS write policy denies the caller.
+   */
+  readonly sendBatch: (
+    messages: Iterable<BatchMessage>,
+    options?: BatchOptions
+  ) => Effect.Effect<void, HttpBroadcastError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const HttpBroadcast: Context.Tag<HttpBroadcast, HttpBroadcast> = Context.GenericTag<HttpBroadcast>(
+  "supabase-realtime-effect/HttpBroadcast"
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * The Realtime endpoint in any form the client accepts: a project URL `https://<ref>.supabase.co`,
+   * `wss://<ref>.supabase.co/realtime/v1[/websocket]`, or a self-hosted `ws://host:4000/socket`.
+   * No query string: the apikey goes in `apiKey`.
+   */
+  readonly url: string
+  /** The project's apikey, sent in the `apikey` header only; kept `Redacted`. */
+  readonly apiKey: string | Redacted.Redacted<string>
+  /** Per-request timeout (each attempt when retrying). Default 10 seconds, as realtime-js. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * Retries, off by default. The schedule is fed the `HttpBroadcastFailed` of each failed attempt
+   * and applies only to `RateLimited` (429), `ServerError` (5xx) and `Transport` failures; other
+   * statuses, timeouts (the server may have accepted the message), bad input and token errors fail
+   * at once. A retry may deliver a message twice when the server accepted it but the answer was
+   * lost. The token is read once per call, not per attempt.
+   *
+   * ```ts
+   * HttpBroadcast.layer({ url, apiKey, retry: Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(3))) })
+   * ```
+   */
+  readonly retry?: Schedule.Schedule<unknown, HttpBroadcastFailed> | undefined
+}
+
+const DEFAULT_TIMEOUT = Duration.seconds(10)
+const PREFIX = "realtime:"
+
+/**
+ * Builds the service over the `HttpClient` and the `AccessToken` source of the context.
+ *
+ * Authorization: `Bearer <token>` with the token source's `refresh` result, or `Bearer <apikey>`
+ * when there is no token (the server accepts the apikey as a bearer token; the anon key then
+ * authorizes as the `anon` role). Fails with `InvalidArgument` for a bad URL, key or timeout.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<HttpBroadcast, InvalidArgument, HttpClient.HttpClient | AccessToken> =>
+  Effect.gen(function*() {
+    const endpoint = yield* parseEndpoint(options.url)
+    const apiKey = Redacted.isRedacted(options.apiKey) ? options.apiKey : Redacted.make(options.apiKey)
+    if (Redacted.value(apiKey) === "") {
+      return yield* new InvalidArgument({ detail: "HttpBroadcast: apiKey must not be empty" })
+    }
+    const defaultTimeout = yield* decodeTimeout(options.timeout, DEFAULT_TIMEOUT)
+    const tokens = yield* AccessToken
+    const client = (yield* HttpClient.HttpClient).pipe(
+      // b3 / traceparent headers would make browsers preflight every request
+      HttpClient.withTracerPropagation(false),
+      // the client records request headers on its span: keep the apikey out of traces
+      HttpClient.transformResponse(Effect.locallyWith(Headers.currentRedactedNames, redactApiKey))
+    )
+    const retry = options.retry
+    const base = endpoint.broadcast
+
+    const execute = (
+      request: HttpClientRequest.HttpClientRequest,
+      url: string,
+      timeout: Duration.Duration,
+      single: boolean
+    ): Effect.Effect<void, HttpBroadcastFailed | AccessTokenError> =>
+      Effect.flatMap(tokens.refresh, (token) => {
+        const key = Redacted.value(apiKey)
+        const authorized = HttpClientRequest.setHeaders(request, {
+          apikey: key,
+          authorization: `Bearer ${Option.getOrElse(token, () => key)}`
+        })
+        const attempt = client.execute(authorized).pipe(
+          Effect.catchAll((error) => Effect.fail(transportError(error))),
+          Effect.flatMap((response) => handleResponse(response, single)),
+          withTimeout(timeout, url),
+          Effect.tap((status) =>
+            Effect.logDebug("HTTP broadcast accepted").pipe(Effect.annotateLogs({ method: "POST", url, status }))
+          ),
+          Effect.tapError((error) =>
+            Effect.logDebug("HTTP broadcast failed").pipe(
+              Effect.annotateLogs({ method: "POST", url, status: error.status ?? error.reason })
+            )
+          ),
+          Effect.asVoid
+        )
+        return retry === undefined ? attempt : Effect.retry(attempt, { schedule: retry, while: isRetryable })
+      })
+
+    const send = Effect.fn("HttpBroadcast.send")(function*(
+      topic: string,
+      event: string,
+      payload: unknown,
+      sendOptions?: SendOptions
+    ) {
+      const subtopic = yield* subTopic(topic)
+      yield* checkEvent(event)
+      yield* Effect.annotateCurrentSpan({ topic: subtopic, event, private: sendOptions?.private === true })
+      const timeout = yield* decodeTimeout(sendOptions?.timeout, defaultTimeout)
+      const params: Array<readonly [string, string]> = []
+      if (sendOptions?.private === true) params.push(["private", "true"])
+      const persist = sendOptions?.persist
+      if (persist === true) {
+        params.push(["persist", "true"])
+      } else if (persist !== undefined && persist !== false) {
+        if (!Predicate.isRecord(persist) || !Number.isInteger(persist.ttl) || persist.ttl <= 0) {
+          return yield* new InvalidArgument({
+            detail: `HttpBroadcast.send: persist must be true or { ttl } with a positive integer ttl (seconds)`
+          })
+        }
+        params.push(["persist[ttl]", String(persist.ttl)])
+      }
+      const url = new URL(`${base}/${encodeURIComponent(subtopic)}/events/${encodeURIComponent(event)}`)
+      for (const [key, value] of params) url.searchParams.append(key, value)
+      const href = url.toString()
+      const bytes = toBytes(payload)
+      let request = HttpClientRequest.post(href).pipe(HttpClientRequest.acceptJson)
+      if (bytes !== undefined) {
+        request = HttpClientRequest.bodyUint8Array(request, bytes, "application/octet-stream")
+      } else {
+        if (payload === null || payload === undefined) {
+          return yield* new InvalidArgument({
+            detail:
+              `HttpBroadcast.send: a payload is required for '${event}' on '${subtopic}' (null and undefined are not sent)`
+          })
+        }
+        const json = yield* stringify(payload, `HttpBroadcast.send: payload of '${event}' on '${subtopic}'`)
+        request = HttpClientRequest.bodyText(request, json, "application/json")
+      }
+      return yield* execute(request, href, timeout, true)
+    })
+
+    const sendBatch = Effect.fn("HttpBroadcast.sendBatch")(function*(
+      messages: Iterable<BatchMessage>,
+      batchOptions?: BatchOptions
+    ) {
+      const timeout = yield* decodeTimeout(batchOptions?.timeout, defaultTimeout)
+      const body: Array<WireMessage> = []
+      for (const message of messages) {
+        body.push(yield* wireMessage(message, body.length))
+      }
+      yield* Effect.annotateCurrentSpan({
+        messages: body.length,
+        topics: distinct(body.map((m) => m.topic)),
+        events: distinct(body.map((m) => m.event))
+      })
+      if (body.length === 0) return
+      const json = yield* stringify({ messages: body }, "HttpBroadcast.sendBatch: messages")
+      const request = HttpClientRequest.post(base).pipe(
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.bodyText(json, "application/json")
+      )
+      return yield* execute(request, base, timeout, false)
+    })
+
+    return HttpBroadcast.of({ [TypeId]: TypeId, endpoint: base, send, sendBatch })
+  })
+
+/**
+ * The service as a layer. Needs an `HttpClient` (`FetchHttpClient.layer`, `NodeHttpClient.layer`)
+ * and an `AccessToken` source (`AccessToken.layerNone` to authorize with the apikey alone).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<HttpBroadcast, InvalidArgument, HttpClient.HttpClient | AccessToken> =>
+  Layer.effect(HttpBroadcast, make(options))
+
+// -----------------------------------------------------------------------------
+// internal
+// -----------------------------------------------------------------------------
+
+interface WireMessage {
+  readonly topic: string
+  readonly event: string
+  readonly payload: unknown
+  readonly private: boolean
+  readonly id?: string
+}
+
+// a span attribute for the distinct values, capped so a large batch stays a small attribute
+const distinct = (values: ReadonlyArray<string>): string => {
+  const unique = Array.from(new Set(values))
+  return unique.length > 10 ? `${unique.slice(0, 10).join(",")},…` : unique.join(",")
+}
+
+const redactApiKey = (names: ReadonlyArray<string | RegExp>): ReadonlyArray<string | RegExp> =>
+  names.includes("apikey") ? names : [...names, "apikey"]
+
+const decodeTimeout = (
+  input: Duration.DurationInput | undefined,
+  fallback: Duration.Duration
+): Effect.Effect<Duration.Duration, InvalidArgument> => {
+  if (input === undefined) return Effect.succeed(fallback)
+  // Duration clamps negative and NaN numbers to zero: refuse them here, and zero with them
+  const decoded = typeof input === "number" && !(input > 0) ? Option.none() : Duration.decodeUnknown(input)
+  return Option.isSome(decoded) && !Duration.isZero(decoded.value)
+    ? Effect.succeed(decoded.value)
+    : Effect.fail(
+      new InvalidArgument({ detail: `HttpBroadcast: timeout must be a positive duration, got ${String(input)}` })
+    )
+}
+
+const subTopic = (topic: string): Effect.Effect<string, InvalidArgument> => {
+  const sub = typeof topic === "string" && topic.startsWith(PREFIX) ? topic.slice(PREFIX.length) : topic
+  return typeof sub === "string" && sub !== ""
+    ? Effect.succeed(sub)
+    : Effect.fail(new InvalidArgument({ detail: `HttpBroadcast: invalid topic ${JSON.stringify(topic)}` }))
+}
+
+const checkEvent = (event: string): Effect.Effect<void, InvalidArgument> =>
+  typeof event === "string" && event !== ""
+    ? Effect.void
+    : Effect.fail(new InvalidArgument({ detail: `HttpBroadcast: invalid event ${JSON.stringify(event)}` }))
+
+const toBytes = (payload: unknown): Uint8Array | undefined => {
+  if (payload instanceof Uint8Array) return payload
+  if (payload instanceof ArrayBuffer) return new Uint8Array(payload)
+  if (ArrayBuffer.isView(payload)) return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)
+  return undefined
+}
+
+const isJsonObject = (u: unknown): boolean =>
+  typeof u === "object" && u !== null && !Array.isArray(u) && !(u instanceof ArrayBuffer) && !ArrayBuffer.isView(u)
+
+const stringify = (value: unknown, what: string): Effect.Effect<string, InvalidArgument> => {
+  try {
+    const json = JSON.stringify(value)
+    return typeof json === "string"
+      ? Effect.succeed(json)
+      : Effect.fail(new InvalidArgument({ detail: `${what} is not JSON-serializable` }))
+  } catch (cause) {
+    return Effect.fail(
+      new InvalidArgument({
+        detail: `${what} is not JSON-serializable: ${cause instanceof Error ? cause.message : String(cause)}`
+      })
+    )
+  }
+}
+
+const wireMessage = (message: BatchMessage, index: number): Effect.Effect<WireMessage, InvalidArgument> =>
+  Effect.suspend(() => {
+    const where = `HttpBroadcast.sendBatch: message ${index}`
+    if (!Predicate.isRecord(message)) {
+      return Effect.fail(new InvalidArgument({ detail: `${where} is not an object` }))
+    }
+    return subTopic(message.topic).pipe(
+      Effect.mapError((error) => new InvalidArgument({ detail: `${where}: ${error.detail}` })),
+      Effect.zipLeft(
+        checkEvent(message.event).pipe(
+          Effect.mapError((error) => new InvalidArgument({ detail: `${where}: ${error.detail}` }))
+        )
+      ),
+      Effect.flatMap((topic) => {
+        if (!isJsonObject(message.payload)) {
+          return Effect.fail(
+            new InvalidArgument({
+              detail: `${where} ('${message.event}' on '${topic}'): the batch endpoint needs a JSON object payload`
+            })
+          )
+        }
+        if (message.private !== undefined && typeof message.private !== "boolean") {
+          return Effect.fail(new InvalidArgument({ detail: `${where}: private must be a boolean` }))
+        }
+        if (message.id !== undefined && (typeof message.id !== "string" || message.id === "")) {
+          return Effect.fail(new InvalidArgument({ detail: `${where}: id must be a non-empty string` }))
+        }
+        const wire: WireMessage = message.id === undefined
+          ? { topic, event: message.event, payload: message.payload, private: message.private === true }
+          : { topic, event: message.event, payload: message.payload, private: message.private === true, id: message.id }
+        return Effect.succeed(wire)
+      })
+    )
+  })
+
+const withTimeout =
+  (timeout: Duration.Duration, url: string) =>
+  <A>(effect: Effect.Effect<A, HttpBroadcastFailed>): Effect.Effect<A, HttpBroadcastFailed> =>
+    Duration.isFinite(timeout)
+      ? Effect.timeoutFail(effect, {
+        duration: timeout,
+        onTimeout: () =>
+          new HttpBroadcastFailed({
+            reason: "Timeout",
+            detail: `no response from POST ${url} within ${Duration.toMillis(timeout)} ms`
+          })
+      })
+      : effect
+
+const isRetryable = (error: HttpBroadcastFailed): boolean =>
+  error.reason === "RateLimited" || error.reason === "ServerError" || error.reason === "Transport"
+
+const transportError = (error: HttpClientError.HttpClientError): HttpBroadcastFailed => {
+  const cause = error.cause
+  const causeMessage = cause instanceof Error ? cause.message : cause === undefined ? undefined : String(cause)
+  return new HttpBroadcastFailed({
+    reason: "Transport",
+    detail: causeMessage === undefined || causeMessage === "" ? error.message : `${error.message}: ${causeMessage}`
+  })
+}
+
+const reasonOf = (status: number): HttpBroadcastFailed["reason"] => {
+  switch (status) {
+    case 401:
+      return "Unauthorized"
+    case 403:
+      return "Forbidden"
+    case 404:
+      return "NotFound"
+    case 413:
+      return "PayloadTooLarge"
+    case 415:
+      return "UnsupportedMediaType"
+    case 422:
+      return "Invalid"
+    case 429:
+      return "RateLimited"
+    default:
+      return status >= 500 && status <= 599 ? "ServerError" : "UnexpectedStatus"
+  }
+}
+
+const parseBody = (text: string): unknown => {
+  if (text === "") return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+const formatErrors = (u: unknown): string => {
+  if (typeof u === "string") return u
+  if (Array.isArray(u)) return u.map(formatErrors).join(", ")
+  if (Predicate.isRecord(u)) {
+    return Object.entries(u).map(([key, value]) => `${key}: ${formatErrors(value)}`).join("; ")
+  }
+  return JSON.stringify(u) ?? String(u)
+}
+
+const detailOf = (body: unknown): string | undefined => {
+  if (typeof body === "string") return body.length > 500 ? `${body.slice(0, 500)}…` : body
+  if (!Predicate.isRecord(body)) return undefined
+  if (typeof body.message === "string" && body.message !== "") return body.message
+  if (typeof body.error === "string" && body.error !== "") return body.error
+  if (body.errors !== undefined && body.errors !== null) return formatErrors(body.errors)
+  return undefined
+}
+
+const NOT_FOUND_SINGLE =
+  "the single-event endpoint needs Realtime server v2.97.0 or newer and this server answered 404: " +
+  "upgrade the Realtime server (or the Supabase CLI), or send with sendBatch, which every server version supports"
+
+const handleResponse = (
+  response: HttpClientResponse.HttpClientResponse,
+  single: boolean
+): Effect.Effect<number, HttpBroadcastFailed> =>
+  response.text.pipe(
+    Effect.orElseSucceed(() => ""),
+    Effect.flatMap((text) => {
+      const status = response.status
+      if (status >= 200 && status < 300) return Effect.succeed(status)
+      const body = parseBody(text)
+      const reason = reasonOf(status)
+      const serverDetail = detailOf(body)
+      const detail = reason === "NotFound" && single
+        ? NOT_FOUND_SINGLE
+        : serverDetail ?? `the server answered ${status} without a message`
+      return Effect.fail(
+        body === undefined
+          ? new HttpBroadcastFailed({ reason, status, detail })
+          : new HttpBroadcastFailed({ reason, status, body, detail })
+      )
+    })
+  )
