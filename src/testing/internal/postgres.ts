@@ -1,0 +1,59 @@
+/**
+ * Postgres-changes bindings of the test server, over the shared filter grammar and matcher
+ * (`src/internal/postgresFilter.ts`).
+ *
+ * @internal
+ */
+import * as Either from "effect/Either"
+import * as PostgresFilter from "../../internal/postgresFilter.js"
+
+/** The `data` of a `postgres_changes` message. @internal */
+export interface Change {
+  readonly schema: string
+  readonly table: string
+  readonly commit_timestamp: string
+  readonly type: "INSERT" | "UPDATE" | "DELETE"
+  readonly columns: ReadonlyArray<{ readonly name: string; readonly type: string }>
+  readonly record?: Readonly<Record<string, unknown>> | undefined
+  readonly old_record?: Readonly<Record<string, unknown>> | undefined
+  readonly errors: ReadonlyArray<string> | null
+}
+
+/** A subscribed binding. @internal */
+export interface Subscription {
+  readonly id: number
+  readonly select: ReadonlyArray<string> | null
+  readonly matches: (change: Change) => boolean
+}
+
+/** The binding id the join reply echoes: equal for equal param maps. @internal */
+export const bindingId = (params: Readonly<Record<string, unknown>>): number => PostgresFilter.bindingId(params)
+
+/** Parses a binding as the server does; `Left` carries the server's error text. @internal */
+export const subscribe = (
+  params: Readonly<Record<string, unknown>>,
+  id: number
+): Either.Either<Subscription, string> =>
+  Either.map(PostgresFilter.parseSubscriptionParams(params), (parsed) => ({
+    id,
+    select: parsed.select,
+    matches: (change) => PostgresFilter.matchesBinding(parsed, change)
+  }))
+
+/**
+ * The change as delivered to a channel whose matching subscriptions are `matched`: rows projected to
+ * the union of their `select`s (the whole row when any of them selects everything).
+ *
+ * @internal
+ */
+export const projectFor = (change: Change, matched: ReadonlyArray<Subscription>): Change => {
+  if (matched.some((s) => s.select === null)) return change
+  const columns = new Set(matched.flatMap((s) => s.select ?? []))
+  const select = [...columns]
+  return {
+    ...change,
+    columns: change.columns.filter((c) => columns.has(c.name)),
+    ...(change.record === undefined ? {} : { record: PostgresFilter.project(change.record, select) }),
+    ...(change.old_record === undefined ? {} : { old_record: PostgresFilter.project(change.old_record, select) })
+  }
+}
