@@ -789,14 +789,21 @@ const buildFrame = (
   return Either.right(out)
 }
 
-const stringify = (value: unknown, what: string): string | ProtocolError => {
+/** `JSON.stringify`, or an `UnsupportedPayload` error (`what`, `event` only describe it, on failure). */
+const stringify = (value: unknown, what: string, event?: string): string | ProtocolError => {
   let json: string | undefined
+  let cause = ""
   try {
     json = JSON.stringify(value)
-  } catch (cause) {
-    return error("UnsupportedPayload", `${what} cannot be encoded as JSON: ${describeCause(cause)}`)
+  } catch (e) {
+    cause = `: ${describeCause(e)}`
   }
-  return json === undefined ? error("UnsupportedPayload", `${what} cannot be encoded as JSON`) : json
+  return json !== undefined
+    ? json
+    : error(
+      "UnsupportedPayload",
+      `${what}${event === undefined ? "" : ` of '${event}'`} cannot be encoded as JSON${cause}`
+    )
 }
 
 /** A user payload: raw bytes (encoding 0) or UTF-8 JSON (encoding 1, `undefined`/`null` as `{}`). */
@@ -861,7 +868,8 @@ const decodeV2Text = (frame: string): Either.Either<Message, ProtocolError> => {
 const encodeV2Text = (message: Message): Either.Either<Frame, ProtocolError> => {
   const json = stringify(
     [message.joinRef, message.ref, message.topic, message.event, message.payload],
-    `payload of '${message.event}'`
+    "payload",
+    message.event
   )
   return typeof json === "string" ? Either.right(json) : Either.left(json)
 }
@@ -901,7 +909,7 @@ const encodeV1Text = (message: Message, withJoinRef: boolean): Either.Either<Fra
   const object = withJoinRef && message.joinRef !== null
     ? { topic: message.topic, event: message.event, payload, ref: message.ref, join_ref: message.joinRef }
     : { topic: message.topic, event: message.event, payload, ref: message.ref }
-  const json = stringify(object, `payload of '${message.event}'`)
+  const json = stringify(object, "payload", message.event)
   return typeof json === "string" ? Either.right(json) : Either.left(json)
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, Schema } from "effect"
 import * as fc from "fast-check"
+import { createRequire } from "node:module"
 import * as Protocol from "../src/Protocol.js"
 import { ProtocolError } from "../src/RealtimeError.js"
 
@@ -31,6 +32,9 @@ const left = <A>(either: Either.Either<A, ProtocolError>): ProtocolError => {
   expect(either.left).toBeInstanceOf(ProtocolError)
   return either.left
 }
+
+const isObjectWith = <K extends string>(u: unknown, key: K): u is { readonly [k in K]: unknown } =>
+  typeof u === "object" && u !== null && key in u
 
 const reason = <A>(either: Either.Either<A, ProtocolError>): ProtocolError["reason"] => left(either).reason
 
@@ -821,6 +825,105 @@ describe("properties", () => {
         expect(right(Protocol.v2.decode(right(Protocol.serverV2.encode(reply))))).toEqual(reply)
       }),
       { numRuns: 500 }
+    )
+  })
+})
+
+// -------------------------------------------------------------------------------------
+// interop with realtime-js's own serializer (2.109, dev dependency)
+// -------------------------------------------------------------------------------------
+
+describe("interop with @supabase/realtime-js Serializer", () => {
+  // realtime-js measures fields in UTF-16 units and writes them with `charCodeAt`: it only agrees on ASCII
+  const ascii = (minLength = 0) => fc.string({ unit: "grapheme-ascii", minLength, maxLength: 40 })
+  const asciiRef = fc.option(fc.stringMatching(/^[0-9]{1,6}$/), { nil: null })
+  const toArrayBuffer = (u: Uint8Array): ArrayBuffer => u.slice().buffer as ArrayBuffer
+
+  interface RealtimeJsSerializer {
+    encode(message: object, callback: (frame: ArrayBuffer | string) => unknown): unknown
+    decode(frame: ArrayBuffer | string, callback: (message: never) => unknown): unknown
+  }
+  const RealtimeJsSerializer: new(allowedMetadataKeys?: Array<string>) => RealtimeJsSerializer = createRequire(
+    import.meta.url
+  )("@supabase/realtime-js/dist/main/lib/serializer.js").default
+  const theirs = new RealtimeJsSerializer(["persist"])
+  const theirEncode = (message: Protocol.Message): string | Uint8Array => {
+    const payload = message.payload as Record<string, unknown>
+    const inner = payload.payload
+    const out = theirs.encode(
+      {
+        join_ref: message.joinRef,
+        ref: message.ref,
+        topic: message.topic,
+        event: message.event,
+        payload: inner instanceof Uint8Array ? { ...payload, payload: toArrayBuffer(inner) } : payload
+      },
+      (frame: ArrayBuffer | string) => frame
+    ) as ArrayBuffer | string
+    return typeof out === "string" ? out : new Uint8Array(out)
+  }
+  const theirDecode = (frame: Protocol.Frame): Protocol.Message => {
+    const decoded = theirs.decode(
+      typeof frame === "string" ? frame : toArrayBuffer(frame),
+      (m: { join_ref: string | null; ref: string | null; topic: string; event: string; payload: unknown }) => m
+    ) as { join_ref: string | null; ref: string | null; topic: string; event: string; payload: unknown }
+    const payload = decoded.payload as Record<string, unknown>
+    return {
+      joinRef: decoded.join_ref,
+      ref: decoded.ref,
+      topic: decoded.topic,
+      event: decoded.event,
+      payload: isObjectWith(payload, "payload") && payload.payload instanceof ArrayBuffer
+        ? { ...payload, payload: new Uint8Array(payload.payload) }
+        : payload
+    }
+  }
+
+  it("encodes broadcasts and text pushes to the same frames", () => {
+    const userPayload = fc.oneof(jsonPayload.filter((v) => v !== null), bytesArb)
+    const persist = fc.option(fc.oneof(fc.boolean(), fc.record({ ttl: fc.nat() })), { nil: undefined })
+    fc.assert(
+      fc.property(
+        asciiRef,
+        asciiRef,
+        ascii(),
+        ascii(),
+        userPayload,
+        persist,
+        (joinRef, ref, topic, event, payload, keep) => {
+          const broadcast = msg(
+            joinRef,
+            ref,
+            topic,
+            "broadcast",
+            keep === undefined
+              ? { type: "broadcast", event, payload }
+              : { type: "broadcast", event, payload, persist: keep }
+          )
+          expect(hex(right(Protocol.v2.encode(broadcast)))).toBe(hex(theirEncode(broadcast)))
+          const text = msg(joinRef, ref, topic, event === "broadcast" ? "b" : event, { payload: null, x: [1] })
+          expect(right(Protocol.v2.encode(text))).toBe(theirEncode(text))
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
+  it("decodes kind 4 and text frames to the same messages", () => {
+    const userPayload = fc.oneof(jsonPayload, bytesArb)
+    const meta = fc.option(fc.record({ id: fc.uuid(), replayed: fc.boolean() }, { requiredKeys: ["id"] }), {
+      nil: undefined
+    })
+    fc.assert(
+      fc.property(ascii(), ascii(), userPayload, meta, (topic, event, payload, meta) => {
+        const kind4 = right(
+          Protocol.encodeUserBroadcast(meta === undefined ? { topic, event, payload } : { topic, event, payload, meta })
+        )
+        expect(right(Protocol.v2.decode(kind4))).toEqual(theirDecode(kind4))
+        const text = right(Protocol.serverV2.encode(msg("1", null, topic, event, { payload: meta ?? null, x: 1 })))
+        expect(right(Protocol.v2.decode(text))).toEqual(theirDecode(text))
+      }),
+      { numRuns: 300 }
     )
   })
 })
