@@ -283,6 +283,25 @@ export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("Inva
 }
 
 /**
+ * The server's ok join reply lists Postgres changes bindings that do not match the ones the channel
+ * asked for (compared by event, schema, table, filter and select): a binding without a server id, or
+ * a server entry matching no binding.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PostgresBindingMismatch extends Schema.TaggedError<PostgresBindingMismatch>()("PostgresBindingMismatch", {
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `mismatch between server and client bindings for postgres changes: ${this.detail}`
+  }
+}
+
+/**
  * A payload did not match the schema the subscriber gave.
  *
  * @since 0.1.0
@@ -321,6 +340,7 @@ export type RealtimeError =
   | HttpBroadcastFailed
   | AccessTokenError
   | InvalidArgument
+  | PostgresBindingMismatch
   | PayloadDecodeError
 
 /**
