@@ -52,7 +52,7 @@ export const AccessToken: Context.Tag<AccessToken, AccessToken> = Context.Generi
  * @since 0.1.0
  * @category constructors
  */
-export const make = <E, R>(options: {
+export const make = <E = never, R = never>(options: {
   readonly initial?: string | null | undefined
   readonly fetch?: Effect.Effect<string | null, E, R> | undefined
 }): Effect.Effect<AccessToken, never, R> =>

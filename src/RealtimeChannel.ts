@@ -1,0 +1,356 @@
+/**
+ * A channel: one Realtime topic joined over the client's socket. Its status is observable, its
+ * events are `Stream`s (broadcast, Postgres changes, presence, system), `subscribe` is a scoped
+ * resource (leaves when the scope closes), and every push resolves once: written, acked, rejected
+ * with the server's reason, or timed out.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type * as PostgresChanges from "./PostgresChanges.js"
+import type * as Presence from "./Presence.js"
+import type * as Protocol from "./Protocol.js"
+import type {
+  AccessTokenError,
+  BufferFull,
+  ChannelClosed,
+  HttpBroadcastFailed,
+  InvalidArgument,
+  JoinRejected,
+  JoinTimeout,
+  PayloadTooLarge,
+  PostgresBindingMismatch,
+  ProtocolError,
+  PushRejected,
+  PushTimeout,
+  SocketClosed,
+  TokenExpired
+} from "./RealtimeError.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("supabase-realtime-effect/RealtimeChannel")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * A channel's configuration: what realtime-js calls `config`, in camelCase.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChannelConfig {
+  readonly broadcast?: {
+    /** Receive your own broadcasts. Default false. */
+    readonly self?: boolean | undefined
+    /** The server acknowledges each broadcast; `send` waits for it. Default false. */
+    readonly ack?: boolean | undefined
+    /** Replay stored messages from `since` (epoch ms) on join; private channels only. */
+    readonly replay?: { readonly since: number; readonly limit?: number | undefined } | undefined
+    /** The server emits a `system` message once its replication connection is up. */
+    readonly replicationReady?: boolean | undefined
+  } | undefined
+  readonly presence?: {
+    /** The presence key; the server generates one when absent. */
+    readonly key?: string | undefined
+    /** Receive presence state and diffs. Default: true when `presence` is given. */
+    readonly enabled?: boolean | undefined
+  } | undefined
+  /** An RLS-authorized channel (policies on `realtime.messages`). */
+  readonly private?: boolean | undefined
+  /** The Postgres changes to listen to, sent with the join. */
+  readonly postgresChanges?: ReadonlyArray<PostgresChanges.Binding> | undefined
+  /** `wait`: the server answers the join once the change feed is live. */
+  readonly postgresChangesOptions?: {
+    readonly wait?: boolean | undefined
+    readonly timeout?: number | undefined
+  } | undefined
+}
+
+/**
+ * Per-channel options that are not part of the join (they do not make two configs differ).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChannelOptions {
+  /** Reply timeout of the join and pushes; default: the client's (10 s). */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Send over HTTP when the channel is not joined and an `HttpBroadcast` layer is provided. Default true. */
+  readonly httpFallback?: boolean | undefined
+  /** Capacity of each event stream's mailbox; default 65 536. Overflow drops the newest, counted and logged. */
+  readonly bufferSize?: number | undefined
+  /** Rejoin failures in a row after which the channel stops with an error; default 10. */
+  readonly maxRejoinFailures?: number | undefined
+}
+
+/**
+ * The status of a channel.
+ *
+ * - `Idle`: created, not subscribed.
+ * - `Joining`: a join is on the wire (`attempt` 0 for the first).
+ * - `Subscribed`: joined; events flow.
+ * - `Errored`: the join was lost (socket closed, channel crashed, closed by the server: `reason`);
+ *   a rejoin follows.
+ * - `TimedOut`: a join got no reply in time; a rejoin follows.
+ * - `Rejoining`: the next join starts after `delay`.
+ * - `Closed`: left, removed, or stopped for good (`reason`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ChannelStatus = Data.TaggedEnum<{
+  Idle: {}
+  Joining: { readonly attempt: number }
+  Subscribed: {}
+  Errored: { readonly reason: string }
+  TimedOut: { readonly timeoutMillis: number }
+  Rejoining: { readonly attempt: number; readonly delay: Duration.Duration }
+  Closed: { readonly reason: string }
+}>
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ChannelStatus = Data.taggedEnum<ChannelStatus>()
+
+/**
+ * A broadcast message as received.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Broadcast<A = unknown> {
+  readonly event: string
+  /** Decoded with the stream's schema; `Uint8Array` for binary broadcasts without one. */
+  readonly payload: A
+  /** `replayed` on messages replayed at join, `id` on messages stored by the server. */
+  readonly meta: { readonly replayed?: boolean | undefined; readonly id?: string | undefined } | undefined
+}
+
+/**
+ * A named broadcast event with the schema of its payload: use it on both sides
+ * (`channel.broadcast(Cursor)`, `channel.send(Cursor, { x, y })`) and the payload is typed, encoded
+ * and decoded the same way.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BroadcastEvent<A, I = A> {
+  readonly event: string
+  readonly schema: Schema.Schema<A, I>
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const broadcastEvent = <A, I>(event: string, schema: Schema.Schema<A, I>): BroadcastEvent<A, I> => ({
+  event,
+  schema
+})
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isBroadcastEvent = (u: unknown): u is BroadcastEvent<unknown, unknown> =>
+  Predicate.hasProperty(u, "event") && Predicate.hasProperty(u, "schema") && typeof u.event === "string"
+
+/**
+ * A `system` message: `extension` (`system` or `postgres_changes`), `status` (`ok` or `error`), a
+ * human `message`, and the subtopic.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SystemMessage {
+  readonly extension: string
+  readonly status: string
+  readonly message: string
+  readonly channel: string | undefined
+}
+
+/**
+ * A presence event: `Sync` after each state or diff was applied, then per key `Join`, `Leave`, or
+ * `Update` (a re-track, where realtime-js reports a leave plus a join).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PresenceChange<A extends object> =
+  | Presence.PresenceEvent<Presence.PresenceMeta<A>>
+  | { readonly _tag: "Sync"; readonly state: PresenceSnapshot<A> }
+
+/**
+ * Who is present: key → metas (each with its `presence_ref`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PresenceSnapshot<A extends object> = ReadonlyMap<string, ReadonlyArray<Presence.PresenceMeta<A>>>
+
+/**
+ * Errors of joining.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type JoinError =
+  | JoinRejected
+  | JoinTimeout
+  | TokenExpired
+  | ChannelClosed
+  | SocketClosed
+  | BufferFull
+  | ProtocolError
+  | InvalidArgument
+  | PostgresBindingMismatch
+
+/**
+ * Errors of sending a broadcast.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SendError =
+  | PushTimeout
+  | PushRejected
+  | PayloadTooLarge
+  | SocketClosed
+  | BufferFull
+  | ProtocolError
+  | HttpBroadcastFailed
+  | AccessTokenError
+  | InvalidArgument
+  | ChannelClosed
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SendOptions {
+  /** Reply timeout (with ack) or join wait timeout; default the channel's. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Store the message for replay (private channels, vsn 2.0.0): `true` or `{ ttl }` seconds. */
+  readonly persist?: boolean | { readonly ttl: number } | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RealtimeChannel {
+  readonly [TypeId]: TypeId
+  /** `realtime:<name>` */
+  readonly topic: string
+  /** The name given to `client.channel`. */
+  readonly name: string
+  readonly config: ChannelConfig
+  /** The current status. */
+  readonly status: Effect.Effect<ChannelStatus>
+  /** The current status, then every change. */
+  readonly statusChanges: Stream.Stream<ChannelStatus>
+
+  /**
+   * Joins (once per channel however many subscribe) and succeeds when the server accepted the
+   * join. When the scope closes and no other subscription holds the channel, it leaves.
+   */
+  readonly subscribe: Effect.Effect<void, JoinError, Scope.Scope>
+
+  /**
+   * Broadcasts of one event (`"*"` for all), decoded with `schema` (payloads that do not match are
+   * logged, counted and skipped). Start the stream before `subscribe` to see everything from the join.
+   */
+  readonly broadcast: {
+    <A, I>(event: BroadcastEvent<A, I>): Stream.Stream<Broadcast<A>>
+    <A, I>(event: string, schema: Schema.Schema<A, I>): Stream.Stream<Broadcast<A>>
+    (event: string): Stream.Stream<Broadcast<unknown>>
+  }
+
+  /**
+   * Sends a broadcast. Joined: over the socket (binary kind 3 on vsn 2.0.0); with `ack` it succeeds
+   * on the server's reply, without it once the frame is written. Not joined: over HTTP when an
+   * `HttpBroadcast` layer is provided, else it waits for the join within the timeout.
+   */
+  readonly send: {
+    <A, I>(event: BroadcastEvent<A, I>, payload: A, options?: SendOptions): Effect.Effect<void, SendError>
+    (event: string, payload: unknown, options?: SendOptions): Effect.Effect<void, SendError>
+  }
+
+  /**
+   * The changes of one binding of `config.postgresChanges` (matched by content), or of all of
+   * them, with rows decoded by `schema` (or left as converted JSON).
+   */
+  readonly postgresChanges: {
+    <A, I>(
+      binding: PostgresChanges.Binding | undefined,
+      schema: Schema.Schema<A, I>
+    ): Stream.Stream<PostgresChanges.Change<A>, InvalidArgument>
+    (binding?: PostgresChanges.Binding): Stream.Stream<PostgresChanges.Change<Record<string, unknown>>, InvalidArgument>
+  }
+
+  /** `system` messages. */
+  readonly system: Stream.Stream<SystemMessage>
+
+  /** Tracks this client's presence with `meta` (tracked again after every rejoin). */
+  readonly track: (meta: object, options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<
+    void,
+    PushTimeout | PushRejected | SocketClosed | BufferFull | ProtocolError | ChannelClosed
+  >
+  /** Stops tracking. */
+  readonly untrack: (options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<
+    void,
+    PushTimeout | PushRejected | SocketClosed | BufferFull | ProtocolError | ChannelClosed
+  >
+
+  /**
+   * The presence of this channel, metas decoded with `schema` (metas that do not match are logged
+   * and left out).
+   */
+  readonly presence: {
+    <A extends object, I>(schema: Schema.Schema<A, I>): PresenceView<A>
+    (): PresenceView<{ readonly [field: string]: unknown }>
+  }
+
+  /** The ids the server gave the Postgres bindings on the last join (by binding, in config order). */
+  readonly bindingIds: Effect.Effect<Option.Option<ReadonlyArray<ReadonlyArray<number>>>>
+
+  /** The last join payload sent (for inspection; the token is redacted). */
+  readonly lastJoinPayload: Effect.Effect<Option.Option<Protocol.JoinPayload>>
+}
+
+/**
+ * The presence of a channel, typed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PresenceView<A extends object> {
+  /** Who is present now. */
+  readonly state: Effect.Effect<PresenceSnapshot<A>>
+  /** Who is present, then every change. */
+  readonly changes: Stream.Stream<PresenceSnapshot<A>>
+  /** Sync, join, leave and update events. */
+  readonly events: Stream.Stream<PresenceChange<A>>
+}
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isRealtimeChannel = (u: unknown): u is RealtimeChannel => Predicate.hasProperty(u, TypeId)

@@ -1,0 +1,280 @@
+/**
+ * The Realtime client: one socket, its channels, its token. Built from whichever pieces the app
+ * provides — a `WebSocketConstructor` (Node, browser, the fake socket), and optionally
+ * `AccessToken`, `Heartbeat`, `Reconnect` and `HttpBroadcast` — with realtime-js's defaults for
+ * the rest.
+ *
+ * @since 0.1.0
+ */
+import type * as Socket from "@effect/platform/Socket"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as FiberHandle from "effect/FiberHandle"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as AccessToken from "./AccessToken.js"
+import type * as Heartbeat from "./Heartbeat.js"
+import * as HttpBroadcast from "./HttpBroadcast.js"
+import * as InternalChannel from "./internal/channel.js"
+import type * as PostgresChanges from "./PostgresChanges.js"
+import type * as RealtimeChannel from "./RealtimeChannel.js"
+import { ChannelClosed, InvalidArgument } from "./RealtimeError.js"
+import * as Reconnect from "./Reconnect.js"
+import * as Transport from "./Transport.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RealtimeClient {
+  /** The connection state. */
+  readonly state: Effect.Effect<Transport.ConnectionState>
+  /** The connection state, then every change: connecting, open, reconnecting (attempt, delay), closed. */
+  readonly stateChanges: Stream.Stream<Transport.ConnectionState>
+  /** Heartbeat statuses (sent, ok with latency, error, timeout). */
+  readonly heartbeats: Stream.Stream<Heartbeat.HeartbeatStatus>
+  /** Opens the socket (subscribing does it too). */
+  readonly connect: Effect.Effect<void>
+  /**
+   * Closes the socket with 1000 and stops reconnecting. Subscribed channels stay subscribed and
+   * rejoin on the next `connect`.
+   */
+  readonly disconnect: Effect.Effect<void>
+  /**
+   * A channel on topic `realtime:<name>`, held for the scope. The same name with the same config
+   * returns the same channel (one join per topic per socket); a different config fails.
+   */
+  readonly channel: (
+    name: string,
+    config?: RealtimeChannel.ChannelConfig,
+    options?: RealtimeChannel.ChannelOptions
+  ) => Effect.Effect<RealtimeChannel.RealtimeChannel, InvalidArgument, Scope.Scope>
+  /** The channels currently held. */
+  readonly channels: Effect.Effect<ReadonlyArray<RealtimeChannel.RealtimeChannel>>
+  /** Leaves and removes a channel now, whatever holds it; its streams end. */
+  readonly removeChannel: (channel: RealtimeChannel.RealtimeChannel) => Effect.Effect<void>
+  /** Removes every channel and disconnects. */
+  readonly removeAllChannels: Effect.Effect<void>
+  /** Sets the access token (`null` clears it): pushed to joined channels, used by every later join. */
+  readonly setAuth: (token: string | null) => Effect.Effect<void>
+  /** The token source. */
+  readonly accessToken: AccessToken.AccessToken
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const RealtimeClient: Context.Tag<RealtimeClient, RealtimeClient> = Context.GenericTag<RealtimeClient>(
+  "supabase-realtime-effect/RealtimeClient"
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Transport.Options {
+  /**
+   * How long the socket stays open after the last channel is gone; default 50 s (twice the
+   * heartbeat, as realtime-js), 0 = at once.
+   */
+  readonly disconnectOnEmptyAfter?: Duration.DurationInput | undefined
+  /** How `int8` and `numeric` columns of Postgres changes are decoded; default `"string"` (exact). */
+  readonly int8?: PostgresChanges.ConvertOptions["int8"] | undefined
+}
+
+/**
+ * Builds a client over a transport. `AccessToken` (default: none), `Reconnect` and `HttpBroadcast`
+ * are used when provided.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<RealtimeClient, never, Transport.Transport | Scope.Scope> =>
+  Effect.gen(function*() {
+    const transport = yield* Transport.Transport
+    const providedToken = yield* Effect.serviceOption(AccessToken.AccessToken)
+    const accessToken = Option.isSome(providedToken) ? providedToken.value : yield* AccessToken.make({})
+    const httpBroadcast = yield* Effect.serviceOption(HttpBroadcast.HttpBroadcast)
+    const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)
+    const runtime = yield* Effect.runtime<never>()
+    const scope = yield* Effect.scope
+    const disconnectAfter = Duration.decode(options.disconnectOnEmptyAfter ?? "50 seconds")
+
+    interface Entry {
+      readonly channel: InternalChannel.ChannelImpl
+      readonly scope: Scope.CloseableScope
+      handles: number
+    }
+    const registry = new Map<string, Entry>()
+    const idleDisconnect = yield* FiberHandle.make<void, never>()
+
+    // the socket closes (after a grace period) once no channel is subscribed
+    const scheduleIdleDisconnect = Effect.suspend(() => {
+      for (const entry of registry.values()) if (entry.channel.isActive) return Effect.void
+      const disconnect = transport.disconnect({ reason: "no channels left" })
+      return Duration.toMillis(disconnectAfter) === 0
+        ? disconnect
+        : FiberHandle.run(idleDisconnect, Effect.delay(disconnect, disconnectAfter)).pipe(Effect.asVoid)
+    })
+
+    const register = (channel: InternalChannel.ChannelImpl) =>
+      Effect.gen(function*() {
+        if (registry.get(channel.topic)?.channel !== channel) {
+          return yield* new ChannelClosed({ topic: channel.topic, reason: "the channel was removed" })
+        }
+        yield* FiberHandle.clear(idleDisconnect)
+        yield* transport.connect
+      })
+
+    const drop = (entry: Entry, reason: string) =>
+      Effect.suspend(() => {
+        if (registry.get(entry.channel.topic) === entry) registry.delete(entry.channel.topic)
+        entry.handles = 0
+        return entry.channel.remove(reason).pipe(Effect.zipRight(Scope.close(entry.scope, Exit.void)))
+      })
+
+    const deps: InternalChannel.Deps = {
+      transport,
+      accessToken,
+      httpBroadcast,
+      rejoin: reconnect.rejoin,
+      timeout: Duration.decode(options.timeout ?? "10 seconds"),
+      int8: options.int8 ?? "string",
+      runtime,
+      register,
+      unregister: () => scheduleIdleDisconnect
+    }
+
+    const channel = (
+      name: string,
+      config: RealtimeChannel.ChannelConfig = {},
+      channelOptions: RealtimeChannel.ChannelOptions = {}
+    ): Effect.Effect<RealtimeChannel.RealtimeChannel, InvalidArgument, Scope.Scope> =>
+      Effect.gen(function*() {
+        const topic = InternalChannel.topicOf(name)
+        let entry = registry.get(topic)
+        if (entry !== undefined) {
+          if (entry.channel.key !== InternalChannel.configKey(config)) {
+            return yield* new InvalidArgument({
+              detail:
+                `channel '${topic}' already exists with another config (${entry.channel.key}); one join per topic per socket: remove it first or use the same config`
+            })
+          }
+        } else {
+          // the channel lives in a scope of its own: shared by every handle, closed on removal
+          const channelScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+          const created = yield* InternalChannel.make(name, config, channelOptions, deps).pipe(
+            Effect.tap((created) => transport.route(topic, created.onMessage)),
+            Scope.extend(channelScope),
+            Effect.tapError(() => Scope.close(channelScope, Exit.void))
+          )
+          entry = { channel: created, scope: channelScope, handles: 0 }
+          registry.set(topic, entry)
+        }
+        const held = entry
+        held.handles++
+        yield* Effect.addFinalizer(() =>
+          Effect.suspend(() => {
+            if (held.handles === 0) return Effect.void
+            held.handles--
+            if (held.handles > 0) return Effect.void
+            return drop(held, "the channel's scope closed").pipe(Effect.zipRight(scheduleIdleDisconnect))
+          })
+        )
+        return held.channel
+      })
+
+    const removeChannel = (target: RealtimeChannel.RealtimeChannel) =>
+      Effect.suspend(() => {
+        const entry = registry.get(target.topic)
+        if (entry === undefined || entry.channel !== target) return Effect.void
+        return drop(entry, "removed").pipe(Effect.zipRight(scheduleIdleDisconnect))
+      })
+
+    const removeAllChannels = Effect.suspend(() =>
+      Effect.forEach([...registry.values()], (entry) => drop(entry, "removed"), {
+        concurrency: "unbounded",
+        discard: true
+      }).pipe(
+        Effect.zipRight(FiberHandle.clear(idleDisconnect)),
+        Effect.zipRight(transport.disconnect({ reason: "all channels removed" }))
+      )
+    )
+
+    // the socket went down: joined channels lost their join and rejoin on the next open
+    let wasOpen = false
+    yield* transport.stateChanges.pipe(
+      Stream.runForEach((state) =>
+        Effect.sync(() => {
+          const open = state._tag === "Open"
+          const dropped = wasOpen && !open
+          wasOpen = open
+          if (!dropped) return
+          const reason = state._tag === "Closed"
+            ? state.reason
+            : state._tag === "Reconnecting"
+            ? `socket closed: ${state.reason}`
+            : "socket closed"
+          for (const entry of registry.values()) entry.channel.onSocketDown(reason)
+        })
+      ),
+      Effect.forkIn(scope)
+    )
+
+    // a new token goes to every joined channel (only when it changed for that channel)
+    yield* accessToken.changes.pipe(
+      Stream.runForEach((token) =>
+        Effect.forEach(registry.values(), (entry) => entry.channel.onToken(token), { discard: true })
+      ),
+      Effect.forkIn(scope)
+    )
+
+    // refresh the token on every heartbeat, as realtime-js does (a failure keeps the last token)
+    yield* transport.heartbeats.pipe(
+      Stream.filter((status) => status._tag === "Sent"),
+      Stream.runForEach(() =>
+        accessToken.refresh.pipe(
+          Effect.catchAll((error) =>
+            Effect.logWarning("access token refresh failed").pipe(Effect.annotateLogs({ error: error.message }))
+          )
+        )
+      ),
+      Effect.forkIn(scope)
+    )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach([...registry.values()], (entry) => drop(entry, "client closed"), { discard: true })
+    )
+
+    return RealtimeClient.of({
+      state: transport.state,
+      stateChanges: transport.stateChanges,
+      heartbeats: transport.heartbeats,
+      connect: transport.connect,
+      disconnect: transport.disconnect(),
+      channel,
+      channels: Effect.sync(() => [...registry.values()].map((entry) => entry.channel)),
+      removeChannel,
+      removeAllChannels,
+      setAuth: (token) => accessToken.set(token),
+      accessToken
+    })
+  }).pipe(Effect.annotateLogs({ module: "RealtimeClient" }))
+
+/**
+ * The client and its transport, from a `WebSocketConstructor` (and any of `AccessToken`,
+ * `Heartbeat`, `Reconnect`, `HttpBroadcast` the app provides).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<RealtimeClient | Transport.Transport, InvalidArgument, Socket.WebSocketConstructor> =>
+  Layer.scoped(RealtimeClient, make(options)).pipe(Layer.provideMerge(Transport.layer(options)))

@@ -1,0 +1,682 @@
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Socket from "@effect/platform/Socket"
+import { assert, describe, it } from "@effect/vitest"
+import {
+  Chunk,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Queue,
+  Ref,
+  Schema,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
+import * as AccessToken from "../src/AccessToken.js"
+import * as HttpBroadcast from "../src/HttpBroadcast.js"
+import * as Protocol from "../src/Protocol.js"
+import * as RealtimeChannel from "../src/RealtimeChannel.js"
+import * as RealtimeClient from "../src/RealtimeClient.js"
+import * as RealtimeError from "../src/RealtimeError.js"
+import * as FakeSocket from "../src/testing/FakeSocket.js"
+
+const URL = "ws://realtime.test/socket"
+
+interface Harness {
+  readonly server: FakeSocket.FakeServer
+  readonly client: RealtimeClient.RealtimeClient
+}
+
+const setup = (
+  options: Partial<RealtimeClient.Options> = {},
+  extra: Layer.Layer<any> = Layer.empty as Layer.Layer<any>
+): Effect.Effect<Harness, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { constructor, server } = yield* FakeSocket.make
+    const layer = RealtimeClient.layer({ url: URL, apiKey: "anon", ...options }).pipe(
+      Layer.provide(Layer.succeed(Socket.WebSocketConstructor, constructor)),
+      Layer.provide(extra)
+    )
+    const context = yield* Layer.build(layer).pipe(Effect.orDie)
+    return { server, client: Context.get(context, RealtimeClient.RealtimeClient) }
+  })
+
+/** A decoded client frame: text (v2 array) or binary (kind 3), as the server sees it. */
+const next = (connection: FakeSocket.FakeConnection) =>
+  Effect.map(Queue.take(connection.sent), (frame) => Either.getOrThrow(Protocol.serverV2.decode(frame)))
+
+const nextOf = (connection: FakeSocket.FakeConnection, event: string): Effect.Effect<Protocol.Message> =>
+  Effect.flatMap(next(connection), (m) => m.event === event ? Effect.succeed(m) : nextOf(connection, event))
+
+const serverSend = (connection: FakeSocket.FakeConnection, message: Protocol.Message) =>
+  connection.send(Either.getOrThrow(Protocol.serverV2.encode(message)))
+
+const reply = (
+  connection: FakeSocket.FakeConnection,
+  to: Protocol.Message,
+  status: "ok" | "error",
+  response: unknown = {}
+) =>
+  serverSend(connection, {
+    joinRef: to.joinRef,
+    ref: to.ref,
+    topic: to.topic,
+    event: "phx_reply",
+    payload: { status, response }
+  })
+
+const awaitStatus = (channel: RealtimeChannel.RealtimeChannel, tag: RealtimeChannel.ChannelStatus["_tag"]) =>
+  channel.statusChanges.pipe(
+    Stream.filter((s) => s._tag === tag),
+    Stream.runHead,
+    Effect.map(Option.getOrThrow)
+  )
+
+/** Subscribes a channel and answers its join: returns the connection and the join message. */
+const joined = (
+  harness: Harness,
+  channel: RealtimeChannel.RealtimeChannel,
+  response: unknown = { postgres_changes: [] }
+) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(channel.subscribe)
+    const connection = yield* Queue.take(harness.server.connections)
+    const join = yield* nextOf(connection, "phx_join")
+    yield* reply(connection, join, "ok", response)
+    yield* Fiber.join(fiber)
+    return { connection, join }
+  })
+
+describe("RealtimeChannel", () => {
+  it.scoped("subscribe sends the join payload realtime-js sends and succeeds on ok", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup({}, AccessToken.layerStatic("USERJWT"))
+      const channel = yield* harness.client.channel("room1", {
+        broadcast: { self: true, ack: true },
+        presence: { key: "u1" },
+        postgresChanges: [
+          { event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" },
+          { event: "*", schema: "public", table: "other" }
+        ],
+        private: true
+      })
+      assert.strictEqual(channel.topic, "realtime:room1")
+      assert.strictEqual((yield* channel.status)._tag, "Idle")
+      const statuses = yield* channel.statusChanges.pipe(Stream.take(3), Stream.runCollect, Effect.fork)
+      yield* Effect.yieldNow()
+      const { join } = yield* joined(harness, channel, {
+        postgres_changes: [
+          { id: 111, event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" },
+          { id: 222, event: "*", schema: "public", table: "other" }
+        ]
+      })
+      assert.strictEqual(join.joinRef, join.ref)
+      assert.deepStrictEqual(join.payload, {
+        config: {
+          broadcast: { ack: true, self: true },
+          presence: { key: "u1", enabled: true },
+          postgres_changes: [
+            { event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" },
+            { event: "*", schema: "public", table: "other" }
+          ],
+          private: true
+        },
+        access_token: "USERJWT"
+      })
+      assert.deepStrictEqual(
+        Chunk.toReadonlyArray(yield* Fiber.join(statuses)).map((s) => s._tag),
+        ["Idle", "Joining", "Subscribed"]
+      )
+      assert.deepStrictEqual(yield* channel.bindingIds, Option.some([[111], [222]]))
+    }))
+
+  it.scoped("a join rejected by the server fails subscribe with the server's code and reason", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup()
+      const channel = yield* harness.client.channel("secret", { private: true })
+      const fiber = yield* Effect.fork(Effect.flip(channel.subscribe))
+      const connection = yield* Queue.take(harness.server.connections)
+      const join = yield* nextOf(connection, "phx_join")
+      yield* reply(connection, join, "error", {
+        reason: "Unauthorized: You do not have permissions to read from this Channel topic: secret"
+      })
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "JoinRejected")
+      if (error._tag === "JoinRejected") {
+        assert.strictEqual(error.code, "Unauthorized")
+        assert.strictEqual(error.topic, "realtime:secret")
+        assert.include(error.message, "You do not have permissions")
+      }
+      assert.strictEqual((yield* channel.status)._tag, "Closed")
+    }))
+
+  it("maps every join error string of the server to its tagged error", () => {
+    const cases: Array<[string, string, string]> = [
+      ["TopicNameRequired: You must provide a topic name", "JoinRejected", "TopicNameRequired"],
+      ["InvalidJWTToken: Token has expired 12 seconds ago", "TokenExpired", ""],
+      ["InvalidJWTToken: Fields `role` and `exp` are required in JWT", "JoinRejected", "InvalidJWTToken"],
+      ["InvalidJWTToken: Token expiration time is invalid", "JoinRejected", "InvalidJWTToken"],
+      ["MalformedJWT: The token provided is not a valid JWT", "JoinRejected", "MalformedJWT"],
+      ["JwtSignatureError: Failed to validate JWT signature", "JoinRejected", "JwtSignatureError"],
+      [
+        "JwtSignerError: Failed to generate JWT signer, check your JWT secret or JWKS configuration",
+        "JoinRejected",
+        "JwtSignerError"
+      ],
+      ["Unauthorized: You do not have permissions to read from this Channel topic: x", "JoinRejected", "Unauthorized"],
+      ["PrivateOnly: This project only allows private channels", "JoinRejected", "PrivateOnly"],
+      ["ChannelRateLimitReached: Too many channels", "JoinRejected", "ChannelRateLimitReached"],
+      ["ConnectionRateLimitReached: Too many connected users", "JoinRejected", "ConnectionRateLimitReached"],
+      ["ClientJoinRateLimitReached: Too many joins per second", "JoinRejected", "ClientJoinRateLimitReached"],
+      ["TenantNotFound: Tenant with the given ID does not exist", "JoinRejected", "TenantNotFound"],
+      ["RealtimeDisabledForTenant: Realtime disabled for this tenant", "JoinRejected", "RealtimeDisabledForTenant"],
+      ["RealtimeRestarting: Realtime is restarting, please standby", "JoinRejected", "RealtimeRestarting"],
+      ["IncreaseConnectionPool: Please increase your connection pool size", "JoinRejected", "IncreaseConnectionPool"],
+      [
+        "DatabaseLackOfConnections: Database can't accept more connections, Realtime won't connect",
+        "JoinRejected",
+        "DatabaseLackOfConnections"
+      ],
+      [
+        "UnableToConnectToProject: Realtime was unable to connect to the project database",
+        "JoinRejected",
+        "UnableToConnectToProject"
+      ],
+      [
+        "InitializingProjectConnection: Realtime is initializing the project connection",
+        "JoinRejected",
+        "InitializingProjectConnection"
+      ],
+      ["UnableToReplayMessages: Replay is not allowed for public channels", "JoinRejected", "UnableToReplayMessages"],
+      ["UnknownErrorOnChannel: boom", "JoinRejected", "UnknownErrorOnChannel"],
+      ["Unknown Error on Channel", "JoinRejected", "Unknown"],
+      ["unmatched topic", "JoinRejected", "Unknown"]
+    ]
+    for (const [reason, tag, code] of cases) {
+      const error = RealtimeError.joinRejected("realtime:x", { reason })
+      assert.strictEqual(error._tag, tag, reason)
+      if (error._tag === "JoinRejected") assert.strictEqual(error.code, code, reason)
+      assert.include(error.message, reason)
+    }
+  })
+
+  it.scoped("a join without reply times out with JoinTimeout and leaves the late join", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup({ timeout: "5 seconds" })
+      const channel = yield* harness.client.channel("slow")
+      const fiber = yield* Effect.fork(Effect.flip(channel.subscribe))
+      const connection = yield* Queue.take(harness.server.connections)
+      const join = yield* nextOf(connection, "phx_join")
+      yield* TestClock.adjust("5 seconds")
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "JoinTimeout")
+      const leave = yield* nextOf(connection, "phx_leave")
+      assert.strictEqual(leave.joinRef, join.ref)
+    }))
+
+  it.scoped("closing the subscription's scope leaves; the socket closes after the idle delay", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup({ disconnectOnEmptyAfter: "50 seconds" })
+      const scope = yield* Scope.make()
+      const channel = yield* harness.client.channel("room")
+      const fiber = yield* Effect.fork(Scope.extend(channel.subscribe, scope))
+      const connection = yield* Queue.take(harness.server.connections)
+      const join = yield* nextOf(connection, "phx_join")
+      yield* reply(connection, join, "ok", { postgres_changes: [] })
+      yield* Fiber.join(fiber)
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      const leave = yield* nextOf(connection, "phx_leave")
+      assert.deepStrictEqual([leave.joinRef, leave.topic, leave.payload], [join.ref, "realtime:room", {}])
+      yield* reply(connection, leave, "ok")
+      yield* Fiber.join(closing)
+      const status = yield* channel.status
+      assert.deepStrictEqual(status, RealtimeChannel.ChannelStatus.Closed({ reason: "left" }))
+      yield* TestClock.adjust("49 seconds")
+      assert.strictEqual((yield* harness.client.state)._tag, "Open")
+      yield* TestClock.adjust("1 second")
+      const closed = yield* Deferred.await(connection.closed)
+      assert.strictEqual(closed.code, 1000)
+      assert.strictEqual((yield* harness.client.state)._tag, "Closed")
+    }))
+
+  it.scoped("the same topic with the same config shares one join; another config is an error", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup()
+      const a = yield* harness.client.channel("shared", { broadcast: { self: true } })
+      const b = yield* harness.client.channel("shared", { broadcast: { self: true } })
+      assert.strictEqual(a, b)
+      const conflict = yield* Effect.flip(harness.client.channel("shared", { broadcast: { self: false } }))
+      assert.strictEqual(conflict._tag, "InvalidArgument")
+      assert.include(conflict.message, "another config")
+      const { connection } = yield* joined(harness, a)
+      yield* b.subscribe
+      assert.isTrue(Option.isNone(yield* Queue.poll(connection.sent)), "no second join")
+      assert.strictEqual((yield* harness.client.channels).length, 1)
+    }))
+
+  it.scoped("phx_close and phx_error of an earlier join are ignored", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup()
+      const channel = yield* harness.client.channel("room")
+      const { connection, join } = yield* joined(harness, channel)
+      const stale = "999"
+      yield* serverSend(connection, { joinRef: stale, ref: stale, topic: join.topic, event: "phx_close", payload: {} })
+      yield* serverSend(connection, { joinRef: stale, ref: stale, topic: join.topic, event: "phx_error", payload: {} })
+      // a frame of the current join after them proves they were processed
+      const events = yield* channel.system.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* Effect.yieldNow()
+      yield* serverSend(connection, {
+        joinRef: join.ref,
+        ref: null,
+        topic: join.topic,
+        event: "system",
+        payload: { extension: "postgres_changes", status: "ok", message: "Subscribed to PostgreSQL", channel: "room" }
+      })
+      const [system] = Chunk.toReadonlyArray(yield* Fiber.join(events))
+      assert.strictEqual(system!.message, "Subscribed to PostgreSQL")
+      assert.strictEqual((yield* channel.status)._tag, "Subscribed")
+    }))
+
+  it.scoped("phx_error errors the channel and it rejoins after 1 s with a new join ref", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup()
+      const channel = yield* harness.client.channel("room")
+      const { connection, join } = yield* joined(harness, channel)
+      yield* serverSend(connection, {
+        joinRef: join.ref,
+        ref: join.ref,
+        topic: join.topic,
+        event: "phx_error",
+        payload: {}
+      })
+      const errored = yield* awaitStatus(channel, "Errored")
+      assert.strictEqual(errored._tag === "Errored" && errored.reason, "channel crashed on the server")
+      const rejoining = yield* awaitStatus(channel, "Rejoining")
+      assert.strictEqual(rejoining._tag === "Rejoining" && Duration.toMillis(rejoining.delay), 1000)
+      yield* TestClock.adjust("1 second")
+      const rejoin = yield* nextOf(connection, "phx_join")
+      assert.notStrictEqual(rejoin.ref, join.ref)
+      assert.strictEqual(rejoin.joinRef, rejoin.ref)
+      yield* reply(connection, rejoin, "ok", { postgres_changes: [] })
+      yield* awaitStatus(channel, "Subscribed")
+    }))
+
+  it.scoped("after a socket drop, the channel rejoins on reconnect with a freshly fetched token", () =>
+    Effect.gen(function*() {
+      const fetches = yield* Ref.make(0)
+      const tokenLayer = AccessToken.layerEffect(
+        Ref.updateAndGet(fetches, (n) => n + 1).pipe(Effect.map((n) => `token-${n}`))
+      )
+      const harness = yield* setup({}, tokenLayer)
+      const channel = yield* harness.client.channel("room")
+      const { connection, join } = yield* joined(harness, channel)
+      assert.strictEqual((join.payload as { access_token: string }).access_token, "token-1")
+      yield* connection.terminate
+      yield* awaitStatus(channel, "Errored")
+      yield* TestClock.adjust("1 second")
+      const second = yield* Queue.take(harness.server.connections)
+      const rejoin = yield* nextOf(second, "phx_join")
+      assert.strictEqual((rejoin.payload as { access_token: string }).access_token, "token-2")
+      yield* reply(second, rejoin, "ok", { postgres_changes: [] })
+      yield* awaitStatus(channel, "Subscribed")
+    }))
+
+  it.scoped("a channel closed by the server for an expired token rejoins with a fresh token", () =>
+    Effect.gen(function*() {
+      const fetches = yield* Ref.make(0)
+      const tokenLayer = AccessToken.layerEffect(
+        Ref.updateAndGet(fetches, (n) => n + 1).pipe(Effect.map((n) => `t${n}`))
+      )
+      const harness = yield* setup({}, tokenLayer)
+      const channel = yield* harness.client.channel("room")
+      const { connection, join } = yield* joined(harness, channel)
+      yield* serverSend(connection, {
+        joinRef: join.ref,
+        ref: null,
+        topic: join.topic,
+        event: "system",
+        payload: { extension: "system", status: "error", message: "Token has expired 3 seconds ago", channel: "room" }
+      })
+      yield* serverSend(connection, {
+        joinRef: join.ref,
+        ref: join.ref,
+        topic: join.topic,
+        event: "phx_close",
+        payload: {}
+      })
+      const errored = yield* awaitStatus(channel, "Errored")
+      assert.strictEqual(errored._tag === "Errored" && errored.reason, "Token has expired 3 seconds ago")
+      yield* TestClock.adjust("1 second")
+      const rejoin = yield* nextOf(connection, "phx_join")
+      assert.strictEqual((rejoin.payload as { access_token: string }).access_token, "t2")
+      yield* reply(connection, rejoin, "ok", { postgres_changes: [] })
+      yield* awaitStatus(channel, "Subscribed")
+    }))
+
+  it.scoped("a permanent rejection on rejoin stops the channel: no resubscribe loop", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup()
+      const channel = yield* harness.client.channel("room", { private: true })
+      const { connection, join } = yield* joined(harness, channel)
+      yield* serverSend(connection, {
+        joinRef: join.ref,
+        ref: null,
+        topic: join.topic,
+        event: "system",
+        payload: {
+          extension: "system",
+          status: "error",
+          message: "You no longer have permission to read from this Channel topic: room",
+          channel: "room"
+        }
+      })
+      yield* serverSend(connection, {
+        joinRef: join.ref,
+        ref: join.ref,
+        topic: join.topic,
+        event: "phx_close",
+        payload: {}
+      })
+      yield* TestClock.adjust("1 second")
+      const rejoin = yield* nextOf(connection, "phx_join")
+      yield* reply(connection, rejoin, "error", {
+        reason: "Unauthorized: You do not have permissions to read from this Channel topic: room"
+      })
+      const closed = yield* awaitStatus(channel, "Closed")
+      assert.include(closed._tag === "Closed" ? closed.reason : "", "Unauthorized")
+      yield* TestClock.adjust("5 minutes")
+      const frames = Chunk.toReadonlyArray(yield* Queue.takeAll(connection.sent))
+        .map((f) => Either.getOrThrow(Protocol.serverV2.decode(f)).event)
+      assert.notInclude(frames, "phx_join")
+    }))
+
+  it.scoped("transient rejoin failures back off 1/2/5 s and stop after maxRejoinFailures", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup()
+      const channel = yield* harness.client.channel("room", {}, { maxRejoinFailures: 3 })
+      const { connection, join } = yield* joined(harness, channel)
+      yield* serverSend(connection, {
+        joinRef: join.ref,
+        ref: join.ref,
+        topic: join.topic,
+        event: "phx_error",
+        payload: {}
+      })
+      for (const delay of [1000, 2000, 5000]) {
+        yield* TestClock.adjust(delay)
+        const rejoin = yield* nextOf(connection, "phx_join")
+        yield* reply(connection, rejoin, "error", {
+          reason: "RealtimeRestarting: Realtime is restarting, please standby"
+        })
+      }
+      const closed = yield* awaitStatus(channel, "Closed")
+      assert.include(closed._tag === "Closed" ? closed.reason : "", "gave up after 3 failed rejoins")
+    }))
+
+  describe("broadcast", () => {
+    const Cursor = RealtimeChannel.broadcastEvent("cursor", Schema.Struct({ x: Schema.Number, y: Schema.Number }))
+
+    it.scoped("streams text and binary (kind 4) broadcasts, decoded with the schema; mismatches are skipped", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room")
+        const typed = yield* channel.broadcast(Cursor).pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+        const all = yield* channel.broadcast("*").pipe(Stream.take(4), Stream.runCollect, Effect.fork)
+        const { connection } = yield* joined(harness, channel)
+        yield* serverSend(connection, {
+          joinRef: null,
+          ref: null,
+          topic: "realtime:room",
+          event: "broadcast",
+          payload: { type: "broadcast", event: "cursor", payload: { x: 1, y: 2 } }
+        })
+        yield* serverSend(connection, {
+          joinRef: null,
+          ref: null,
+          topic: "realtime:room",
+          event: "broadcast",
+          payload: { type: "broadcast", event: "cursor", payload: { x: "bad" } }
+        })
+        yield* connection.send(Either.getOrThrow(Protocol.encodeUserBroadcast({
+          topic: "realtime:room",
+          event: "Cursor",
+          payload: { x: 3, y: 4 },
+          meta: { id: "m1" }
+        })))
+        yield* connection.send(Either.getOrThrow(Protocol.encodeUserBroadcast({
+          topic: "realtime:room",
+          event: "bin",
+          payload: new Uint8Array([1, 2, 3])
+        })))
+        const received = Chunk.toReadonlyArray(yield* Fiber.join(typed))
+        assert.deepStrictEqual(received, [
+          { event: "cursor", payload: { x: 1, y: 2 }, meta: undefined },
+          { event: "Cursor", payload: { x: 3, y: 4 }, meta: { id: "m1" } }
+        ])
+        const everything = Chunk.toReadonlyArray(yield* Fiber.join(all))
+        assert.deepStrictEqual(everything.map((b) => b.event), ["cursor", "cursor", "Cursor", "bin"])
+        assert.deepStrictEqual(everything[3]!.payload, new Uint8Array([1, 2, 3]))
+      }))
+
+    it.scoped("send without ack writes a kind-3 frame and succeeds once written", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room")
+        const { connection, join } = yield* joined(harness, channel)
+        yield* channel.send(Cursor, { x: 1, y: 2 })
+        const frame = yield* Queue.take(connection.sent)
+        assert.instanceOf(frame, Uint8Array)
+        assert.strictEqual((frame as Uint8Array)[0], 3)
+        const message = Either.getOrThrow(Protocol.serverV2.decode(frame))
+        assert.deepStrictEqual(message, {
+          joinRef: join.ref,
+          ref: message.ref,
+          topic: "realtime:room",
+          event: "broadcast",
+          payload: { type: "broadcast", event: "cursor", payload: { x: 1, y: 2 } }
+        })
+        const invalid = yield* Effect.flip(channel.send(Cursor, { x: "no" } as never))
+        assert.strictEqual(invalid._tag, "InvalidArgument")
+      }))
+
+    it.scoped("send with ack waits for the reply; payload_size_exceeded is PayloadTooLarge", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room", { broadcast: { ack: true } })
+        const { connection } = yield* joined(harness, channel)
+        const first = yield* Effect.fork(channel.send("e", { a: 1 }))
+        const pushed = yield* next(connection)
+        yield* Effect.yieldNow()
+        assert.isTrue(Option.isNone(yield* Fiber.poll(first)), "waits for the ack")
+        yield* reply(connection, pushed, "ok")
+        yield* Fiber.join(first)
+        const second = yield* Effect.fork(Effect.flip(channel.send("e", { big: true })))
+        yield* reply(connection, yield* next(connection), "error", "payload_size_exceeded")
+        assert.strictEqual((yield* Fiber.join(second))._tag, "PayloadTooLarge")
+        const third = yield* Effect.fork(Effect.flip(channel.send("e", {}, { timeout: "2 seconds" })))
+        yield* next(connection)
+        yield* TestClock.adjust("2 seconds")
+        assert.strictEqual((yield* Fiber.join(third))._tag, "PushTimeout")
+      }))
+
+    it.scoped("not joined: send goes over HTTP when the HttpBroadcast layer is provided", () =>
+      Effect.gen(function*() {
+        const requests: Array<{ url: string; body: unknown }> = []
+        const http = HttpClient.make((request) =>
+          Effect.sync(() => {
+            requests.push({
+              url: request.url,
+              body: request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : null
+            })
+            return HttpClientResponse.fromWeb(request, new Response(null, { status: 202 }))
+          })
+        )
+        const httpLayer = HttpBroadcast.layer({ url: URL, apiKey: "anon" }).pipe(
+          Layer.provide(Layer.succeed(HttpClient.HttpClient, http)),
+          Layer.provide(AccessToken.layerNone),
+          Layer.orDie
+        )
+        const harness = yield* setup({}, httpLayer)
+        const channel = yield* harness.client.channel("room")
+        yield* channel.send("hello", { a: 1 })
+        assert.deepStrictEqual(requests, [{
+          url: "http://realtime.test/api/broadcast/room/events/hello",
+          body: { a: 1 }
+        }])
+        assert.strictEqual(yield* Ref.get(harness.server.attempts), 0, "no socket was opened")
+      }))
+
+    it.scoped("not joined and no HTTP layer: send fails with ChannelClosed instead of hanging", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room")
+        const error = yield* Effect.flip(channel.send("e", {}))
+        assert.strictEqual(error._tag, "ChannelClosed")
+      }))
+  })
+
+  describe("postgres changes", () => {
+    const todos = { event: "INSERT", schema: "public", table: "todos" } as const
+    const all = { event: "*", schema: "public", table: "items", filter: "owner=eq.7" } as const
+
+    it.scoped("matches server ids by content (reordered reply) and keeps int8 above 2^53 exact", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("db", { postgresChanges: [todos, all] })
+        const Todo = Schema.Struct({ id: Schema.String, title: Schema.String })
+        const inserted = yield* channel.postgresChanges(todos, Todo).pipe(
+          Stream.take(1),
+          Stream.runCollect,
+          Effect.fork
+        )
+        const items = yield* channel.postgresChanges(all).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+        const { connection } = yield* joined(harness, channel, {
+          postgres_changes: [
+            { id: 22, event: "*", schema: "public", table: "items", filter: "owner=eq.7" },
+            { id: 11, event: "INSERT", schema: "public", table: "todos" }
+          ]
+        })
+        assert.deepStrictEqual(yield* channel.bindingIds, Option.some([[11], [22]]))
+        const change = (ids: Array<number>, table: string, type: string, record: object) =>
+          serverSend(connection, {
+            joinRef: null,
+            ref: null,
+            topic: "realtime:db",
+            event: "postgres_changes",
+            payload: {
+              ids,
+              data: {
+                schema: "public",
+                table,
+                commit_timestamp: "2024-01-01T00:00:00Z",
+                type,
+                columns: [{ name: "id", type: "int8" }, { name: "title", type: "text" }],
+                record,
+                errors: null
+              }
+            }
+          })
+        yield* change([22], "items", "UPDATE", { id: "3", title: "not a todo" })
+        yield* change([11], "todos", "INSERT", { id: "9007199254740993", title: "big" })
+        const [todo] = Chunk.toReadonlyArray(yield* Fiber.join(inserted))
+        assert.strictEqual(todo!.eventType, "INSERT")
+        assert.deepStrictEqual(todo!.new, { id: "9007199254740993", title: "big" })
+        const [item] = Chunk.toReadonlyArray(yield* Fiber.join(items))
+        assert.strictEqual(item!.table, "items")
+        const missing = yield* Effect.flip(Stream.runDrain(channel.postgresChanges({ event: "DELETE", schema: "x" })))
+        assert.strictEqual(missing._tag, "InvalidArgument")
+      }))
+
+    it.scoped("a server reply that does not match the bindings fails the join with PostgresBindingMismatch", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("db", { postgresChanges: [todos] })
+        const fiber = yield* Effect.fork(Effect.flip(channel.subscribe))
+        const connection = yield* Queue.take(harness.server.connections)
+        const join = yield* nextOf(connection, "phx_join")
+        yield* reply(connection, join, "ok", {
+          postgres_changes: [{ id: 1, event: "DELETE", schema: "public", table: "todos" }]
+        })
+        assert.strictEqual((yield* Fiber.join(fiber))._tag, "PostgresBindingMismatch")
+        yield* nextOf(connection, "phx_leave")
+      }))
+  })
+
+  describe("access tokens", () => {
+    it.scoped("the first join waits for the token source (no token-less join)", () =>
+      Effect.gen(function*() {
+        const tokenLayer = AccessToken.layerEffect(Effect.as(Effect.sleep("3 seconds"), "slow-token"))
+        const harness = yield* setup({}, tokenLayer)
+        const channel = yield* harness.client.channel("room")
+        const fiber = yield* Effect.fork(channel.subscribe)
+        yield* TestClock.adjust("3 seconds")
+        const connection = yield* Queue.take(harness.server.connections)
+        const join = yield* nextOf(connection, "phx_join")
+        assert.strictEqual((join.payload as { access_token: string }).access_token, "slow-token")
+        yield* reply(connection, join, "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+      }))
+
+    it.scoped("setAuth pushes access_token to joined channels, only when it changed", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup({}, AccessToken.layerStatic("t1"))
+        const channel = yield* harness.client.channel("room")
+        const { connection, join } = yield* joined(harness, channel)
+        yield* harness.client.setAuth("t1")
+        yield* harness.client.setAuth("t2")
+        const push = yield* next(connection)
+        assert.deepStrictEqual(
+          [push.event, push.joinRef, push.payload],
+          ["access_token", join.ref, { access_token: "t2" }]
+        )
+        yield* harness.client.setAuth("t2")
+        yield* harness.client.setAuth(null)
+        const cleared = yield* next(connection)
+        assert.deepStrictEqual(cleared.payload, { access_token: null })
+      }))
+  })
+
+  describe("presence", () => {
+    it.scoped("track pushes the meta; state and events follow presence_state and presence_diff", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room", { presence: { key: "ada" } })
+        const Meta = Schema.Struct({ name: Schema.String })
+        const view = channel.presence(Meta)
+        const events = yield* view.events.pipe(Stream.take(4), Stream.runCollect, Effect.fork)
+        const { connection, join } = yield* joined(harness, channel)
+        const tracking = yield* Effect.fork(channel.track({ name: "Ada" }))
+        const track = yield* nextOf(connection, "presence")
+        assert.deepStrictEqual(track.payload, { type: "presence", event: "track", payload: { name: "Ada" } })
+        yield* reply(connection, track, "ok")
+        yield* Fiber.join(tracking)
+        yield* serverSend(connection, {
+          joinRef: join.ref,
+          ref: null,
+          topic: join.topic,
+          event: "presence_state",
+          payload: { ada: { metas: [{ phx_ref: "r1", name: "Ada" }] } }
+        })
+        yield* serverSend(connection, {
+          joinRef: null,
+          ref: null,
+          topic: join.topic,
+          event: "presence_diff",
+          payload: { joins: { bob: { metas: [{ phx_ref: "r2", name: "Bob" }] } }, leaves: {} }
+        })
+        const received = Chunk.toReadonlyArray(yield* Fiber.join(events))
+        assert.deepStrictEqual(received.map((e) => e._tag), ["Join", "Sync", "Join", "Sync"])
+        const state = yield* view.state
+        assert.deepStrictEqual([...state.keys()], ["ada", "bob"])
+        assert.deepStrictEqual(state.get("bob"), [{ name: "Bob", presence_ref: "r2" }])
+      }))
+  })
+})
