@@ -31,6 +31,16 @@ export * as Protocol from "./Protocol.js"
 /**
  * @since 0.1.0
  */
+export * as RealtimeChannel from "./RealtimeChannel.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as RealtimeClient from "./RealtimeClient.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as RealtimeError from "./RealtimeError.js"
 
 /**

@@ -5,7 +5,14 @@
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
+import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as AccessToken from "../AccessToken.js"
+import type * as HttpBroadcast from "../HttpBroadcast.js"
+import * as Batteries from "../internal/batteries.js"
+import type * as RealtimeClient from "../RealtimeClient.js"
+import type { InvalidArgument } from "../RealtimeError.js"
+import type * as Transport from "../Transport.js"
 
 /**
  * `Socket.WebSocketConstructor` over `globalThis.WebSocket` (browsers, Deno, Bun, Node ≥ 22).
@@ -21,3 +28,26 @@ export const layerWebSocketConstructor: Layer.Layer<Socket.WebSocketConstructor>
     return ws
   }
 )
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends RealtimeClient.Options {
+  /** A static token, or an Effect that fetches a fresh one (your auth session). Default: none (the apikey). */
+  readonly accessToken?: string | Effect.Effect<string | null> | undefined
+  /** Provide the HTTP broadcast service (and with it the fallback of `send`). Default true. */
+  readonly httpBroadcast?: boolean | undefined
+}
+
+/**
+ * The client for browsers: global `WebSocket`, HTTP broadcast over `fetch`. Provides
+ * `RealtimeClient`, `Transport`, `AccessToken` and `HttpBroadcast`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<
+  RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
+  InvalidArgument
+> => Batteries.layer(options, layerWebSocketConstructor)

@@ -1,13 +1,22 @@
 /**
  * The Node batteries: a `WebSocketConstructor` over the `ws` package (Node 20 has no global
  * WebSocket, and `ws` delivers binary frames synchronously as Buffers, so their order with text
- * frames is kept).
+ * frames is kept), HTTP broadcast over the global `fetch`, and `layer` / `layerConfig` that give the
+ * whole client.
  *
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
+import type * as ConfigError from "effect/ConfigError"
+import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import WebSocket from "ws"
+import type * as AccessToken from "../AccessToken.js"
+import type * as HttpBroadcast from "../HttpBroadcast.js"
+import * as Batteries from "../internal/batteries.js"
+import type * as RealtimeClient from "../RealtimeClient.js"
+import type { InvalidArgument } from "../RealtimeError.js"
+import type * as Transport from "../Transport.js"
 
 /**
  * `Socket.WebSocketConstructor` over `ws`, on every Node version (platform-node's constructor
@@ -20,3 +29,38 @@ export const layerWebSocketConstructor: Layer.Layer<Socket.WebSocketConstructor>
   Socket.WebSocketConstructor,
   (url, protocols) => new WebSocket(url, protocols) as unknown as globalThis.WebSocket
 )
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends RealtimeClient.Options {
+  /** A static token, or an Effect that fetches a fresh one (your auth session). Default: none (the apikey). */
+  readonly accessToken?: string | Effect.Effect<string | null> | undefined
+  /** Provide the HTTP broadcast service (and with it the fallback of `send`). Default true. */
+  readonly httpBroadcast?: boolean | undefined
+}
+
+/**
+ * The client for Node: `ws` transport, HTTP broadcast over `fetch`, and the token source of
+ * `options.accessToken`. Provides `RealtimeClient`, `Transport`, `AccessToken` and `HttpBroadcast`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<
+  RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
+  InvalidArgument
+> => Batteries.layer(options, layerWebSocketConstructor)
+
+/**
+ * `layer` configured from the environment: `SUPABASE_URL` (project URL or Realtime endpoint) and
+ * `SUPABASE_ANON_KEY` (kept `Redacted`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (options: Omit<Options, "url" | "apiKey"> = {}): Layer.Layer<
+  RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
+  InvalidArgument | ConfigError.ConfigError
+> => Batteries.layerConfig(layerWebSocketConstructor, options)
