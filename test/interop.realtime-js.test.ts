@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { RealtimeChannel } from "@supabase/realtime-js"
 import { RealtimeClient } from "@supabase/realtime-js"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { WebSocket } from "ws"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
 

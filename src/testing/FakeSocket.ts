@@ -150,6 +150,7 @@ export class FakeWebSocket extends EventTarget {
   onerror: ((event: Event) => void) | null = null
 
   private handlers: PeerHandlers | undefined
+  private closingFromServer = false
   private readonly inbox: Array<() => void> = []
   private scheduled = false
 
@@ -159,13 +160,14 @@ export class FakeWebSocket extends EventTarget {
     const peer: Peer = {
       url,
       send: (frame) => {
-        if (this.readyState !== OPEN) return
+        if (this.readyState !== OPEN || this.closingFromServer) return
         const data = typeof frame === "string" ? frame : frame.slice()
         this.enqueue(() => this.deliver(data))
       },
       close: (code = 1000, reason = "") => {
-        if (this.readyState >= CLOSING) return
-        this.readyState = CLOSING
+        if (this.readyState >= CLOSING || this.closingFromServer) return
+        // frames sent before the close frame are still delivered, as on a real socket
+        this.closingFromServer = true
         this.enqueue(() => this.finish(code, reason, true))
       },
       terminate: () => {
@@ -176,7 +178,7 @@ export class FakeWebSocket extends EventTarget {
           this.finish(1006, "", false)
         })
       },
-      isOpen: () => this.readyState === OPEN
+      isOpen: () => this.readyState === OPEN && !this.closingFromServer
     }
     this.enqueue(() => {
       if (this.readyState !== CONNECTING) return

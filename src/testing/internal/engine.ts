@@ -1041,8 +1041,8 @@ export class Engine {
       return this.reply(channel.connection, message, fail())
     }
     if (event === "untrack") {
-      if (channel.tracked !== undefined) this.untrack(channel)
-      return this.reply(channel.connection, message, ok())
+      this.reply(channel.connection, message, ok())
+      return this.untrack(channel)
     }
     const meta = payload.payload
     if (!isRecord(meta)) {
