@@ -1,0 +1,55 @@
+/**
+ * Postgres changes with a filter: only rows of `todos` where `done = false` and `owner = ada`
+ * arrive, typed by a Schema. The embedded server plays the database: it evaluates the filter the
+ * way Realtime does. Against a real project, insert rows into `public.todos` yourself.
+ * Run: npx tsx --conditions=source examples/postgres-changes.ts
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Option, Schema, Stream } from "effect"
+import { PostgresChanges } from "supabase-realtime-effect"
+import { connect, Endpoint, EndpointLive } from "./support.js"
+
+const Todo = Schema.Struct({ id: Schema.String, title: Schema.String, done: Schema.Boolean, owner: Schema.String })
+
+const binding: PostgresChanges.Binding = {
+  event: "*",
+  schema: "public",
+  table: "todos",
+  filter: PostgresChanges.Filter.make().eq("owner", "ada").eq("done", false)
+}
+
+const program = Effect.gen(function*() {
+  const client = yield* connect()
+  const db = yield* client.channel("db-todos", { postgresChanges: [binding] })
+  const changes = yield* db.postgresChanges(binding, Todo).pipe(
+    Stream.tap((change) =>
+      Effect.log(`${change.eventType} ${change.eventType === "DELETE" ? JSON.stringify(change.old) : change.new.title}`)
+    ),
+    Stream.take(2),
+    Stream.runDrain,
+    Effect.fork
+  )
+  yield* db.subscribe
+  const { server } = yield* Endpoint
+  if (Option.isNone(server)) {
+    yield* Effect.log("listening: insert rows into public.todos with owner = 'ada' and done = false")
+  } else {
+    const emit = (record: typeof Todo.Type) =>
+      server.value.emitChange({
+        table: "todos",
+        type: "INSERT",
+        record,
+        columns: [{ name: "id", type: "int8" }, { name: "title", type: "text" }, { name: "done", type: "bool" }, {
+          name: "owner",
+          type: "text"
+        }]
+      })
+    yield* emit({ id: "1", title: "write the docs", done: false, owner: "ada" })
+    yield* emit({ id: "2", title: "not ada's", done: false, owner: "bob" }) // filtered out by the server
+    yield* emit({ id: "3", title: "already done", done: true, owner: "ada" }) // filtered out
+    yield* emit({ id: "9007199254740993", title: "an int8 past 2^53, kept exact", done: false, owner: "ada" })
+  }
+  yield* changes.await
+}).pipe(Effect.scoped, Effect.timeout("10 seconds"), Effect.provide(EndpointLive))
+
+NodeRuntime.runMain(program)
