@@ -6,6 +6,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Socket from "@effect/platform/Socket"
 import { assert, describe, expect, it } from "@effect/vitest"
+import { RealtimeClient as RealtimeJs } from "@supabase/realtime-js"
 import { Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Stream, TestClock } from "effect"
 import * as Protocol from "../src/Protocol.js"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
@@ -580,6 +581,30 @@ describe("presence", () => {
       expect(yield* s.presence("room")).toEqual({})
     }))
 
+  it.scoped("Track message size exceeded; Too many presence messages per second", () =>
+    Effect.gen(function*() {
+      const s = yield* server({ limits: { maxPayloadBytes: 20, maxPresenceEventsPerSecond: 1 } })
+      const a = yield* connect(s)
+      const b = yield* connect(s)
+      const ja = yield* a.joined("realtime:room")
+      const jb = yield* b.joined("realtime:room")
+      yield* a.push(
+        "realtime:room",
+        "presence",
+        { type: "presence", event: "track", payload: { s: "x".repeat(40) } },
+        ja
+      )
+      expect((yield* a.drain).map((m) => [m.event, (m.payload as any).message])).toEqual([
+        ["system", "Track message size exceeded"],
+        ["phx_close", undefined]
+      ])
+      yield* b.push("realtime:room", "presence", { type: "presence", event: "untrack" }, jb)
+      expect((yield* b.drain).map((m) => [m.event, (m.payload as any).message])).toEqual([
+        ["system", "Too many presence messages per second"],
+        ["phx_close", undefined]
+      ])
+    }))
+
   it.scoped("per-channel presence rate limit: 5 calls per 30 s, then shutdown", () =>
     Effect.gen(function*() {
       const s = yield* server()
@@ -1125,6 +1150,43 @@ describe("HTTP broadcast API", () => {
 // -------------------------------------------------------------------------------------
 // layers and waiting
 // -------------------------------------------------------------------------------------
+
+describe("realtime-js in memory", () => {
+  it.scopedLive("webSocketClass as transport and fetch for the REST fallback", () =>
+    Effect.gen(function*() {
+      const s = yield* server()
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          new RealtimeJs(s.url, {
+            params: { apikey: s.apiKey },
+            transport: s.webSocketClass as any,
+            fetch: s.fetch as any
+          })
+        ),
+        (client) =>
+          Effect.promise(async () => {
+            await client.removeAllChannels()
+            await client.disconnect()
+          })
+      )
+      const channel = client.channel("room", { config: { broadcast: { self: true, ack: true } } })
+      const got = yield* Deferred.make<any>()
+      channel.on("broadcast", { event: "*" }, (message: any) => Deferred.unsafeDone(got, Exit.succeed(message)))
+      yield* Effect.async<void, Error>((resume) => {
+        channel.subscribe((status, error) => {
+          if (status === "SUBSCRIBED") resume(Effect.void)
+          else if (status !== "CLOSED") resume(Effect.fail(error ?? new Error(status)))
+        })
+      })
+      const sent = yield* Effect.promise(() =>
+        client.channel("room").send({ type: "broadcast", event: "rest", payload: { n: 1 } })
+      )
+      expect(sent).toBe("ok")
+      expect(yield* Deferred.await(got)).toEqual({ type: "broadcast", event: "rest", payload: { n: 1 } })
+      const [connection] = yield* s.connections
+      expect(connection).toMatchObject({ transport: "memory", vsn: "2.0.0" })
+    }))
+})
 
 describe("layers", () => {
   it.scoped("layerWebSocketConstructor serves @effect/platform's Socket", () =>

@@ -120,25 +120,178 @@ describe.each(["2.0.0", "1.0.0"] as const)("realtime-js %s", (vsn) => {
     try {
       const a = makeClient({ vsn })
       const changes: Array<any> = []
+      let delivered!: () => void
+      const first = new Promise<void>((resolve) => delivered = resolve)
       const ch = a.channel("db").on(
         "postgres_changes",
         { event: "INSERT", schema: "public", table: "todos", filter: "owner=eq.ada" },
-        (payload) => changes.push(payload)
+        (payload) => {
+          changes.push(payload)
+          delivered()
+        }
       )
       await subscribed(ch)
       await until((s) => s.subscribers("db")[0]?.postgresSubscribed || undefined)
-      await Effect.runPromise(server.emitChange({ table: "todos", type: "INSERT", record: { id: 1, owner: "bob" } }))
-      await Effect.runPromise(server.emitChange({ table: "todos", type: "INSERT", record: { id: 2, owner: "ada" } }))
-      await Effect.runPromise(server.emitChange({ table: "other", type: "INSERT", record: { id: 3, owner: "ada" } }))
-      await until((s) => s.stats.changesDelivered >= 1 || undefined)
-      await new Promise<void>((resolve) => {
-        const check = () => changes.length >= 1 ? resolve() : setTimeout(check, 5)
-        check()
-      })
+      const emit = (change: RealtimeServer.ChangeInput) => Effect.runPromise(server.emitChange(change))
+      expect(await emit({ table: "todos", type: "INSERT", record: { id: 1, owner: "bob" } })).toBe(0)
+      expect(await emit({ table: "other", type: "INSERT", record: { id: 3, owner: "ada" } })).toBe(0)
+      expect(await emit({ table: "todos", type: "INSERT", record: { id: 2, owner: "ada", done: false } })).toBe(1)
+      await first
       expect(changes).toHaveLength(1)
-      expect(changes[0]).toMatchObject({ eventType: "INSERT", table: "todos", new: { id: 2, owner: "ada" } })
+      expect(changes[0]).toMatchObject({
+        eventType: "INSERT",
+        schema: "public",
+        table: "todos",
+        new: { id: 2, owner: "ada", done: false },
+        old: {},
+        errors: null
+      })
     } finally {
       await cleanup()
     }
+  })
+
+  it("HTTP broadcast: send() REST fallback on an unsubscribed channel, and httpSend()", async () => {
+    try {
+      const listener = makeClient({ vsn })
+      const sender = makeClient({ vsn })
+      const ch = listener.channel("room:http")
+      const got: Array<any> = []
+      let count!: (n: number) => void
+      const two = new Promise<void>((resolve) => count = (n) => n === 2 && resolve())
+      ch.on("broadcast", { event: "*" }, (message: any) => {
+        got.push(message)
+        count(got.length)
+      })
+      await subscribed(ch)
+      const unsubscribed = sender.channel("room:http")
+      expect(await unsubscribed.send({ type: "broadcast", event: "rest", payload: { via: "batch" } })).toBe("ok")
+      expect(await unsubscribed.httpSend("single", { via: "single" })).toEqual({ success: true })
+      await two
+      expect(got).toEqual([
+        { type: "broadcast", event: "rest", payload: { via: "batch" } },
+        { type: "broadcast", event: "single", payload: { via: "single" } }
+      ])
+      expect((await Effect.runPromise(server.stats)).httpRequests).toBeGreaterThanOrEqual(2)
+      // the server's answers, as realtime-js reports them: any JSON value is accepted, a bad key is 401
+      await expect(unsubscribed.httpSend("x", 1)).resolves.toEqual({ success: true })
+      const bad = makeClient({ vsn, apikey: "bad-key" })
+      await expect(bad.channel("room:http").httpSend("x", { a: 1 })).rejects.toThrow("Unauthorized")
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it("a join with an expired access token is rejected with the server's reason", async () => {
+    try {
+      const a = makeClient({ vsn })
+      await a.setAuth(RealtimeServer.signToken({ role: "authenticated", exp: Math.floor(Date.now() / 1000) - 60 }))
+      const ch = a.channel("room:expired")
+      const error = await new Promise<Error>((resolve) =>
+        ch.subscribe((status, err) => {
+          if (status === "CHANNEL_ERROR") resolve(err!)
+        })
+      )
+      expect(error.message).toMatch(/^InvalidJWTToken: Token has expired \d+ seconds ago$/)
+      const rejected = await until((s) => s.stats.joinsRejected > 0 ? s.stats.joinsRejected : undefined)
+      expect(rejected).toBeGreaterThan(0)
+    } finally {
+      await cleanup()
+    }
+  })
+})
+
+describe("realtime-js binary broadcast", () => {
+  it("kind 3 from a vsn 2.0.0 sender arrives as kind 4 (ArrayBuffer) at vsn 2.0.0, not at all at 1.0.0", async () => {
+    try {
+      const sender = makeClient({ vsn: "2.0.0" })
+      const v2 = makeClient({ vsn: "2.0.0" })
+      const v1 = makeClient({ vsn: "1.0.0" })
+      const chS = sender.channel("room:bin", { config: { broadcast: { ack: true } } })
+      const chV2 = v2.channel("room:bin")
+      const chV1 = v1.channel("room:bin")
+      const v2got: Array<any> = []
+      const v1got: Array<any> = []
+      let v2done!: () => void
+      let v1done!: () => void
+      const v2all = new Promise<void>((resolve) => v2done = resolve)
+      const v1all = new Promise<void>((resolve) => v1done = resolve)
+      chV2.on("broadcast", { event: "*" }, (m: any) => {
+        v2got.push(m)
+        if (m.event === "end") v2done()
+      })
+      chV1.on("broadcast", { event: "*" }, (m: any) => {
+        v1got.push(m)
+        if (m.event === "end") v1done()
+      })
+      await Promise.all([subscribed(chS), subscribed(chV2), subscribed(chV1)])
+      expect(await chS.send({ type: "broadcast", event: "bin", payload: new Uint8Array([1, 2, 3]).buffer })).toBe("ok")
+      expect(await chS.httpSend("http-bin", new Uint8Array([4, 5]).buffer)).toEqual({ success: true })
+      expect(await chS.send({ type: "broadcast", event: "end", payload: { done: true } })).toBe("ok")
+      await Promise.all([v2all, v1all])
+      expect(v2got.map((m) => [m.event, m.payload instanceof ArrayBuffer ? [...new Uint8Array(m.payload)] : m.payload]))
+        .toEqual([["bin", [1, 2, 3]], ["http-bin", [4, 5]], ["end", { done: true }]])
+      expect(v1got).toEqual([{ type: "broadcast", event: "end", payload: { done: true } }])
+      const state = await Effect.runPromise(server.state)
+      const senderFrames = state.received(state.subscribers("room:bin").find((c) => c.ack)!.connection)
+      expect(senderFrames.filter((f) => f.event === "broadcast").map((f) => f.binary)).toEqual([true, true])
+    } finally {
+      await cleanup()
+    }
+  })
+})
+
+describe("the real listener", () => {
+  const handshake = (path: string, headers: Record<string, string> = {}) =>
+    new Promise<{ readonly status: number; readonly body: string }>((resolve, reject) => {
+      const ws = new WebSocket(`${server.url.replace(/\/socket$/, "")}${path}`, { headers })
+      ws.on("open", () => {
+        ws.close()
+        resolve({ status: 101, body: "" })
+      })
+      ws.on("unexpected-response", (_request, response) => {
+        let body = ""
+        response.on("data", (chunk: Buffer) => body += chunk.toString())
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body }))
+      })
+      ws.on("error", (error) => {
+        if (!/Unexpected server response/.test(error.message)) reject(error)
+      })
+    })
+
+  it("answers handshake errors with HTTP statuses and {error} bodies; x-api-key wins over apikey", async () => {
+    const expired = RealtimeServer.signToken({ role: "anon", exp: 1 })
+    expect(await handshake("/socket/websocket?vsn=2.0.0")).toEqual({
+      status: 401,
+      body: JSON.stringify({ error: "API key is missing" })
+    })
+    expect(await handshake(`/socket/websocket?vsn=9.0.0&apikey=${server.apiKey}`)).toEqual({ status: 403, body: "" })
+    expect((await handshake(`/realtime/v1/websocket?apikey=${expired}`)).body).toMatch(
+      /^\{"error":"Token has expired \d+ seconds ago"\}$/
+    )
+    expect(await handshake(`/socket/websocket?apikey=${expired}`, { "x-api-key": server.apiKey })).toEqual({
+      status: 101,
+      body: ""
+    })
+    expect((await handshake(`/socket/websocket?apikey=${server.apiKey}`, { "x-api-key": "nope" })).status).toBe(401)
+    await Effect.runPromise(server.refuseConnections(1, { status: 503, error: "maintenance" }))
+    expect(await handshake(`/socket/websocket?apikey=${server.apiKey}`)).toEqual({
+      status: 503,
+      body: JSON.stringify({ error: "maintenance" })
+    })
+  })
+
+  it("serves the HTTP API under /api/broadcast and /realtime/v1/api/broadcast", async () => {
+    for (const path of ["/api/broadcast", "/realtime/v1/api/broadcast"]) {
+      const response = await fetch(`${server.httpUrl}${path}`, {
+        method: "POST",
+        headers: { apikey: server.apiKey, "content-type": "application/json" },
+        body: JSON.stringify({ messages: [{ topic: "t", event: "e", payload: {} }] })
+      })
+      expect(response.status).toBe(202)
+      expect(response.headers.get("access-control-allow-origin")).toBe("*")
+    }
+    const unauthorized = await fetch(`${server.httpUrl}/api/broadcast/t/events/e`, { method: "POST", body: "{}" })
+    expect([unauthorized.status, await unauthorized.json()]).toEqual([401, { message: "Unauthorized" }])
   })
 })

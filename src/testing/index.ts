@@ -14,3 +14,8 @@ export * as FakeSocket from "./FakeSocket.js"
  * @since 0.1.0
  */
 export * as RealtimeServer from "./RealtimeServer.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as RealtimeTest from "./RealtimeTest.js"

@@ -108,7 +108,11 @@ export const listen = (
     wss.handleUpgrade(request, socket, head, (ws) => {
       const connection = engine.open(peerOf(ws), handshake, "ws")
       ws.on("message", (data: Buffer | ArrayBuffer | Array<Buffer>, isBinary: boolean) => {
-        const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
+        const buffer = Array.isArray(data)
+          ? Buffer.concat(data)
+          : Buffer.isBuffer(data)
+          ? data
+          : Buffer.from(data)
         engine.onFrame(
           connection,
           isBinary ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : buffer.toString("utf8")
