@@ -1,0 +1,164 @@
+/** This client, over `ws` (`NodeRealtime.layer`), as an Effect app would use it. */
+import { Deferred, Effect, Fiber, FiberId, Stream } from "effect"
+import { RealtimeClient } from "../../src/index.js"
+import { NodeRealtime } from "../../src/node/index.js"
+import {
+  BROADCAST_EVENT,
+  channelConfig,
+  fanInChannel,
+  floodMetrics,
+  INBOUND_CHANNEL,
+  latencyMetrics,
+  mark,
+  memoryChannel,
+  memoryMetrics,
+  OrderCheck,
+  payloadOf,
+  ready,
+  RTT_CHANNEL,
+  type RunResult,
+  type ScenarioName,
+  type SeqPayload,
+  settledMemory,
+  sizes,
+  subscribeChannel,
+  warmupChannel
+} from "../shared.js"
+
+const connected = Effect.gen(function*() {
+  const client = yield* RealtimeClient.RealtimeClient
+  yield* client.connect
+  yield* client.stateChanges.pipe(Stream.filter((s) => s._tag === "Open"), Stream.take(1), Stream.runDrain)
+  return client
+})
+
+const flood = (names: ReadonlyArray<string>, perChannel: number, binary: boolean) =>
+  Effect.gen(function*() {
+    const client = yield* RealtimeClient.RealtimeClient
+    const total = names.length * perChannel
+    const checks = names.map(() => new OrderCheck())
+    const rooms = yield* Effect.forEach(names, (name) => client.channel(name, channelConfig))
+    const fibers = yield* Effect.forEach(rooms, (room, i) => {
+      const check = checks[i]!
+      return room.broadcast("*").pipe(
+        Stream.take(perChannel),
+        Stream.runForEachChunk((chunk) =>
+          Effect.sync(() => {
+            for (const b of chunk) check.see((b.payload as SeqPayload).seq)
+          })
+        ),
+        Effect.fork
+      )
+    })
+    yield* Effect.forEach(rooms, (room) => room.subscribe, { concurrency: "unbounded", discard: true })
+    const start = mark()
+    ready(binary ? "inbound-binary" : names.length === 1 ? "inbound" : "fan-in")
+    yield* Fiber.joinAll(fibers)
+    const metrics = floodMetrics(start, total)
+    const errors = checks.reduce((n, c) => n + c.errors, 0)
+    const seen = checks.reduce((n, c) => n + c.seen, 0)
+    return {
+      valid: errors === 0 && seen === total,
+      detail: errors === 0 ? undefined : `${errors} out of order`,
+      metrics
+    }
+  })
+
+const subscribe = Effect.gen(function*() {
+  const client = yield* connected
+  const t0 = performance.now()
+  const times = yield* Effect.forEach(
+    Array.from({ length: sizes.subscribe }, (_, i) => subscribeChannel(i)),
+    (name) =>
+      client.channel(name, channelConfig).pipe(
+        Effect.flatMap((room) => room.subscribe),
+        Effect.map(() => performance.now() - t0)
+      ),
+    { concurrency: "unbounded" }
+  )
+  const totalMs = performance.now() - t0
+  return { valid: times.length === sizes.subscribe, metrics: { totalMs, ...latencyMetrics(times) } }
+})
+
+const rtt = Effect.gen(function*() {
+  const client = yield* connected
+  const room = yield* client.channel(RTT_CHANNEL, channelConfig)
+  let waiting = -1
+  let echoed: Deferred.Deferred<void> | undefined
+  let echoAt = 0
+  yield* room.broadcast("*").pipe(
+    Stream.runForEachChunk((chunk) =>
+      Effect.sync(() => {
+        for (const b of chunk) {
+          if ((b.payload as SeqPayload).seq === waiting) {
+            echoAt = performance.now()
+            if (echoed !== undefined) Deferred.unsafeDone(echoed, Effect.void)
+          }
+        }
+      })
+    ),
+    Effect.forkScoped
+  )
+  yield* room.subscribe
+  const samples: Array<number> = []
+  for (let i = 0; i < sizes.rttWarmup + sizes.rtt; i++) {
+    const echo = Deferred.unsafeMake<void>(FiberId.none)
+    echoed = echo
+    waiting = i
+    const t0 = performance.now()
+    yield* room.send(BROADCAST_EVENT, payloadOf(i))
+    yield* Deferred.await(echo)
+    if (i >= sizes.rttWarmup) samples.push(echoAt - t0)
+  }
+  return { valid: samples.length === sizes.rtt, metrics: latencyMetrics(samples) }
+})
+
+const memory = Effect.gen(function*() {
+  const client = yield* connected
+  let received = 0
+  const joinAll = (names: ReadonlyArray<string>) =>
+    Effect.forEach(names, (name) =>
+      Effect.gen(function*() {
+        const room = yield* client.channel(name, channelConfig)
+        yield* room.broadcast("*").pipe(
+          Stream.runForEachChunk((chunk) => Effect.sync(() => received += chunk.length)),
+          Effect.forkScoped
+        )
+        yield* room.subscribe
+      }), { concurrency: "unbounded", discard: true })
+  yield* joinAll(Array.from({ length: sizes.memoryWarmup }, (_, i) => warmupChannel(i)))
+  const before = yield* Effect.promise(settledMemory)
+  yield* joinAll(Array.from({ length: sizes.memory }, (_, i) => memoryChannel(i)))
+  const after = yield* Effect.promise(settledMemory)
+  const channels = yield* client.channels
+  return {
+    valid: channels.length === sizes.memory + sizes.memoryWarmup,
+    metrics: memoryMetrics(before, after, sizes.memory)
+  }
+})
+
+const program = (scenario: ScenarioName): Effect.Effect<RunResult, unknown, RealtimeClient.RealtimeClient> => {
+  switch (scenario) {
+    case "inbound":
+      return Effect.scoped(flood([INBOUND_CHANNEL], sizes.inbound, false))
+    case "inbound-binary":
+      return Effect.scoped(flood([INBOUND_CHANNEL], sizes.inbound, true))
+    case "fan-in":
+      return Effect.scoped(
+        flood(Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i)), sizes.fanInPerChannel, false)
+      )
+    case "subscribe":
+      return Effect.scoped(subscribe)
+    case "rtt":
+      return Effect.scoped(rtt)
+    case "memory":
+      return Effect.scoped(memory)
+  }
+}
+
+export const run = (scenario: ScenarioName, url: string): Promise<RunResult> =>
+  Effect.runPromise(
+    program(scenario).pipe(
+      Effect.provide(NodeRealtime.layer({ url, apiKey: "anon", httpBroadcast: false }))
+    )
+  )

@@ -1,0 +1,159 @@
+/** `@supabase/realtime-js` 2.109 over `ws`, the way its README sets it up on Node 20. */
+import { type RealtimeChannel, RealtimeClient, type WebSocketLikeConstructor } from "@supabase/realtime-js"
+import WebSocket from "ws"
+import {
+  BROADCAST_EVENT,
+  channelConfig,
+  fanInChannel,
+  floodMetrics,
+  INBOUND_CHANNEL,
+  latencyMetrics,
+  mark,
+  memoryChannel,
+  memoryMetrics,
+  OrderCheck,
+  payloadOf,
+  ready,
+  RTT_CHANNEL,
+  type RunResult,
+  type ScenarioName,
+  type SeqPayload,
+  settledMemory,
+  sizes,
+  subscribeChannel,
+  warmupChannel
+} from "../shared.js"
+
+interface BroadcastMessage {
+  readonly event: string
+  readonly payload: SeqPayload
+}
+
+const connect = async (url: string): Promise<RealtimeClient> => {
+  const client = new RealtimeClient(url, {
+    transport: WebSocket as unknown as WebSocketLikeConstructor,
+    params: { apikey: "anon" },
+    vsn: "2.0.0"
+  })
+  client.connect()
+  while (!client.isConnected()) await new Promise((resolve) => setTimeout(resolve, 2))
+  return client
+}
+
+const subscribed = (channel: RealtimeChannel): Promise<void> =>
+  new Promise((resolve, reject) => {
+    channel.subscribe((status, error) => {
+      if (status === "SUBSCRIBED") resolve()
+      else if (status !== "CLOSED") reject(new Error(`${channel.topic}: ${status} ${error?.message ?? ""}`))
+    })
+  })
+
+const close = async (client: RealtimeClient) => {
+  await client.removeAllChannels()
+  await client.disconnect()
+}
+
+const flood = async (url: string, names: ReadonlyArray<string>, perChannel: number, binary: boolean) => {
+  const client = await connect(url)
+  const total = names.length * perChannel
+  const checks = names.map(() => new OrderCheck())
+  let seen = 0
+  let finish!: () => void
+  const done = new Promise<void>((resolve) => finish = resolve)
+  await Promise.all(names.map((name, i) => {
+    const check = checks[i]!
+    const channel = client.channel(name, { config: channelConfig })
+    channel.on("broadcast", { event: "*" }, (message: BroadcastMessage) => {
+      check.see(message.payload.seq)
+      if (++seen === total) finish()
+    })
+    return subscribed(channel)
+  }))
+  const start = mark()
+  ready(binary ? "inbound-binary" : names.length === 1 ? "inbound" : "fan-in")
+  await done
+  const metrics = floodMetrics(start, total)
+  await close(client)
+  const errors = checks.reduce((n, c) => n + c.errors, 0)
+  return { valid: errors === 0, detail: errors === 0 ? undefined : `${errors} out of order`, metrics }
+}
+
+export const run = async (scenario: ScenarioName, url: string): Promise<RunResult> => {
+  switch (scenario) {
+    case "inbound":
+      return flood(url, [INBOUND_CHANNEL], sizes.inbound, false)
+    case "inbound-binary":
+      return flood(url, [INBOUND_CHANNEL], sizes.inbound, true)
+    case "fan-in":
+      return flood(
+        url,
+        Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i)),
+        sizes.fanInPerChannel,
+        false
+      )
+    case "subscribe": {
+      const client = await connect(url)
+      const t0 = performance.now()
+      const times = await Promise.all(
+        Array.from(
+          { length: sizes.subscribe },
+          (_, i) =>
+            subscribed(client.channel(subscribeChannel(i), { config: channelConfig })).then(() =>
+              performance.now() - t0
+            )
+        )
+      )
+      const totalMs = performance.now() - t0
+      await close(client)
+      return { valid: times.length === sizes.subscribe, metrics: { totalMs, ...latencyMetrics(times) } }
+    }
+    case "rtt": {
+      const client = await connect(url)
+      const channel = client.channel(RTT_CHANNEL, { config: channelConfig })
+      let waiting = -1
+      let echoed: (() => void) | undefined
+      let echoAt = 0
+      channel.on("broadcast", { event: "*" }, (message: BroadcastMessage) => {
+        if (message.payload.seq === waiting) {
+          echoAt = performance.now()
+          echoed?.()
+        }
+      })
+      await subscribed(channel)
+      const samples: Array<number> = []
+      let failures = 0
+      for (let i = 0; i < sizes.rttWarmup + sizes.rtt; i++) {
+        const echo = new Promise<void>((resolve) => echoed = resolve)
+        waiting = i
+        const t0 = performance.now()
+        const status = await channel.send({ type: "broadcast", event: BROADCAST_EVENT, payload: payloadOf(i) })
+        if (status !== "ok") failures++
+        await echo
+        if (i >= sizes.rttWarmup) samples.push(echoAt - t0)
+      }
+      await close(client)
+      return {
+        valid: failures === 0 && samples.length === sizes.rtt,
+        detail: failures === 0 ? undefined : `${failures} sends not ok`,
+        metrics: latencyMetrics(samples)
+      }
+    }
+    case "memory": {
+      const client = await connect(url)
+      let received = 0
+      const joinAll = (names: ReadonlyArray<string>) =>
+        Promise.all(names.map((name) => {
+          const channel = client.channel(name, { config: channelConfig })
+          channel.on("broadcast", { event: "*" }, () => received++)
+          return subscribed(channel)
+        }))
+      await joinAll(Array.from({ length: sizes.memoryWarmup }, (_, i) => warmupChannel(i)))
+      const before = await settledMemory()
+      await joinAll(Array.from({ length: sizes.memory }, (_, i) => memoryChannel(i)))
+      const after = await settledMemory()
+      const valid = client.getChannels().length === sizes.memory + sizes.memoryWarmup
+      await close(client)
+      return { valid, metrics: memoryMetrics(before, after, sizes.memory) }
+    }
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * `npm run bench`: every scenario × client × repetition in its own child process, against one local
+ * flood server; medians, ratios to realtime-js and to the raw floor, PASS/FAIL per target. Writes
+ * `bench/results/latest.json` and `latest.md` after a full run.
+ *
+ * Options: `--reps N` (default 3), `--scenarios a,b`, `--clients a,b`, `--profile` (children of
+ * `ours` run with `--cpu-prof`, profiles in `bench/profiles/`; summarise with `bench/profile.ts`).
+ */
+import { fork } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { type BenchServer, buildFlood, startServer } from "./server.js"
+import {
+  type ChildMessage,
+  type ClientName,
+  clients,
+  type FloodName,
+  floods,
+  median,
+  type RunResult,
+  type ScenarioName,
+  scenarios,
+  sizes
+} from "./shared.js"
+
+const here = Path.dirname(fileURLToPath(import.meta.url))
+
+const args = process.argv.slice(2)
+const option = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : undefined
+}
+const reps = Number(option("reps") ?? 3)
+const selectedScenarios = (option("scenarios")?.split(",") ?? scenarios) as ReadonlyArray<ScenarioName>
+const selectedClients = (option("clients")?.split(",") ?? clients) as ReadonlyArray<ClientName>
+const profile = args.includes("--profile")
+const fullRun = selectedScenarios.length === scenarios.length && selectedClients.length === clients.length
+for (const s of selectedScenarios) if (!scenarios.includes(s)) throw new Error(`unknown scenario ${s}`)
+for (const c of selectedClients) if (!clients.includes(c)) throw new Error(`unknown client ${c}`)
+
+const floodCache = new Map<FloodName, Buffer>()
+const floodFrames = (name: FloodName): Buffer => {
+  let frames = floodCache.get(name)
+  if (frames === undefined) floodCache.set(name, frames = buildFlood(floods[name]))
+  return frames
+}
+
+const RUN_TIMEOUT_MS = 120_000
+
+const runChild = (server: BenchServer, client: ClientName, scenario: ScenarioName): Promise<RunResult> =>
+  new Promise((resolve, reject) => {
+    const execArgv = ["--import", "tsx", "--expose-gc"]
+    if (profile && client === "ours") {
+      execArgv.push(
+        "--cpu-prof",
+        "--cpu-prof-dir",
+        Path.join(here, "profiles"),
+        "--cpu-prof-name",
+        `${scenario}-${Date.now()}.cpuprofile`
+      )
+    }
+    const child = fork(Path.join(here, "child.ts"), [client, scenario, server.url], { execArgv, stdio: "inherit" })
+    let result: RunResult | undefined
+    let failure: Error | undefined
+    const timer = setTimeout(() => {
+      failure = new Error(`${client}/${scenario}: no result after ${RUN_TIMEOUT_MS} ms`)
+      child.kill("SIGKILL")
+    }, RUN_TIMEOUT_MS)
+    child.on("message", (message: ChildMessage) => {
+      switch (message.type) {
+        case "ready":
+          server.flood(floodFrames(message.flood)).catch((error: Error) => {
+            failure = error
+            child.kill("SIGKILL")
+          })
+          return
+        case "result":
+          result = message.result
+          return
+        case "error":
+          failure = new Error(`${client}/${scenario}: ${message.message}`)
+          return
+      }
+    })
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer)
+      server.dropAll()
+      if (result !== undefined) resolve(result)
+      else reject(failure ?? new Error(`${client}/${scenario}: exited with ${signal ?? code} and no result`))
+    })
+  })
+
+// -------------------------------------------------------------------------------------
+// what is reported
+// -------------------------------------------------------------------------------------
+
+interface MetricSpec {
+  readonly key: string
+  readonly label: string
+  readonly digits: number
+}
+
+const primary: Record<ScenarioName, { readonly key: string; readonly higherIsBetter: boolean }> = {
+  inbound: { key: "msgPerSec", higherIsBetter: true },
+  "inbound-binary": { key: "msgPerSec", higherIsBetter: true },
+  "fan-in": { key: "msgPerSec", higherIsBetter: true },
+  subscribe: { key: "totalMs", higherIsBetter: false },
+  rtt: { key: "p50Ms", higherIsBetter: false },
+  memory: { key: "heapPerChannelKB", higherIsBetter: false }
+}
+
+const floodColumns: ReadonlyArray<MetricSpec> = [
+  { key: "msgPerSec", label: "msg/s", digits: 0 },
+  { key: "ms", label: "time ms", digits: 0 },
+  { key: "cpuUsPerMsg", label: "CPU µs/msg", digits: 2 },
+  { key: "peakRssMB", label: "peak RSS MB", digits: 0 }
+]
+const columns: Record<ScenarioName, ReadonlyArray<MetricSpec>> = {
+  inbound: floodColumns,
+  "inbound-binary": floodColumns,
+  "fan-in": floodColumns,
+  subscribe: [
+    { key: "totalMs", label: "total ms", digits: 1 },
+    { key: "p50Ms", label: "p50 ms", digits: 1 },
+    { key: "p99Ms", label: "p99 ms", digits: 1 }
+  ],
+  rtt: [
+    { key: "p50Ms", label: "p50 ms", digits: 3 },
+    { key: "p99Ms", label: "p99 ms", digits: 3 },
+    { key: "meanMs", label: "mean ms", digits: 3 }
+  ],
+  memory: [
+    { key: "heapPerChannelKB", label: "heap KB/channel", digits: 2 },
+    { key: "rssPerChannelKB", label: "RSS KB/channel", digits: 2 }
+  ]
+}
+
+const descriptions: Record<ScenarioName, string> = {
+  inbound: `${sizes.inbound.toLocaleString("en")} JSON broadcast frames to one channel`,
+  "inbound-binary": `${sizes.inbound.toLocaleString("en")} kind-4 binary broadcast frames to one channel`,
+  "fan-in": `${sizes.fanInChannels} channels × ${sizes.fanInPerChannel.toLocaleString("en")} frames, interleaved`,
+  subscribe: `join ${sizes.subscribe} channels concurrently`,
+  rtt: `${sizes.rtt.toLocaleString("en")} sequential broadcasts with ack and self: send → own echo`,
+  memory: `${sizes.memory.toLocaleString("en")} joined channels, a broadcast stream each`
+}
+
+interface Target {
+  readonly name: string
+  readonly scenario: ScenarioName
+  readonly against: ClientName
+  /** `ours / against` of the primary metric must be `>= min` or `<= max`. */
+  readonly min?: number
+  readonly max?: number
+}
+
+const targets: ReadonlyArray<Target> = [
+  { name: "inbound JSON ≥ 1.0× realtime-js (msg/s)", scenario: "inbound", against: "realtime-js", min: 1.0 },
+  { name: "inbound JSON ≥ 0.85× floor (msg/s)", scenario: "inbound", against: "floor", min: 0.85 },
+  { name: "inbound binary ≥ 2× realtime-js (msg/s)", scenario: "inbound-binary", against: "realtime-js", min: 2.0 },
+  { name: "fan-in ≥ 1.3× realtime-js (msg/s)", scenario: "fan-in", against: "realtime-js", min: 1.3 },
+  {
+    name: "subscribe 500 no slower than realtime-js (total time)",
+    scenario: "subscribe",
+    against: "realtime-js",
+    max: 1.0
+  },
+  { name: "rtt p50 no worse than realtime-js", scenario: "rtt", against: "realtime-js", max: 1.0 },
+  { name: "heap per channel ≤ 0.5× realtime-js", scenario: "memory", against: "realtime-js", max: 0.5 }
+]
+
+const fmt = (value: number | undefined, digits: number): string =>
+  value === undefined || Number.isNaN(value)
+    ? "–"
+    : value.toLocaleString("en", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+
+const main = async () => {
+  const server = await startServer()
+  // built before any run: the flood must start the moment a client is ready
+  for (const scenario of selectedScenarios) if (scenario in floods) floodFrames(scenario as FloodName)
+  const runs: Array<{ scenario: ScenarioName; client: ClientName; rep: number; result?: RunResult; error?: string }> =
+    []
+  const started = Date.now()
+  try {
+    for (const scenario of selectedScenarios) {
+      for (let rep = 1; rep <= reps; rep++) {
+        for (const client of selectedClients) {
+          const t0 = Date.now()
+          try {
+            const result = await runChild(server, client, scenario)
+            runs.push({ scenario, client, rep, result })
+            const p = primary[scenario]
+            console.log(
+              `${scenario.padEnd(15)} ${client.padEnd(12)} rep ${rep}: ${p.key} ${fmt(result.metrics[p.key], 2)}${
+                result.valid ? "" : `  INVALID ${result.detail ?? ""}`
+              }  (${Date.now() - t0} ms)`
+            )
+          } catch (error) {
+            const message = error instanceof Error ? error.message : String(error)
+            runs.push({ scenario, client, rep, error: message })
+            console.log(`${scenario.padEnd(15)} ${client.padEnd(12)} rep ${rep}: FAILED ${message}`)
+          }
+        }
+      }
+    }
+  } finally {
+    await server.close()
+  }
+
+  // medians
+  const medians: Partial<Record<ScenarioName, Partial<Record<ClientName, Record<string, number>>>>> = {}
+  const invalid: Array<string> = []
+  for (const scenario of selectedScenarios) {
+    const byClient: Partial<Record<ClientName, Record<string, number>>> = {}
+    for (const client of selectedClients) {
+      const ok = runs.filter((r) => r.scenario === scenario && r.client === client && r.result !== undefined)
+      for (const r of ok) {
+        if (!r.result!.valid) invalid.push(`${scenario}/${client} rep ${r.rep}: ${r.result!.detail ?? "invalid"}`)
+      }
+      if (ok.length === 0) continue
+      const keys = Object.keys(ok[0]!.result!.metrics)
+      byClient[client] = Object.fromEntries(keys.map((k) => [k, median(ok.map((r) => r.result!.metrics[k]!))]))
+    }
+    medians[scenario] = byClient
+  }
+  const ratio = (scenario: ScenarioName, against: ClientName): number | undefined => {
+    const key = primary[scenario].key
+    const ours = medians[scenario]?.ours?.[key]
+    const other = medians[scenario]?.[against]?.[key]
+    return ours === undefined || other === undefined ? undefined : ours / other
+  }
+
+  // the tables
+  const machine = {
+    cpu: Os.cpus()[0]?.model ?? "unknown",
+    cores: Os.cpus().length,
+    node: process.version,
+    platform: `${Os.type()} ${Os.release()} ${Os.arch()}`,
+    memoryGB: Math.round(Os.totalmem() / 1024 ** 3)
+  }
+  const md: Array<string> = []
+  md.push(
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (${machine.platform}).`,
+    `Medians of ${reps} repetitions, each client in its own process against a local flood server; ` +
+      `realtime-js ${realtimeJsVersion()} over \`ws\`; the floor is \`ws\` + \`JSON.parse\` + a switch.`,
+    ""
+  )
+  for (const scenario of selectedScenarios) {
+    const cols = columns[scenario]
+    const p = primary[scenario]
+    md.push(
+      `**${scenario}**: ${descriptions[scenario]} (ratio of ${cols.find((c) => c.key === p.key)!.label}, ${
+        p.higherIsBetter ? "higher" : "lower"
+      } is better)`,
+      "",
+      `| client | ${cols.map((c) => c.label).join(" | ")} | ours ÷ this |`,
+      `|---|${cols.map(() => "---:").join("|")}|---:|`
+    )
+    for (const client of selectedClients) {
+      const m = medians[scenario]?.[client]
+      const r = client === "ours" ? undefined : ratio(scenario, client)
+      md.push(
+        `| ${client} | ${cols.map((c) => fmt(m?.[c.key], c.digits)).join(" | ")} | ${
+          client === "ours" ? "" : fmt(r, 2)
+        } |`
+      )
+    }
+    md.push("")
+  }
+  const verdicts = targets.filter((t) => selectedScenarios.includes(t.scenario)).map((t) => {
+    const r = ratio(t.scenario, t.against)
+    const pass = r !== undefined && (t.min === undefined || r >= t.min) && (t.max === undefined || r <= t.max)
+    return { ...t, ratio: r, pass }
+  })
+  md.push("| target | ours ÷ other | result |", "|---|---:|---|")
+  for (const v of verdicts) md.push(`| ${v.name} | ${fmt(v.ratio, 2)} | ${v.pass ? "PASS" : "FAIL"} |`)
+  if (invalid.length > 0) md.push("", `Invalid runs: ${invalid.join("; ")}`)
+  const failed = runs.filter((r) => r.error !== undefined)
+  if (failed.length > 0) {
+    md.push(
+      "",
+      `Failed runs: ${failed.map((r) => `${r.scenario}/${r.client} rep ${r.rep}`).join(", ")}`
+    )
+  }
+  const markdown = md.join("\n") + "\n"
+  console.log("\n" + markdown)
+  console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`)
+
+  const json = {
+    date: new Date().toISOString(),
+    machine,
+    reps,
+    sizes,
+    medians,
+    targets: verdicts.map((v) => ({ name: v.name, ratio: v.ratio, pass: v.pass })),
+    invalid,
+    runs
+  }
+  const dir = Path.join(here, "results")
+  Fs.mkdirSync(dir, { recursive: true })
+  if (fullRun) {
+    Fs.writeFileSync(Path.join(dir, "latest.json"), JSON.stringify(json, null, 2) + "\n")
+    Fs.writeFileSync(Path.join(dir, "latest.md"), markdown)
+    console.log("wrote bench/results/latest.json and latest.md")
+  } else {
+    Fs.writeFileSync(Path.join(dir, "partial.local.json"), JSON.stringify(json, null, 2) + "\n")
+    console.log("partial run: wrote bench/results/partial.local.json")
+  }
+}
+
+function realtimeJsVersion(): string {
+  try {
+    const pkg = Path.join(here, "..", "node_modules", "@supabase", "realtime-js", "package.json")
+    return (JSON.parse(Fs.readFileSync(pkg, "utf8")) as { version: string }).version
+  } catch {
+    return "?"
+  }
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})

@@ -1,0 +1,178 @@
+/**
+ * What the bench parent, its server and its client processes share: sizes, topic names, payloads,
+ * the messages they exchange over IPC, and the timing helpers.
+ */
+import { Either } from "effect"
+import * as Protocol from "../src/Protocol.js"
+
+export const clients = ["ours", "realtime-js", "floor"] as const
+export type ClientName = (typeof clients)[number]
+
+export const scenarios = ["inbound", "inbound-binary", "fan-in", "subscribe", "rtt", "memory"] as const
+export type ScenarioName = (typeof scenarios)[number]
+
+export const sizes = {
+  inbound: 200_000,
+  fanInChannels: 100,
+  fanInPerChannel: 2_000,
+  subscribe: 500,
+  rtt: 2_000,
+  rttWarmup: 200,
+  memory: 1_000,
+  memoryWarmup: 20
+} as const
+
+export const BROADCAST_EVENT = "e"
+export const INBOUND_CHANNEL = "bench"
+export const RTT_CHANNEL = "rtt"
+export const fanInChannel = (i: number) => `fan-${i}`
+export const subscribeChannel = (i: number) => `sub-${i}`
+export const memoryChannel = (i: number) => `mem-${i}`
+export const warmupChannel = (i: number) => `warm-${i}`
+export const topicOf = (name: string) => `realtime:${name}`
+
+/** The channel config every client joins with (as the issue's usage). */
+export const channelConfig = { broadcast: { self: true, ack: true } } as const
+
+const padding = "lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor"
+
+/** A broadcast payload of about 100 bytes of JSON, with its sequence number. */
+export const payloadOf = (seq: number) => ({ seq, user: "ada", x: 123, y: 456, text: padding.slice(0, 56) })
+
+export interface SeqPayload {
+  readonly seq: number
+}
+
+/** The text frame of a broadcast, as the server sends it to vsn 2.0.0 sockets. */
+export const textBroadcastFrame = (topic: string, seq: number): string =>
+  JSON.stringify([null, null, topic, "broadcast", {
+    type: "broadcast",
+    event: BROADCAST_EVENT,
+    payload: payloadOf(seq)
+  }])
+
+/** The kind 4 binary frame of a broadcast (JSON payload). */
+export const binaryBroadcastFrame = (topic: string, seq: number): Uint8Array =>
+  Either.getOrThrow(Protocol.encodeUserBroadcast({ topic, event: BROADCAST_EVENT, payload: payloadOf(seq) }))
+
+/** Which flood the parent sends once a client is ready. */
+export type FloodName = "inbound" | "inbound-binary" | "fan-in"
+
+export interface FloodSpec {
+  readonly binary: boolean
+  readonly topics: ReadonlyArray<string>
+  readonly perTopic: number
+}
+
+export const floods: Record<FloodName, FloodSpec> = {
+  inbound: { binary: false, topics: [topicOf(INBOUND_CHANNEL)], perTopic: sizes.inbound },
+  "inbound-binary": { binary: true, topics: [topicOf(INBOUND_CHANNEL)], perTopic: sizes.inbound },
+  "fan-in": {
+    binary: false,
+    topics: Array.from({ length: sizes.fanInChannels }, (_, i) => topicOf(fanInChannel(i))),
+    perTopic: sizes.fanInPerChannel
+  }
+}
+
+/** Child → parent. */
+export type ChildMessage =
+  | { readonly type: "ready"; readonly flood: FloodName }
+  | { readonly type: "result"; readonly result: RunResult }
+  | { readonly type: "error"; readonly message: string }
+
+/** One run of one client in one scenario. `valid` is false when it missed or misordered frames. */
+export interface RunResult {
+  readonly valid: boolean
+  readonly detail?: string | undefined
+  readonly metrics: Record<string, number>
+}
+
+// -------------------------------------------------------------------------------------
+// measuring
+// -------------------------------------------------------------------------------------
+
+export interface Mark {
+  readonly time: number
+  readonly cpu: NodeJS.CpuUsage
+}
+
+export const mark = (): Mark => ({ time: performance.now(), cpu: process.cpuUsage() })
+
+/** msg/s, CPU and peak RSS of a flood that started at `start` and was fully seen now. */
+export const floodMetrics = (start: Mark, count: number): Record<string, number> => {
+  const ms = performance.now() - start.time
+  const cpu = process.cpuUsage(start.cpu)
+  return {
+    ms,
+    msgPerSec: count / (ms / 1000),
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuUsPerMsg: (cpu.user + cpu.system) / count,
+    peakRssMB: process.resourceUsage().maxRSS / 1024
+  }
+}
+
+export const percentile = (values: ReadonlyArray<number>, p: number): number => {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[index]!
+}
+
+export const median = (values: ReadonlyArray<number>): number => {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+export const latencyMetrics = (samples: ReadonlyArray<number>): Record<string, number> => ({
+  p50Ms: percentile(samples, 50),
+  p99Ms: percentile(samples, 99),
+  meanMs: samples.reduce((a, b) => a + b, 0) / samples.length
+})
+
+/** Heap and RSS after full collections (needs `--expose-gc`). */
+export const settledMemory = async (): Promise<{ heap: number; rss: number }> => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  for (let i = 0; i < 4; i++) {
+    gc?.()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const usage = process.memoryUsage()
+  return { heap: usage.heapUsed, rss: usage.rss }
+}
+
+export const memoryMetrics = (
+  before: { heap: number; rss: number },
+  after: { heap: number; rss: number },
+  channels: number
+): Record<string, number> => ({
+  heapPerChannelKB: (after.heap - before.heap) / channels / 1024,
+  rssPerChannelKB: (after.rss - before.rss) / channels / 1024,
+  heapTotalMB: after.heap / 1024 / 1024
+})
+
+/** Checks that one channel's frames arrive in order, and counts them. */
+export class OrderCheck {
+  seen = 0
+  errors = 0
+  see(seq: number) {
+    if (seq !== this.seen) this.errors++
+    this.seen++
+  }
+}
+
+// -------------------------------------------------------------------------------------
+// child side of the IPC
+// -------------------------------------------------------------------------------------
+
+export const send = (message: ChildMessage): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (process.send === undefined) return reject(new Error("not started by the bench runner (no IPC channel)"))
+    process.send(message, undefined, {}, (error) => error ? reject(error) : resolve())
+  })
+
+/** Tells the parent to start the flood. */
+export const ready = (flood: FloodName): void => {
+  process.send?.({ type: "ready", flood } satisfies ChildMessage)
+}
