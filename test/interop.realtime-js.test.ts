@@ -5,8 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { RealtimeChannel } from "@supabase/realtime-js"
 import { RealtimeClient } from "@supabase/realtime-js"
-import { Effect, Exit, Scope } from "effect"
+import { Chunk, Context, Effect, Exit, Fiber, Layer, Option, Redacted, Scope, Stream } from "effect"
 import { WebSocket } from "ws"
+import * as NodeRealtime from "../src/node/NodeRealtime.js"
+import * as RealtimeClientEffect from "../src/RealtimeClient.js"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
 
 let scope: Scope.CloseableScope
@@ -293,5 +295,87 @@ describe("the real listener", () => {
     }
     const unauthorized = await fetch(`${server.httpUrl}/api/broadcast/t/events/e`, { method: "POST", body: "{}" })
     expect([unauthorized.status, await unauthorized.json()]).toEqual([401, { message: "Unauthorized" }])
+  })
+})
+
+describe("mixed room: realtime-js and this SDK on the same server", () => {
+  it("see each other's broadcasts (JSON and binary), presence, and the same change", async () => {
+    try {
+      const js = makeClient({ vsn: "2.0.0" })
+      const jsChannel = js.channel("room:mixed", { config: { broadcast: { ack: true }, presence: { key: "js" } } })
+      const jsGot: Array<any> = []
+      let jsDone!: () => void
+      const jsAll = new Promise<void>((resolve) => jsDone = resolve)
+      jsChannel.on("broadcast", { event: "*" }, (m: any) => {
+        jsGot.push(m)
+        if (jsGot.length === 2) jsDone()
+      })
+      let jsChange!: (c: any) => void
+      const jsChanged = new Promise<any>((resolve) => jsChange = resolve)
+      jsChannel.on("postgres_changes", { event: "INSERT", schema: "public", table: "todos" }, (c) => jsChange(c))
+      let jsSeesEffect!: () => void
+      const jsPresence = new Promise<void>((resolve) => jsSeesEffect = resolve)
+      jsChannel.on("presence", { event: "sync" }, () => {
+        if (jsChannel.presenceState().effect !== undefined) jsSeesEffect()
+      })
+      await subscribed(jsChannel)
+      expect(await jsChannel.track({ who: "js" })).toBe("ok")
+
+      await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(
+          NodeRealtime.layer({ url: server.url, apiKey: Redacted.make(server.apiKey) })
+        ).pipe(Effect.orDie)
+        const client = Context.get(context, RealtimeClientEffect.RealtimeClient)
+        const channel = yield* client.channel("room:mixed", {
+          broadcast: { ack: true },
+          presence: { key: "effect" },
+          postgresChanges: [{ event: "INSERT", schema: "public", table: "todos" }]
+        })
+        const broadcasts = yield* channel.broadcast("*").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+        const change = yield* channel.postgresChanges().pipe(Stream.runHead, Effect.fork)
+        const presence = yield* channel.presence().changes.pipe(
+          Stream.filter((state) => state.has("js") && state.has("effect")),
+          Stream.runHead,
+          Effect.fork
+        )
+        yield* channel.subscribe.pipe(Effect.orDie)
+        yield* server.waitFor((state) =>
+          state.subscribers("room:mixed").filter((c) => c.postgresSubscribed).length === 2 ? true : undefined
+        )
+        // this SDK → realtime-js: JSON and binary
+        yield* channel.send("hello", { from: "effect" }).pipe(Effect.orDie)
+        yield* channel.send("bytes", new Uint8Array([1, 2])).pipe(Effect.orDie)
+        // realtime-js → this SDK
+        yield* Effect.promise(() => jsChannel.send({ type: "broadcast", event: "hi", payload: { from: "js" } }))
+        yield* Effect.promise(() =>
+          jsChannel.send({ type: "broadcast", event: "bin", payload: new Uint8Array([3]).buffer })
+        )
+        const received = Chunk.toArray(yield* Fiber.join(broadcasts))
+        expect(received.map((b) => [b.event, b.payload])).toEqual([
+          ["hi", { from: "js" }],
+          ["bin", new Uint8Array([3])]
+        ])
+        yield* Effect.promise(() => jsAll)
+        expect(
+          jsGot.map((m) => [m.event, m.payload instanceof ArrayBuffer ? [...new Uint8Array(m.payload)] : m.payload])
+        )
+          .toEqual([["hello", { from: "effect" }], ["bytes", [1, 2]]])
+        // presence both ways
+        yield* channel.track({ who: "effect" }).pipe(Effect.orDie)
+        const state = yield* Fiber.join(presence)
+        expect(Option.getOrThrow(state).get("js")?.[0]).toMatchObject({ who: "js" })
+        yield* Effect.promise(() => jsPresence)
+        expect(jsChannel.presenceState().effect?.[0]).toMatchObject({ who: "effect" })
+        // the same change, to both
+        expect(yield* server.emitChange({ table: "todos", type: "INSERT", record: { id: 7, title: "x" } })).toBe(2)
+        const ours = Option.getOrThrow(yield* Fiber.join(change))
+        const theirs = yield* Effect.promise(() => jsChanged)
+        expect(ours).toMatchObject({ eventType: "INSERT", table: "todos", new: { title: "x" } })
+        expect(theirs).toMatchObject({ eventType: "INSERT", table: "todos", new: { id: 7, title: "x" } })
+        yield* client.removeAllChannels
+      })))
+    } finally {
+      await cleanup()
+    }
   })
 })
