@@ -1226,10 +1226,6 @@ export class Engine {
     return { allowed: count <= this.config.limits.maxEventsPerSecond, count }
   }
 
-  currentEventCount(): number {
-    return this.eventCounter.current(this.env.now())
-  }
-
   policyFor(claims: Jwt.Claims, subtopic: string): RS.Permissions {
     return this.permissions(claims, subtopic)
   }
