@@ -113,9 +113,12 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     }
     const registry = new Map<string, Entry>()
     const idleDisconnect = yield* FiberHandle.make<void, never>()
+    // once the client's scope closed, late finalizers of channel handles held elsewhere are no-ops
+    let closed = false
 
     // the socket closes (after a grace period) once no channel is subscribed
     const scheduleIdleDisconnect = Effect.suspend(() => {
+      if (closed) return Effect.void
       for (const entry of registry.values()) if (entry.channel.isActive) return Effect.void
       const disconnect = transport.disconnect({ reason: "no channels left" })
       return Duration.toMillis(disconnectAfter) === 0
@@ -181,7 +184,7 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
         held.handles++
         yield* Effect.addFinalizer(() =>
           Effect.suspend(() => {
-            if (held.handles === 0) return Effect.void
+            if (closed || held.handles === 0) return Effect.void
             held.handles--
             if (held.handles > 0) return Effect.void
             return drop(held, "the channel's scope closed").pipe(Effect.zipRight(scheduleIdleDisconnect))
@@ -249,7 +252,10 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     )
 
     yield* Effect.addFinalizer(() =>
-      Effect.forEach([...registry.values()], (entry) => drop(entry, "client closed"), { discard: true })
+      Effect.suspend(() => {
+        closed = true
+        return Effect.forEach([...registry.values()], (entry) => drop(entry, "client closed"), { discard: true })
+      })
     )
 
     return RealtimeClient.of({

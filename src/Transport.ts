@@ -101,9 +101,14 @@ export interface Transport {
   readonly makeRef: () => string
   /**
    * Writes a message. Succeeds once the frame is written: at once when open, else when the buffer
-   * is flushed on the next open. Fails with `BufferFull` when the buffer is at capacity.
+   * is flushed on the next open. Fails with `BufferFull` when the buffer is at capacity. With
+   * `buffer: false` it writes now or fails with `SocketClosed` (for messages that only make sense on
+   * the current connection, such as `phx_leave`).
    */
-  readonly push: (message: Protocol.Message) => Effect.Effect<void, BufferFull | ProtocolError | SocketClosed>
+  readonly push: (
+    message: Protocol.Message,
+    options?: { readonly buffer?: boolean | undefined }
+  ) => Effect.Effect<void, BufferFull | ProtocolError | SocketClosed>
   /**
    * Writes a message (its `ref` must be set, see `makeRef`) and waits for the `phx_reply` with that
    * ref, within `timeout` (default: the transport's push timeout) counted from the call.
@@ -250,15 +255,19 @@ export const make = (
 
     // Normalise what reaches the handler: a "blob" binaryType would be decoded asynchronously and
     // reorder binary frames against text frames (reference/effect-idioms.md §1.4).
+    // Writes go straight to the current WebSocket when it is OPEN (a synchronous `send`), never
+    // through the platform writer, whose latch would park a write made in the instant between the
+    // socket closing and this loop noticing it.
+    let ws: globalThis.WebSocket | undefined
     const construct = yield* Socket.WebSocketConstructor
     const socket = yield* Socket.makeWebSocket(url, { openTimeout: options.openTimeout ?? "10 seconds" }).pipe(
       Effect.provideService(Socket.WebSocketConstructor, (url, protocols) => {
-        const ws = construct(url, protocols)
-        if (ws.binaryType === "blob") ws.binaryType = "arraybuffer"
-        return ws
+        const created = construct(url, protocols)
+        if (created.binaryType === "blob") created.binaryType = "arraybuffer"
+        ws = created
+        return created
       })
     )
-    const write = yield* socket.writer
 
     const state = yield* SubscriptionRef.make<ConnectionState>(ConnectionState.Closed({ reason: "not connected" }))
     const heartbeatHub = yield* PubSub.unbounded<Heartbeat.HeartbeatStatus>()
@@ -314,11 +323,23 @@ export const make = (
       else framesUnrouted.unsafeUpdate(1, [])
     }
 
-    const writeFrame = (frame: Protocol.Frame): Effect.Effect<void, SocketClosed> =>
-      write(frame).pipe(
-        Effect.mapError((cause) => new SocketClosed({ reason: `write failed: ${cause.message}` })),
-        Effect.tap(() => framesOut.unsafeUpdate(1, []))
-      )
+    const writable = () => ws !== undefined && ws.readyState === 1
+
+    /** Writes now, or returns why not. */
+    const writeNow = (frame: Protocol.Frame): SocketClosed | undefined => {
+      if (!writable()) return new SocketClosed({ reason: "not connected" })
+      try {
+        ws!.send(frame)
+      } catch (cause) {
+        return new SocketClosed({ reason: `write failed: ${cause instanceof Error ? cause.message : String(cause)}` })
+      }
+      framesOut.unsafeUpdate(1, [])
+      return undefined
+    }
+    const writeFrame = (frame: Protocol.Frame): Effect.Effect<void, SocketClosed> => {
+      const error = writeNow(frame)
+      return error === undefined ? Effect.void : Effect.fail(error)
+    }
 
     // Written in order, one at a time: if the socket dies mid-flush, what is left stays buffered.
     const flush = Effect.gen(function*() {
@@ -340,13 +361,15 @@ export const make = (
     const enqueue = (
       frame: Protocol.Frame,
       message: Protocol.Message,
-      onWritten: (() => void) | undefined
+      onWritten: (() => void) | undefined,
+      canBuffer = true
     ): Effect.Effect<void, BufferFull | SocketClosed> =>
       Effect.suspend((): Effect.Effect<void, BufferFull | SocketClosed> => {
-        if (open && !flushing) {
+        if (open && !flushing && writable()) {
           onWritten?.()
           return writeFrame(frame)
         }
+        if (!canBuffer) return Effect.fail(new SocketClosed({ reason: "not connected" }))
         if (buffer.length >= bufferSize) {
           return Effect.fail(new BufferFull({ topic: message.topic, event: message.event, capacity: bufferSize }))
         }
@@ -364,10 +387,15 @@ export const make = (
         ))
       })
 
-    const push = (message: Protocol.Message): Effect.Effect<void, BufferFull | ProtocolError | SocketClosed> =>
+    const push = (
+      message: Protocol.Message,
+      pushOptions?: { readonly buffer?: boolean | undefined }
+    ): Effect.Effect<void, BufferFull | ProtocolError | SocketClosed> =>
       Effect.suspend((): Effect.Effect<void, BufferFull | ProtocolError | SocketClosed> => {
         const encoded = serializer.encode(message)
-        return encoded._tag === "Left" ? Effect.fail(encoded.left) : enqueue(encoded.right, message, undefined)
+        return encoded._tag === "Left"
+          ? Effect.fail(encoded.left)
+          : enqueue(encoded.right, message, undefined, pushOptions?.buffer ?? true)
       })
 
     const request = (
@@ -426,7 +454,7 @@ export const make = (
         event: "heartbeat",
         payload: {}
       })
-      if (encoded._tag === "Right") yield* Effect.ignore(writeFrame(encoded.right))
+      if (encoded._tag === "Right") writeNow(encoded.right)
       yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Sent({ ref }))
       const answer = yield* Deferred.await(reply).pipe(Effect.timeoutOption(heartbeat.timeout))
       if (Option.isNone(answer)) {
@@ -521,9 +549,7 @@ export const make = (
     const disconnect = (disconnectOptions?: { readonly code?: number; readonly reason?: string }) =>
       Effect.gen(function*() {
         const reason = disconnectOptions?.reason ?? "disconnected"
-        if (open) {
-          yield* Effect.ignore(write(new Socket.CloseEvent(disconnectOptions?.code ?? 1000, reason)))
-        }
+        if (open && writable()) ws!.close(disconnectOptions?.code ?? 1000, reason)
         yield* FiberHandle.clear(handle)
         open = false
         failAll(new SocketClosed({ reason }))

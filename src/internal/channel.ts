@@ -621,13 +621,14 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     return Effect.gen(this, function*() {
       yield* FiberHandle.clear(this.rejoinHandle)
       const joinRef = this.joinRef
-      // Written, not awaited: closing a scope must not hang on a round trip. A socket that is not
-      // open has no join on the server to leave.
-      if (joinRef !== null && (yield* this.deps.transport.state)._tag === "Open") {
+      // Written now, never buffered nor awaited: closing a scope must not hang on a round trip, and
+      // a socket that is not open has no join on the server to leave.
+      if (joinRef !== null) {
         this.leaving = true
         yield* this.deps.transport.push(
-          { joinRef, ref: this.deps.transport.makeRef(), topic: this.topic, event: "phx_leave", payload: {} }
-        ).pipe(Effect.timeout(this.timeout), Effect.ignore, Effect.interruptible)
+          { joinRef, ref: this.deps.transport.makeRef(), topic: this.topic, event: "phx_leave", payload: {} },
+          { buffer: false }
+        ).pipe(Effect.ignore)
       }
       this.joinRef = null
       this.leaving = false
