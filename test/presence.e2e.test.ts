@@ -1,0 +1,163 @@
+/**
+ * Presence end to end: several clients of the in-process server (in memory, TestClock).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Chunk, Effect, Exit, Fiber, Schema, Scope, Stream, TestClock, TestContext } from "effect"
+import * as fc from "fast-check"
+import type * as RealtimeChannel from "../src/RealtimeChannel.js"
+import * as RealtimeClient from "../src/RealtimeClient.js"
+import * as RealtimeServer from "../src/testing/RealtimeServer.js"
+import * as RealtimeTest from "../src/testing/RealtimeTest.js"
+
+const Meta = Schema.Struct({ name: Schema.String, n: Schema.Number })
+type Meta = typeof Meta.Type
+
+const TOPIC = "presence:room"
+
+/** The server's presence table in the client's public shape, for comparison. */
+const serverView = (table: RealtimeServer.PresenceState) => {
+  const out: Record<string, Array<string>> = {}
+  for (const [key, { metas }] of Object.entries(table)) {
+    out[key] = metas.map((m) => JSON.stringify({ name: m.name, n: m.n, presence_ref: m.phx_ref })).sort()
+  }
+  return out
+}
+
+const clientView = (state: RealtimeChannel.PresenceSnapshot<Meta>) => {
+  const out: Record<string, Array<string>> = {}
+  for (const [key, metas] of state) {
+    out[key] = metas.map((m) => JSON.stringify({ name: m.name, n: m.n, presence_ref: m.presence_ref })).sort()
+  }
+  return out
+}
+
+const same = (a: Record<string, Array<string>>, b: Record<string, Array<string>>) =>
+  JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort())
+
+/** Waits until the client's view equals the server's table (it converges as diffs arrive). */
+const converged = (server: RealtimeServer.Server, channel: RealtimeChannel.RealtimeChannel) =>
+  Effect.gen(function*() {
+    const expected = serverView(yield* server.presence(TOPIC))
+    yield* channel.presence(Meta).changes.pipe(
+      Stream.filter((state) => same(clientView(state), expected)),
+      Stream.take(1),
+      Stream.runDrain
+    )
+  })
+
+const join = (client: RealtimeClient.RealtimeClient, key: string) =>
+  Effect.gen(function*() {
+    const channel = yield* client.channel(TOPIC, { presence: { key } })
+    yield* channel.subscribe
+    return channel
+  })
+
+describe("presence end to end", () => {
+  it.effect("three clients: join, update (one event), untrack, leave; two sockets share a key", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      const observerClient = yield* RealtimeClient.RealtimeClient
+      const observer = yield* join(observerClient, "observer")
+      const events = yield* observer.presence(Meta).events.pipe(
+        Stream.filter((e) => e._tag !== "Sync"),
+        Stream.take(5),
+        Stream.runCollect,
+        Effect.fork
+      )
+      const ada1 = yield* join(yield* RealtimeTest.makeClient(), "ada")
+      const adaScope = yield* Scope.make()
+      const ada2 = yield* join(yield* RealtimeTest.makeClient(), "ada").pipe(Scope.extend(adaScope))
+      yield* ada1.track({ name: "ada", n: 1 })
+      yield* ada2.track({ name: "ada", n: 2 })
+      yield* ada1.track({ name: "ada", n: 10 }) // re-track: an Update, not a leave + join
+      yield* converged(server, observer)
+      const state = yield* observer.presence(Meta).state
+      assert.deepStrictEqual(state.get("ada")!.map((m) => m.n).sort((a, b) => a - b), [2, 10])
+      yield* ada1.untrack()
+      yield* Scope.close(adaScope, Exit.void) // the second "ada" socket leaves: no ghost remains
+      yield* converged(server, observer)
+      assert.isFalse((yield* observer.presence(Meta).state).has("ada"))
+      const tags = Chunk.toReadonlyArray(yield* Fiber.join(events)).map((e) => `${e._tag}:${e.key}`)
+      assert.deepStrictEqual(tags.slice(0, 3), ["Join:ada", "Join:ada", "Update:ada"])
+      assert.deepStrictEqual(tags.slice(3), ["Leave:ada", "Leave:ada"])
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
+  it.effect("the tracked meta is tracked again after the socket drops and the channel rejoins", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      const observer = yield* join(yield* RealtimeClient.RealtimeClient, "observer")
+      const bobClient = yield* RealtimeTest.makeClient()
+      const bob = yield* join(bobClient, "bob")
+      yield* bob.track({ name: "bob", n: 1 })
+      yield* converged(server, observer)
+      const bobConnection = (yield* server.subscribers(TOPIC)).find((c) => c.presenceKey === "bob")!.connection
+      yield* server.dropConnection({ connection: bobConnection, abrupt: true })
+      yield* server.waitUntil((s) => !("bob" in s.presence(TOPIC)))
+      yield* TestClock.adjust("1 second") // bob's client reconnects, rejoins and tracks again
+      yield* server.waitUntil((s) => "bob" in s.presence(TOPIC))
+      yield* converged(server, observer)
+      assert.deepStrictEqual((yield* observer.presence(Meta).state).get("bob")!.map((m) => m.n), [1])
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
+  type Op =
+    | { readonly _tag: "track"; readonly client: number; readonly n: number }
+    | { readonly _tag: "untrack"; readonly client: number }
+    | { readonly _tag: "drop"; readonly client: number }
+
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({
+      _tag: fc.constant("track" as const),
+      client: fc.integer({ min: 0, max: 2 }),
+      n: fc.integer({ min: 0, max: 3 })
+    }),
+    fc.record({ _tag: fc.constant("untrack" as const), client: fc.integer({ min: 0, max: 2 }) }),
+    fc.record({ _tag: fc.constant("drop" as const), client: fc.integer({ min: 0, max: 2 }) })
+  )
+
+  it(
+    "property: after random track / untrack / disconnect across clients, every client's state equals the server's",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
+          const program = Effect.gen(function*() {
+            const server = yield* RealtimeServer.RealtimeServer
+            // clients 0 and 1 share the key "shared"; client 2 is "solo"
+            const keys = ["shared", "shared", "solo"]
+            const clients = [
+              yield* RealtimeClient.RealtimeClient,
+              yield* RealtimeTest.makeClient(),
+              yield* RealtimeTest.makeClient()
+            ]
+            const channels = yield* Effect.forEach(clients, (client, i) => join(client, keys[i]!))
+            for (const step of ops) {
+              const channel = channels[step.client]!
+              if (step._tag === "track") yield* channel.track({ name: keys[step.client]!, n: step.n })
+              else if (step._tag === "untrack") yield* channel.untrack()
+              else {
+                const connection = (yield* server.state).connections[step.client]?.id
+                if (connection === undefined) continue
+                yield* server.dropConnection({ connection, abrupt: true })
+                yield* TestClock.adjust("1 second")
+                yield* channel.statusChanges.pipe(
+                  Stream.filter((s) => s._tag === "Subscribed"),
+                  Stream.take(1),
+                  Stream.runDrain
+                )
+              }
+            }
+            // let re-tracks after rejoins land, then every view must equal the server's table
+            yield* TestClock.adjust("1 second")
+            yield* Effect.forEach(channels, (channel) => converged(server, channel), { discard: true })
+            const expected = serverView(yield* server.presence(TOPIC))
+            for (const channel of channels) {
+              assert.isTrue(same(clientView(yield* channel.presence(Meta).state), expected))
+            }
+          }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer()), Effect.provide(TestContext.TestContext))
+          await Effect.runPromise(program)
+        }),
+        { numRuns: 25 }
+      )
+    },
+    60_000
+  )
+})
