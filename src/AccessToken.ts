@@ -133,3 +133,13 @@ export const layerStatic = (token: string): Layer.Layer<AccessToken> =>
  */
 export const layerEffect = <E, R>(fetch: Effect.Effect<string | null, E, R>): Layer.Layer<AccessToken, never, R> =>
   Layer.effect(AccessToken, make({ fetch }))
+
+/**
+ * The token source a simple option describes: `undefined` (none), a static token, or an Effect that
+ * fetches one.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFrom = (source: string | Effect.Effect<string | null> | undefined): Layer.Layer<AccessToken> =>
+  source === undefined ? layerNone : typeof source === "string" ? layerStatic(source) : layerEffect(source)

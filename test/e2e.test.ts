@@ -2,7 +2,8 @@
  * The client against the in-process Realtime server, in memory (TestClock): what users see.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, Fiber, Option, Schema, Stream, TestClock } from "effect"
+import { Chunk, Clock, Context, Effect, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
+import * as NodeRealtime from "../src/node/NodeRealtime.js"
 import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
@@ -228,3 +229,41 @@ const tenMinuteToken = Effect.map(
   Clock.currentTimeMillis,
   (now) => RealtimeServer.signToken({ role: "authenticated", exp: Math.floor(now / 1000) + 600 })
 )
+
+describe("end to end over real sockets (127.0.0.1)", () => {
+  it.scopedLive("two clients in one room: broadcasts both ways (JSON and binary), presence, HTTP send", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.makeListen()
+      const connect = Effect.map(
+        Layer.build(NodeRealtime.layer({ url: server.url, apiKey: server.apiKey })),
+        (context) => Context.get(context, RealtimeClient.RealtimeClient)
+      ).pipe(Effect.orDie)
+      const ada = yield* connect
+      const bob = yield* connect
+      const a = yield* ada.channel("room", { broadcast: { ack: true }, presence: { key: "ada" } })
+      const b = yield* bob.channel("room", { broadcast: { ack: true }, presence: { key: "bob" } })
+      const atA = yield* collect(a.broadcast("*"), 2)
+      const atB = yield* collect(b.broadcast("*"), 2)
+      yield* a.subscribe
+      yield* b.subscribe
+      yield* a.send(Chat, { text: "hi bob" })
+      yield* b.send("bytes", new Uint8Array([9, 8, 7]))
+      yield* a.track({ online: true })
+      yield* b.track({ online: true })
+      // an unsubscribed channel sends over HTTP (fetch to the listener)
+      const httpSender = yield* (yield* connect).channel("room")
+      yield* httpSender.send(Chat, { text: "over http" })
+      const atBob = yield* Fiber.join(atB)
+      const atAda = yield* Fiber.join(atA)
+      assert.deepStrictEqual(atBob.map((m) => m.payload), [{ text: "hi bob" }, { text: "over http" }])
+      assert.deepStrictEqual(atAda.map((m) => m.payload), [new Uint8Array([9, 8, 7]), { text: "over http" }])
+      const presence = yield* a.presence().changes.pipe(
+        Stream.filter((state) => state.has("ada") && state.has("bob")),
+        Stream.runHead,
+        Effect.timeout("5 seconds")
+      )
+      assert.isTrue(Option.isSome(presence))
+      const connections = yield* server.connections
+      assert.isTrue(connections.every((c) => c.transport === "ws" && c.vsn === "2.0.0"))
+    }))
+})

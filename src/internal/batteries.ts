@@ -25,11 +25,7 @@ export const layer = (
   RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
   InvalidArgument
 > => {
-  const token = options.accessToken === undefined
-    ? AccessToken.layerNone
-    : typeof options.accessToken === "string"
-    ? AccessToken.layerStatic(options.accessToken)
-    : AccessToken.layerEffect(options.accessToken)
+  const token = AccessToken.layerFrom(options.accessToken)
   const http = options.httpBroadcast === false
     ? Layer.empty as unknown as Layer.Layer<HttpBroadcast.HttpBroadcast, InvalidArgument, AccessToken.AccessToken>
     : HttpBroadcast.layer({ url: options.url, apiKey: options.apiKey, timeout: options.timeout }).pipe(

@@ -40,11 +40,7 @@ const clientLayer = (
 ): Layer.Layer<
   RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast
 > => {
-  const token = options.accessToken === undefined
-    ? AccessToken.layerNone
-    : typeof options.accessToken === "string"
-    ? AccessToken.layerStatic(options.accessToken)
-    : AccessToken.layerEffect(options.accessToken)
+  const token = AccessToken.layerFrom(options.accessToken)
   const connection = { url: server.url, apiKey: server.apiKey }
   return RealtimeClient.layer({ ...options, ...connection }).pipe(
     Layer.provideMerge(
