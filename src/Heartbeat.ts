@@ -29,8 +29,8 @@ export const Heartbeat: Context.Tag<Heartbeat, Heartbeat> = Context.GenericTag<H
 
 /**
  * What happened to a heartbeat: `Sent`, answered `Ok` or `Error` (with the round trip), `Timeout`
- * (no answer in time: the socket is closed and reconnects), or `Disconnected` (the socket was
- * down when one was due).
+ * (no answer in time: the socket is closed and reconnects), or `Disconnected` (the connection
+ * ended: no heartbeat until the next one opens).
  *
  * @since 0.1.0
  * @category models

@@ -310,7 +310,7 @@ export interface RealtimeChannel {
   /** Tracks this client's presence with `meta` (tracked again after every rejoin). */
   readonly track: (meta: object, options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<
     void,
-    PushTimeout | PushRejected | SocketClosed | BufferFull | ProtocolError | ChannelClosed
+    PushTimeout | PushRejected | SocketClosed | BufferFull | ProtocolError | ChannelClosed | InvalidArgument
   >
   /** Stops tracking. */
   readonly untrack: (options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<

@@ -292,9 +292,16 @@ export const make = (
       )
     }
 
+    // Frames are counted per batch (the frames of one read), not one metric update per frame.
+    let framesInPending = 0
+    const flushFramesIn = () => {
+      framesIn.unsafeUpdate(framesInPending, [])
+      framesInPending = 0
+    }
+
     // The read path: synchronous, no allocation beyond the decoded message.
     const onFrame = (data: string | Uint8Array): Effect.Effect<void> | void => {
-      framesIn.unsafeUpdate(1, [])
+      if (framesInPending++ === 0) queueMicrotask(flushFramesIn)
       const frame = typeof data === "string" || data instanceof Uint8Array
         ? data
         : new Uint8Array(data as unknown as ArrayBuffer)
@@ -524,6 +531,7 @@ export const make = (
         }))
         const { code, reason } = describeEnd(exit)
         failWritten(new SocketClosed({ reason, code }))
+        if (opened) yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Disconnected())
         if (!opened) attempt++
         else attempt = 1
         const delay = yield* backoff.next(exit)

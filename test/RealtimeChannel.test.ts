@@ -653,6 +653,8 @@ describe("RealtimeChannel", () => {
         const view = channel.presence(Meta)
         const events = yield* view.events.pipe(Stream.take(4), Stream.runCollect, Effect.fork)
         const { connection, join } = yield* joined(harness, channel)
+        const invalid = yield* Effect.flip(channel.track([] as never))
+        assert.strictEqual(invalid._tag, "InvalidArgument")
         const tracking = yield* Effect.fork(channel.track({ name: "Ada" }))
         const track = yield* nextOf(connection, "presence")
         assert.deepStrictEqual(track.payload, { type: "presence", event: "track", payload: { name: "Ada" } })

@@ -154,7 +154,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private readonly timeout: Duration.Duration
   private readonly maxRejoinFailures: number
   private readonly httpFallback: boolean
-  private readonly broadcastListeners = new Map<string, Set<Listener<Protocol.BroadcastPayload>>>()
+  // arrays, not Sets: iterating a Set allocates per frame; "*" is looked up once per frame
+  private readonly broadcastListeners = new Map<string, Array<Listener<Channel.Broadcast<unknown>>>>()
   private readonly postgresListeners = new Set<{ readonly index: number; readonly mailbox: Listener<unknown> }>()
   private readonly systemListeners = new Set<Listener<Channel.SystemMessage>>()
   private readonly presenceListeners = new Set<
@@ -171,7 +172,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     options: Channel.ChannelOptions,
     private readonly deps: Deps,
     statusRef: SubscriptionRef.SubscriptionRef<Channel.ChannelStatus>,
-    rejoinHandle: FiberHandle.FiberHandle<void, never>
+    rejoinHandle: FiberHandle.FiberHandle<void, never>,
+    private readonly retrackHandle: FiberHandle.FiberHandle<void, never>
   ) {
     this.topic = topicOf(name)
     this.key = configKey(config)
@@ -252,14 +254,20 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     }
   }
 
+  // One `Broadcast` per frame, shared by every stream that wants it (they are read-only); the event
+  // is lower-cased only when some stream listens to a specific event.
   private onBroadcast(payload: unknown) {
     if (typeof payload !== "object" || payload === null) return
-    const event = (payload as { readonly event?: unknown }).event
+    const p = payload as Protocol.BroadcastPayload
+    const event = p.event
     if (typeof event !== "string") return
-    const all = this.broadcastListeners.get("*")
-    if (all !== undefined) { for (const mailbox of all) this.offer(mailbox, payload as Protocol.BroadcastPayload) }
-    const some = this.broadcastListeners.get(event.toLowerCase())
-    if (some !== undefined) { for (const mailbox of some) this.offer(mailbox, payload as Protocol.BroadcastPayload) }
+    const listeners = this.broadcastListeners
+    const all = listeners.get("*")
+    const some = listeners.size > (all === undefined ? 0 : 1) ? listeners.get(event.toLowerCase()) : undefined
+    if (all === undefined && some === undefined) return
+    const item: Channel.Broadcast<unknown> = { event, payload: p.payload, meta: p.meta }
+    if (all !== undefined) { for (let i = 0; i < all.length; i++) this.offer(all[i]!, item) }
+    if (some !== undefined) { for (let i = 0; i < some.length; i++) this.offer(some[i]!, item) }
   }
 
   private onPostgresChanges(payload: unknown) {
@@ -464,10 +472,12 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       }
       self.ids = Option.some(matched.right)
       yield* self.setStatus(Channel.ChannelStatus.Subscribed())
+      // the server forgot this client's presence with the old join: track it again (the channel is
+      // already Subscribed for everyone else meanwhile)
       if (self.tracked !== undefined) {
-        const meta = self.tracked
-        yield* Effect.forkDaemon(
-          self.pushPresence({ type: "presence", event: "track", payload: meta }, self.timeout).pipe(
+        yield* FiberHandle.run(
+          self.retrackHandle,
+          self.pushPresence({ type: "presence", event: "track", payload: self.tracked }, self.timeout).pipe(
             Effect.catchAll((error) =>
               Effect.logWarning("could not track presence again after the rejoin").pipe(
                 Effect.annotateLogs({ topic: self.topic, error: error.message })
@@ -620,6 +630,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   leave(reason: string): Effect.Effect<void> {
     return Effect.gen(this, function*() {
       yield* FiberHandle.clear(this.rejoinHandle)
+      yield* FiberHandle.clear(this.retrackHandle)
       const joinRef = this.joinRef
       // Written now, never buffered nor awaited: closing a scope must not hang on a round trip, and
       // a socket that is not open has no join on the server to leave.
@@ -695,32 +706,30 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const event = typeof eventOrDefinition === "string" ? eventOrDefinition : eventOrDefinition.event
     const schema = typeof eventOrDefinition === "string" ? maybeSchema : eventOrDefinition.schema
     const key = event === "*" ? "*" : event.toLowerCase()
-    const toBroadcast = (p: Protocol.BroadcastPayload, payload: unknown): Channel.Broadcast<unknown> => ({
-      event: p.event,
-      payload,
-      meta: p.meta
-    })
-    return this.listen<Protocol.BroadcastPayload, Channel.Broadcast<unknown>>(
+    return this.listen<Channel.Broadcast<unknown>, Channel.Broadcast<unknown>>(
       (mailbox) => {
-        let set = this.broadcastListeners.get(key)
-        if (set === undefined) this.broadcastListeners.set(key, set = new Set())
-        set.add(mailbox)
+        const listeners = this.broadcastListeners.get(key)
+        if (listeners === undefined) this.broadcastListeners.set(key, [mailbox])
+        else listeners.push(mailbox)
       },
       (mailbox) => {
-        const set = this.broadcastListeners.get(key)
-        set?.delete(mailbox)
-        if (set?.size === 0) this.broadcastListeners.delete(key)
+        const listeners = this.broadcastListeners.get(key)
+        const i = listeners === undefined ? -1 : listeners.indexOf(mailbox)
+        if (i < 0) return
+        listeners!.splice(i, 1)
+        if (listeners!.length === 0) this.broadcastListeners.delete(key)
       },
       (stream) => {
-        if (schema === undefined) return Stream.map(stream, (p) => toBroadcast(p, p.payload))
+        // the mailbox already holds `Broadcast`s: no per-element work without a schema
+        if (schema === undefined) return stream
         const decode = Schema.decodeUnknownEither(schema)
         return Stream.mapChunksEffect(stream, (chunk) => {
           const out: Array<Channel.Broadcast<unknown>> = []
           let failures: Array<Effect.Effect<void>> | undefined
-          for (const p of chunk) {
-            const decoded = decode(p.payload)
-            if (decoded._tag === "Right") out.push(toBroadcast(p, decoded.right))
-            else (failures ??= []).push(this.decodeFailed(p.event, decoded.left))
+          for (const b of chunk) {
+            const decoded = decode(b.payload)
+            if (decoded._tag === "Right") out.push({ event: b.event, payload: decoded.right, meta: b.meta })
+            else (failures ??= []).push(this.decodeFailed(b.event, decoded.left))
           }
           const result = Chunk.unsafeFromArray(out)
           return failures === undefined ? Effect.succeed(result) : Effect.as(Effect.all(failures), result)
@@ -973,9 +982,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   readonly track: Channel.RealtimeChannel["track"] = (meta, options) =>
-    Effect.suspend(() => {
+    Effect.suspend((): ReturnType<Channel.RealtimeChannel["track"]> => {
       if (typeof meta !== "object" || meta === null || Array.isArray(meta)) {
-        return Effect.die(new TypeError("track: the presence meta must be an object"))
+        return Effect.fail(new InvalidArgument({ detail: "track: the presence meta must be an object" }))
       }
       if (this.currentStatus._tag === "Idle") this.presenceEnabled = true
       this.tracked = meta
@@ -1015,8 +1024,9 @@ export const make = (
       if (Either.isLeft(wire)) return yield* wire.left
     }
     const status = yield* SubscriptionRef.make<Channel.ChannelStatus>(Channel.ChannelStatus.Idle())
-    const handle = yield* FiberHandle.make<void, never>()
-    return new ChannelImpl(name, config, options, deps, status, handle)
+    const rejoin = yield* FiberHandle.make<void, never>()
+    const retrack = yield* FiberHandle.make<void, never>()
+    return new ChannelImpl(name, config, options, deps, status, rejoin, retrack)
   })
 
 /** @internal */
