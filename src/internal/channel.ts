@@ -91,7 +91,45 @@ const isPermanent = (error: JoinFailure): boolean =>
   (error._tag === "JoinRejected" && permanentCodes.has(error.code)) || error._tag === "InvalidArgument" ||
   error._tag === "PostgresBindingMismatch"
 
-type Listener<A> = Mailbox.Mailbox<A>
+/**
+ * A stream's mailbox, fed in batches: the events of one I/O turn (every frame of every read of it)
+ * are handed over together at its end, so that a stream wakes once per turn rather than once per
+ * read, whatever the number of channels. `unsafeDone` hands over what is pending first.
+ */
+class Listener<A> {
+  private pending: Array<A> = []
+  constructor(readonly mailbox: Mailbox.Mailbox<A>, private readonly onDropped: (count: number) => void) {}
+  unsafeOffer(value: A): void {
+    if (this.pending.push(value) === 1) scheduleFlush(this)
+  }
+  flush(): void {
+    if (this.pending.length === 0) return
+    const pending = this.pending
+    this.pending = []
+    const dropped = this.mailbox.unsafeOfferAll(pending)
+    if (dropped.length > 0) this.onDropped(dropped.length)
+  }
+  unsafeDone(exit: Exit.Exit<void>): boolean {
+    this.flush()
+    return this.mailbox.unsafeDone(exit)
+  }
+}
+
+let dirty: Array<Listener<any>> = []
+const flushAll = () => {
+  const listeners = dirty
+  dirty = []
+  for (let i = 0; i < listeners.length; i++) listeners[i]!.flush()
+}
+// the end of the I/O turn where there is one (Node, Bun, Deno); else after the current task
+const runAfterIo: (f: () => void) => void = typeof globalThis.setImmediate === "function"
+  ? (f) => {
+    globalThis.setImmediate(f)
+  }
+  : queueMicrotask
+const scheduleFlush = (listener: Listener<any>) => {
+  if (dirty.push(listener) === 1) runAfterIo(flushAll)
+}
 
 const decodeSystem = (payload: unknown): Channel.SystemMessage | undefined => {
   if (typeof payload !== "object" || payload === null) return undefined
@@ -241,16 +279,20 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     }
   }
 
-  private offer<A>(mailbox: Listener<A>, value: A) {
-    if (!mailbox.unsafeOffer(value)) {
-      metrics.dropped.unsafeUpdate(1, [])
-      if (this.dropsLogged++ % 1000 === 0) {
-        this.runFork(
-          Effect.logWarning("a stream's mailbox is full: dropping events").pipe(
-            Effect.annotateLogs({ topic: this.topic, capacity: this.bufferSize, dropped: this.dropsLogged })
-          )
+  private offer<A>(listener: Listener<A>, value: A) {
+    listener.unsafeOffer(value)
+  }
+
+  private readonly onDropped = (count: number) => {
+    metrics.dropped.unsafeUpdate(count, [])
+    const before = this.dropsLogged
+    this.dropsLogged += count
+    if (before === 0 || Math.floor(before / 1000) !== Math.floor(this.dropsLogged / 1000)) {
+      this.runFork(
+        Effect.logWarning("a stream's mailbox is full: dropping events").pipe(
+          Effect.annotateLogs({ topic: this.topic, capacity: this.bufferSize, dropped: this.dropsLogged })
         )
-      }
+      )
     }
   }
 
@@ -685,8 +727,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       Effect.gen(this, function*() {
         const mailbox = yield* Mailbox.make<A>({ capacity: this.bufferSize, strategy: "dropping" })
         if (this.removed) yield* mailbox.end
-        add(mailbox)
-        yield* Effect.addFinalizer(() => Effect.sync(() => remove(mailbox)))
+        const listener = new Listener(mailbox, this.onDropped)
+        add(listener)
+        yield* Effect.addFinalizer(() => Effect.sync(() => remove(listener)))
         return f(Mailbox.toStream(mailbox))
       })
     )
