@@ -3,10 +3,11 @@
  * flood server; medians, ratios to realtime-js and to the raw floor, PASS/FAIL per target. Writes
  * `bench/results/latest.json` and `latest.md` after a full run.
  *
- * Options: `--reps N` (default 3), `--scenarios a,b`, `--clients a,b`, `--profile` (children of
- * `ours` run with `--cpu-prof`, profiles in `bench/profiles/`; summarise with `bench/profile.ts`).
+ * Options: `--reps N` (default 3), `--scenarios a,b`, `--clients a,b`, `--profile` (children run
+ * compiled by tsc and profile their measured window into
+ * `bench/profiles/<client>-<scenario>-<time>/*.cpuprofile`; summarise with `tsx bench/profile.ts <file>`).
  */
-import { fork } from "node:child_process"
+import { execFileSync, fork } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -48,20 +49,39 @@ const floodFrames = (name: FloodName): Buffer => {
 }
 
 const RUN_TIMEOUT_MS = 120_000
+const profileDir = Path.join(here, "profiles")
+// outside the repo (vitest and git must not see it), with what ESM resolution needs from it
+const buildDir = Path.join(Os.tmpdir(), "supabase-realtime-effect-bench")
+
+const compileForProfile = () => {
+  console.log("compiling for --profile …")
+  execFileSync(
+    process.execPath,
+    [
+      Path.join(here, "..", "node_modules", "typescript", "bin", "tsc"),
+      ...["-p", Path.join(here, "..", "tsconfig.json"), "--noEmit", "false", "--rootDir", Path.join(here, "..")],
+      ...["--outDir", buildDir, "--sourceMap", "false", "--declaration", "false"]
+    ],
+    { stdio: "inherit" }
+  )
+  Fs.writeFileSync(Path.join(buildDir, "package.json"), JSON.stringify({ type: "module" }))
+  if (!Fs.existsSync(Path.join(buildDir, "node_modules"))) {
+    Fs.symlinkSync(Path.join(here, "..", "node_modules"), Path.join(buildDir, "node_modules"))
+  }
+}
 
 const runChild = (server: BenchServer, client: ClientName, scenario: ScenarioName): Promise<RunResult> =>
   new Promise((resolve, reject) => {
-    const execArgv = ["--import", "tsx", "--expose-gc"]
-    if (profile && client === "ours") {
-      execArgv.push(
-        "--cpu-prof",
-        "--cpu-prof-dir",
-        Path.join(here, "profiles"),
-        "--cpu-prof-name",
-        `${scenario}-${Date.now()}.cpuprofile`
-      )
-    }
-    const child = fork(Path.join(here, "child.ts"), [client, scenario, server.url], { execArgv, stdio: "inherit" })
+    // profiled runs use plain JS compiled by tsc (tsx puts each module on one line, which the
+    // profile cannot attribute)
+    const execArgv = profile ? ["--expose-gc"] : ["--import", "tsx", "--expose-gc"]
+    // extra V8/Node flags for the children, e.g. BENCH_CHILD_FLAGS=--trace-gc
+    if (process.env.BENCH_CHILD_FLAGS) execArgv.push(...process.env.BENCH_CHILD_FLAGS.split(" "))
+    const env = profile
+      ? { ...process.env, BENCH_PROFILE_DIR: Path.join(profileDir, `${client}-${scenario}-${Date.now()}`) }
+      : process.env
+    const entry = profile ? Path.join(buildDir, "bench", "child.js") : Path.join(here, "child.ts")
+    const child = fork(entry, [client, scenario, server.url], { execArgv, env, stdio: "inherit" })
     let result: RunResult | undefined
     let failure: Error | undefined
     const timer = setTimeout(() => {
@@ -176,6 +196,7 @@ const fmt = (value: number | undefined, digits: number): string =>
     : value.toLocaleString("en", { minimumFractionDigits: digits, maximumFractionDigits: digits })
 
 const main = async () => {
+  if (profile) compileForProfile()
   const server = await startServer()
   // built before any run: the flood must start the moment a client is ready
   for (const scenario of selectedScenarios) if (scenario in floods) floodFrames(scenario as FloodName)

@@ -3,6 +3,9 @@
  * the messages they exchange over IPC, and the timing helpers.
  */
 import { Either } from "effect"
+import * as Fs from "node:fs"
+import * as Inspector from "node:inspector"
+import * as Path from "node:path"
 import * as Protocol from "../src/Protocol.js"
 
 export const clients = ["ours", "realtime-js", "floor"] as const
@@ -96,12 +99,60 @@ export interface Mark {
   readonly cpu: NodeJS.CpuUsage
 }
 
-export const mark = (): Mark => ({ time: performance.now(), cpu: process.cpuUsage() })
+/** Where `--profile` wants the profile of the measured window (set by the parent). */
+const profileDir = process.env.BENCH_PROFILE_DIR
+let session: Inspector.Session | undefined
+
+/** Starts the CPU profiler when profiling (the measured window only, not start-up). */
+export const profileStart = (): void => {
+  if (profileDir === undefined || session !== undefined) return
+  session = new Inspector.Session()
+  session.connect()
+  session.post("Profiler.enable")
+  session.post("Profiler.setSamplingInterval", { interval: 50 })
+  session.post("Profiler.start")
+  if (process.env.BENCH_PROFILE_HEAP === "1") {
+    session.post("HeapProfiler.enable")
+    session.post("HeapProfiler.startSampling", {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true
+    })
+  }
+}
+
+/** Stops the CPU profiler and writes `<dir>/<name>.cpuprofile`. */
+export const profileStop = (name: string): void => {
+  const current = session
+  if (profileDir === undefined || current === undefined) return
+  session = undefined
+  if (process.env.BENCH_PROFILE_HEAP === "1") {
+    current.post("HeapProfiler.stopSampling", (error, result) => {
+      if (error === null) {
+        Fs.mkdirSync(profileDir, { recursive: true })
+        Fs.writeFileSync(Path.join(profileDir, `${name}.heapprofile`), JSON.stringify(result.profile))
+      }
+    })
+  }
+  current.post("Profiler.stop", (error, result) => {
+    if (error === null) {
+      Fs.mkdirSync(profileDir, { recursive: true })
+      Fs.writeFileSync(Path.join(profileDir, `${name}.cpuprofile`), JSON.stringify(result.profile))
+    }
+    current.disconnect()
+  })
+}
+
+export const mark = (): Mark => {
+  profileStart()
+  return { time: performance.now(), cpu: process.cpuUsage() }
+}
 
 /** msg/s, CPU and peak RSS of a flood that started at `start` and was fully seen now. */
 export const floodMetrics = (start: Mark, count: number): Record<string, number> => {
   const ms = performance.now() - start.time
   const cpu = process.cpuUsage(start.cpu)
+  profileStop("flood")
   return {
     ms,
     msgPerSec: count / (ms / 1000),

@@ -37,6 +37,8 @@ const flood = (names: ReadonlyArray<string>, perChannel: number, binary: boolean
     const client = yield* RealtimeClient.RealtimeClient
     const total = names.length * perChannel
     const checks = names.map(() => new OrderCheck())
+    let chunks = 0
+    let maxChunk = 0
     const rooms = yield* Effect.forEach(names, (name) => client.channel(name, channelConfig))
     const fibers = yield* Effect.forEach(rooms, (room, i) => {
       const check = checks[i]!
@@ -44,6 +46,8 @@ const flood = (names: ReadonlyArray<string>, perChannel: number, binary: boolean
         Stream.take(perChannel),
         Stream.runForEachChunk((chunk) =>
           Effect.sync(() => {
+            chunks++
+            if (chunk.length > maxChunk) maxChunk = chunk.length
             for (const b of chunk) check.see((b.payload as SeqPayload).seq)
           })
         ),
@@ -60,7 +64,7 @@ const flood = (names: ReadonlyArray<string>, perChannel: number, binary: boolean
     return {
       valid: errors === 0 && seen === total,
       detail: errors === 0 ? undefined : `${errors} out of order`,
-      metrics
+      metrics: { ...metrics, chunks, maxChunk }
     }
   })
 
