@@ -243,6 +243,48 @@ describe("realtime-js binary broadcast", () => {
   })
 })
 
+describe("realtime-js replay", () => {
+  it("a private channel with replay gets the stored JSON (text) and binary (kind 4) rows with meta, then live ones", async () => {
+    try {
+      const since = Date.now()
+      const send = (event: string, payload: unknown, id: string) =>
+        Effect.runPromise(server.dbSend({ topic: "room:replay", event, payload, id }))
+      await send("note", { text: "a" }, "00000000-0000-4000-8000-00000000000a")
+      await send("blob", new Uint8Array([1, 2]), "00000000-0000-4000-8000-00000000000b")
+      await send("note", { text: "c" }, "00000000-0000-4000-8000-00000000000c")
+      const client = makeClient({ vsn: "2.0.0" })
+      const channel = client.channel("room:replay", {
+        config: { private: true, broadcast: { replay: { since, limit: 2 } } }
+      })
+      const got: Array<any> = []
+      let done!: () => void
+      const all = new Promise<void>((resolve) => done = resolve)
+      channel.on("broadcast", { event: "*" }, (message: any) => {
+        got.push(message)
+        if (message.event === "live") done()
+      })
+      await subscribed(channel)
+      await send("note", { text: "c" }, "00000000-0000-4000-8000-00000000000c") // replayed already: not again
+      await send("live", { text: "d" }, "00000000-0000-4000-8000-00000000000d")
+      await all
+      expect(
+        got.map((m) => [m.event, m.payload instanceof ArrayBuffer ? [...new Uint8Array(m.payload)] : m.payload, m.meta])
+      )
+        .toEqual([
+          ["blob", [1, 2], { replayed: true, id: "00000000-0000-4000-8000-00000000000b" }],
+          ["note", { text: "c" }, { replayed: true, id: "00000000-0000-4000-8000-00000000000c" }],
+          ["live", { text: "d" }, { id: "00000000-0000-4000-8000-00000000000d" }]
+        ])
+      // realtime-js refuses replay on a public channel before anything is sent
+      expect(() => client.channel("room:replay-public", { config: { broadcast: { replay: { since } } } })).toThrow(
+        "tried to use replay on public channel 'realtime:room:replay-public'. It must be a private channel."
+      )
+    } finally {
+      await cleanup()
+    }
+  })
+})
+
 describe("the real listener", () => {
   const handshake = (path: string, headers: Record<string, string> = {}) =>
     new Promise<{ readonly status: number; readonly body: string }>((resolve, reject) => {

@@ -12,10 +12,12 @@
  *   broadcast API under `/api/broadcast` and `/realtime/v1/api/broadcast`.
  *
  * Beyond the protocol: Postgres changes injected by the test (`emitChange`, real filter
- * evaluation), private channels with a pluggable policy, rate limits with small configurable
+ * evaluation), database broadcasts (`dbSend`) stored in `realtime.messages` and replayed to private
+ * joins asking for it, private channels with a pluggable policy, rate limits with small configurable
  * thresholds, fault injection (drop sockets, stop heartbeats, delay or reject joins, crash or shut
  * down channels, refuse connections, expire tokens) and inspection (frames received per
- * connection, subscribers, presence, join payloads, and `waitFor` over the server's state).
+ * connection, subscribers, presence, join payloads, stored messages, and `waitFor` over the server's
+ * state).
  *
  * @example
  * ```ts
@@ -404,6 +406,27 @@ export type ServerEvent =
   | { readonly _tag: "HttpRequest"; readonly method: string; readonly path: string; readonly status: number }
 
 /**
+ * A row of the server's `realtime.messages`, written by `dbSend` (only messages from the database are
+ * stored, and so replayable). Rows older than 72 hours are dropped, as the server's janitor does.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoredMessage {
+  /** A UUID (`dbSend`'s `id`, or a generated one); replays carry it as `meta.id`. */
+  readonly id: string
+  /** The subtopic (`"room"`), as `realtime.send` stores it. */
+  readonly topic: string
+  readonly event: string
+  /** The JSON payload, or a `Uint8Array` (`realtime.send_binary`). */
+  readonly payload: unknown
+  /** Only private rows are replayed. */
+  readonly private: boolean
+  /** `inserted_at`: the server's `Clock` time in milliseconds. */
+  readonly insertedAt: number
+}
+
+/**
  * A view of the server's state, for assertions and `waitFor`. Read it synchronously: it reflects the
  * server at the time it was taken (the frame lists are live, append-only).
  *
@@ -431,6 +454,8 @@ export interface ServerState {
   readonly presence: (topic: string, options?: { readonly private?: boolean | undefined }) => PresenceState
   /** The payload of the last `phx_join` for a topic (any socket, accepted or not). */
   readonly lastJoinPayload: (topic: string) => unknown
+  /** Rows of `realtime.messages` of a topic (`"room"` or `"realtime:room"`; all when omitted), oldest first. */
+  readonly messages: (topic?: string) => ReadonlyArray<StoredMessage>
   /** Frames a socket sent to the server, decoded, in order. */
   readonly received: (connection: string) => ReadonlyArray<RecordedFrame>
   /** Frames the server sent to a socket, in order. */
@@ -572,9 +597,11 @@ export interface Server {
   /** Delivers a row change to every channel with a matching binding; returns how many channels got it. */
   readonly emitChange: (change: ChangeInput) => Effect.Effect<number>
   /**
-   * A broadcast from the database (`realtime.send` / `send_binary`): kind 4 with meta `{id}` to vsn
-   * 2.0.0, converted JSON (binary: nothing) to vsn 1.0.0. `private` defaults to `true`, as
-   * `realtime.send`. Returns how many channels got it.
+   * A broadcast from the database (`realtime.send` / `send_binary`): a row in `realtime.messages`
+   * (see `messages`; private rows are replayed to joins asking for it), then kind 4 with meta `{id}`
+   * to vsn 2.0.0, converted JSON (binary: nothing) to vsn 1.0.0. `private` defaults to `true`, as
+   * `realtime.send`. An `id` already stored is not stored again: that is the row's broadcast arriving
+   * late, and channels that replayed it don't get it twice. Returns how many channels got it.
    */
   readonly dbSend: (message: {
     readonly topic: string
@@ -649,6 +676,8 @@ export interface Server {
     options?: { readonly private?: boolean | undefined }
   ) => Effect.Effect<PresenceState>
   readonly lastJoinPayload: (topic: string) => Effect.Effect<Option.Option<unknown>>
+  /** Rows of `realtime.messages` of a topic (`"room"` or `"realtime:room"`; all when omitted), oldest first. */
+  readonly messages: (topic?: string) => Effect.Effect<ReadonlyArray<StoredMessage>>
   readonly stats: Effect.Effect<Stats>
   /** Server events from the moment the stream starts. */
   readonly events: Stream.Stream<ServerEvent>
@@ -756,6 +785,7 @@ const snapshot = (engine: Engine.Engine): ServerState => {
     },
     presence: (topic, options) => engine.presenceStateOf(topic, options?.private === true),
     lastJoinPayload: (topic) => engine.lastJoinPayloads.get(Engine.fullTopic(topic)),
+    messages: (topic) => engine.messages(topic),
     received: (id) => engine.findConnection(id)?.received ?? [],
     sent: (id) => engine.findConnection(id)?.sent ?? []
   }
@@ -929,11 +959,12 @@ const build = (
       }),
     dbSend: (message) =>
       withSync(() =>
-        engine.fanOut(message.private ?? true, Engine.subTopic(message.topic), {
-          _tag: "User",
+        engine.dbSend({
+          topic: message.topic,
           event: message.event,
           payload: message.payload,
-          meta: { id: message.id ?? crypto.randomUUID() }
+          private: message.private ?? true,
+          id: message.id
         })
       ),
     push: (target, event, payload) => forChannels(target, (channel) => engine.push(channel, event, payload)),
@@ -1012,6 +1043,7 @@ const build = (
         const full = Engine.fullTopic(topic)
         return engine.lastJoinPayloads.has(full) ? Option.some(engine.lastJoinPayloads.get(full)) : Option.none()
       }),
+    messages: (topic) => withSync(() => engine.messages(topic)),
     stats: withSync(() => ({ ...engine.stats })),
     events: Stream.fromPubSub(pubsub),
     waitFor,

@@ -147,6 +147,7 @@ export interface JoinConfig {
   readonly ack: boolean
   readonly self: boolean
   readonly replicationReady: boolean
+  /** `config.broadcast.replay` as sent (`undefined`: absent). */
   readonly replay: unknown
   readonly presenceEnabled: boolean
   readonly presenceKey: unknown
@@ -198,7 +199,8 @@ export const parseJoinConfig = (payload: Record<string, unknown>, problems: Arra
     ack: flexibleBoolean(broadcast.ack, false, "broadcast.ack", problems),
     self: flexibleBoolean(broadcast.self, false, "broadcast.self", problems),
     replicationReady: flexibleBoolean(broadcast.replication_ready, false, "broadcast.replication_ready", problems),
-    replay: broadcast.replay ?? undefined,
+    // the key's presence matters (a `null` replay on a public channel is still refused)
+    replay: Object.prototype.hasOwnProperty.call(broadcast, "replay") ? broadcast.replay : undefined,
     presenceEnabled: flexibleBoolean(presence.enabled, false, "presence.enabled", problems),
     presenceKey: presence.key ?? "",
     postgresChanges,
@@ -251,6 +253,8 @@ export class Channel {
   broadcastWrite: boolean | undefined = undefined
   tokenCancel: (() => void) | undefined = undefined
   subscriptions: ReadonlyArray<Postgres.Subscription> = []
+  /** Ids of the messages replayed at join: the same messages arriving live are not delivered again. */
+  replayedIds: ReadonlySet<string> = noIds
   readonly presenceCalls: SlidingCounter
   constructor(
     readonly connection: Connection,
@@ -285,6 +289,14 @@ export class Channel {
   }
 }
 
+const noIds: ReadonlySet<string> = new Set()
+
+/** The `meta.id` a broadcast carries (`MessageDispatcher.message_id/1`). */
+const messageId = (origin: Origin): string | undefined => {
+  const meta = origin._tag === "User" ? origin.meta : isRecord(origin.payload) ? origin.payload.meta : undefined
+  return isRecord(meta) && typeof meta.id === "string" ? meta.id : undefined
+}
+
 const groupKey = (isPrivate: boolean, subtopic: string) => `${isPrivate ? "private" : "public"}:${subtopic}`
 
 /** A broadcast as it enters the fan-out. @internal */
@@ -298,6 +310,58 @@ export type Origin =
     readonly payload: unknown
     readonly meta?: Readonly<Record<string, unknown>> | undefined
   }
+
+/** Partitions older than 72 hours are dropped by the server's janitor: such rows are never replayed. @internal */
+export const MESSAGE_RETENTION_MILLIS = 72 * 60 * 60 * 1000
+
+/** The replay query's hard limit; also its default. */
+const REPLAY_MAX = 25
+
+/** The range `DateTime.from_unix(since, :millisecond)` accepts (years -9999 to 9999). */
+const SINCE_MIN = -377_705_116_800_000
+const SINCE_MAX = 253_402_300_799_999
+
+/**
+ * The replay part of a join (`RealtimeChannel.can_replay?/3`, `maybe_replay_messages/5`,
+ * `Messages.replay/5`): a join error, what to replay, or `None` (nothing asked, or a replay that is not a map).
+ *
+ * @internal
+ */
+export const replayParams = (
+  config: JoinConfig,
+  broadcastRead: boolean,
+  subtopic: string
+):
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Error"; readonly reason: string }
+  | { readonly _tag: "Replay"; readonly since: number; readonly limit: number } =>
+{
+  const replay = config.replay
+  if (replay === undefined) return { _tag: "None" }
+  if (config.private && !broadcastRead) {
+    return {
+      _tag: "Error",
+      reason: `Unauthorized: You do not have permissions to read from this Channel topic: ${subtopic}`
+    }
+  }
+  if (!config.private) {
+    return { _tag: "Error", reason: "UnableToReplayMessages: Replay is not allowed for public channels" }
+  }
+  // a replay that is not a map is ignored (the join proceeds without replay)
+  if (!isRecord(replay)) return { _tag: "None" }
+  const since = replay.since
+  // `replay_params["limit"] || 25`: nil and false fall back
+  const limit = replay.limit === undefined || replay.limit === null || replay.limit === false
+    ? REPLAY_MAX
+    : replay.limit
+  if (
+    typeof since !== "number" || !Number.isInteger(since) || since < SINCE_MIN || since > SINCE_MAX ||
+    typeof limit !== "number" || !Number.isInteger(limit)
+  ) {
+    return { _tag: "Error", reason: "UnableToReplayMessages: Replay params are not valid" }
+  }
+  return { _tag: "Replay", since, limit: Math.max(1, Math.min(limit, REPLAY_MAX)) }
+}
 
 interface JoinRule {
   readonly topic: string | undefined
@@ -317,6 +381,10 @@ export class Engine {
   readonly groups = new Map<string, Set<Channel>>()
   readonly presence = new Map<string, Map<string, Array<PresenceEntry>>>()
   readonly lastJoinPayloads = new Map<string, unknown>()
+  /** `realtime.messages`, in insertion order. */
+  private storedMessages: Array<RS.StoredMessage> = []
+  private readonly storedIds = new Set<string>()
+  private oldestStored = Infinity
   readonly stats: { -readonly [K in keyof RS.Stats]: RS.Stats[K] } = {
     connectionsOpened: 0,
     connectionsRefused: 0,
@@ -724,19 +792,9 @@ export class Engine {
         `Unauthorized: You do not have permissions to read from this Channel topic: ${subtopic}`
       )
     }
-    if (config.replay !== undefined) {
-      if (!config.private) {
-        return this.joinError(connection, message, "UnableToReplayMessages: Replay is not allowed for public channels")
-      }
-      const since = isRecord(config.replay) ? config.replay.since : undefined
-      const limit = isRecord(config.replay) ? config.replay.limit : undefined
-      if (
-        !isRecord(config.replay) || typeof since !== "number" || !Number.isInteger(since) ||
-        (limit !== undefined && limit !== null && (typeof limit !== "number" || !Number.isInteger(limit)))
-      ) {
-        return this.joinError(connection, message, "UnableToReplayMessages: Replay params are not valid")
-      }
-    }
+    const replay = replayParams(config, permissions.broadcastRead, subtopic)
+    if (replay._tag === "Error") return this.joinError(connection, message, replay.reason)
+    const replayed = replay._tag === "Replay" ? this.replayMessages(subtopic, replay.since, replay.limit) : []
 
     // accepted
     const key = config.presenceKey === "" || config.presenceKey === undefined || config.presenceKey === null
@@ -762,6 +820,7 @@ export class Engine {
       limits.clientPresenceWindowMillis
     )
     if (this.config.presenceEnabled) channel.presenceEnabled = true
+    if (replayed.length > 0) channel.replayedIds = new Set(replayed.map((row) => row.id))
     connection.channels.set(topic, channel)
     let group = this.groups.get(channel.groupKey)
     if (group === undefined) {
@@ -775,6 +834,7 @@ export class Engine {
       message,
       ok(config.present ? { postgres_changes: bindings.map((b) => ({ ...b.params, id: b.id })) } : {})
     )
+    for (const row of replayed) this.pushReplayed(channel, row)
     if (channel.presenceEnabled && channel.canReadPresence) {
       this.push(channel, Protocol.Events.presenceState, this.presenceState(channel.groupKey))
     }
@@ -1000,8 +1060,10 @@ export class Engine {
           frameV1 = Either.isRight(frame) ? frame.right : null
         }
       }
+      const id = messageId(origin)
       for (const receiver of group) {
         if (receiver === exclude || !receiver.canReadBroadcast || !receiver.connection.open) continue
+        if (id !== undefined && receiver.replayedIds.has(id)) continue // already replayed to this channel
         const vsn = receiver.connection.handshake.vsn
         if (vsn === "1.0.0") {
           if (frameV1 === undefined) prepare(vsn)
@@ -1018,6 +1080,94 @@ export class Engine {
     this.stats.broadcastsDelivered += delivered
     this.env.publish({ _tag: "Broadcast", topic, private: isPrivate, origin: origin._tag, delivered })
     return delivered
+  }
+
+  // ---------------------------------------------------------------------------------
+  // realtime.messages and replay
+  // ---------------------------------------------------------------------------------
+
+  /**
+   * `realtime.send` / `send_binary`: a row in `realtime.messages`, then its broadcast (kind 4 with meta
+   * `{id}`). An `id` already stored is not stored again: the row's broadcast arriving (again) late.
+   */
+  dbSend(message: {
+    readonly topic: string
+    readonly event: string
+    readonly payload: unknown
+    readonly private: boolean
+    readonly id: string | undefined
+  }): number {
+    const subtopic = subTopic(message.topic)
+    const id = message.id ?? Crypto.randomUUID()
+    this.pruneMessages()
+    if (!this.storedIds.has(id)) {
+      const insertedAt = this.env.now()
+      this.storedMessages.push({
+        id,
+        topic: subtopic,
+        event: message.event,
+        payload: message.payload instanceof Uint8Array ? message.payload.slice() : message.payload,
+        private: message.private,
+        insertedAt
+      })
+      this.storedIds.add(id)
+      this.oldestStored = Math.min(this.oldestStored, insertedAt)
+    }
+    return this.fanOut(message.private, subtopic, {
+      _tag: "User",
+      event: message.event,
+      payload: message.payload,
+      meta: { id }
+    })
+  }
+
+  /** Rows of `realtime.messages` (of a topic, `"room"` or `"realtime:room"`), oldest first. */
+  messages(topic?: string): ReadonlyArray<RS.StoredMessage> {
+    this.pruneMessages()
+    if (topic === undefined) return [...this.storedMessages]
+    const subtopic = subTopic(topic)
+    return this.storedMessages.filter((row) => row.topic === subtopic)
+  }
+
+  /** The janitor: rows older than the retention are gone. */
+  private pruneMessages() {
+    const cutoff = this.env.now() - MESSAGE_RETENTION_MILLIS
+    if (this.oldestStored >= cutoff) return
+    this.oldestStored = Infinity
+    this.storedMessages = this.storedMessages.filter((row) => {
+      if (row.insertedAt < cutoff) {
+        this.storedIds.delete(row.id)
+        return false
+      }
+      this.oldestStored = Math.min(this.oldestStored, row.insertedAt)
+      return true
+    })
+  }
+
+  /**
+   * `Messages.replay`: the topic's private broadcast rows inserted at or after `since`, the newest
+   * `limit` (ties: insertion order), oldest first.
+   */
+  private replayMessages(subtopic: string, since: number, limit: number): ReadonlyArray<RS.StoredMessage> {
+    this.pruneMessages()
+    const rows = this.storedMessages
+      .filter((row) => row.topic === subtopic && row.private && row.insertedAt >= since)
+      .sort((a, b) => a.insertedAt - b.insertedAt) // stable: a `TestClock` set back keeps the order sane
+    return rows.slice(Math.max(0, rows.length - limit))
+  }
+
+  /**
+   * A replayed row, pushed by the channel: text `broadcast` `{type, event, payload, meta}` for JSON, kind 4
+   * with the meta for binary (vsn 2.0.0; vsn 1.0.0 cannot carry it: skipped).
+   */
+  private pushReplayed(channel: Channel, row: RS.StoredMessage) {
+    if (row.payload instanceof Uint8Array && channel.connection.handshake.vsn === "1.0.0") return
+    this.push(channel, Protocol.Events.broadcast, {
+      type: Protocol.Events.broadcast,
+      event: row.event,
+      payload: row.payload,
+      meta: { replayed: true, id: row.id }
+    })
   }
 
   // ---------------------------------------------------------------------------------
