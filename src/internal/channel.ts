@@ -92,15 +92,17 @@ const isPermanent = (error: JoinFailure): boolean =>
   error._tag === "PostgresBindingMismatch"
 
 /**
- * A stream's mailbox, fed in batches: the events of one I/O turn (every frame of every read of it)
- * are handed over together at its end, so that a stream wakes once per turn rather than once per
- * read, whatever the number of channels. `unsafeDone` hands over what is pending first.
+ * A stream's mailbox, fed in batches. A few events are handed over at the end of the current task
+ * (a microtask: no added latency); a burst (`BURST` events or more) waits for the end of the I/O
+ * turn, so that with many channels each stream wakes once per turn rather than once per socket
+ * read. `unsafeDone` hands over what is pending first.
  */
 class Listener<A> {
   private pending: Array<A> = []
   constructor(readonly mailbox: Mailbox.Mailbox<A>, private readonly onDropped: (count: number) => void) {}
   unsafeOffer(value: A): void {
     if (this.pending.push(value) === 1) scheduleFlush(this)
+    pendingEvents++
   }
   flush(): void {
     if (this.pending.length === 0) return
@@ -115,20 +117,34 @@ class Listener<A> {
   }
 }
 
+const BURST = 64
 let dirty: Array<Listener<any>> = []
+let pendingEvents = 0
+let deferred = false
 const flushAll = () => {
   const listeners = dirty
   dirty = []
+  pendingEvents = 0
+  deferred = false
   for (let i = 0; i < listeners.length; i++) listeners[i]!.flush()
 }
-// the end of the I/O turn where there is one (Node, Bun, Deno); else after the current task
-const runAfterIo: (f: () => void) => void = typeof globalThis.setImmediate === "function"
+// the end of the I/O turn where there is one (Node, Bun, Deno); else the microtask is the turn
+const runAfterIo: ((f: () => void) => void) | undefined = typeof globalThis.setImmediate === "function"
   ? (f) => {
     globalThis.setImmediate(f)
   }
-  : queueMicrotask
+  : undefined
+const flushSoon = () => {
+  if (deferred) return
+  if (pendingEvents >= BURST && runAfterIo !== undefined) {
+    deferred = true
+    runAfterIo(flushAll)
+  } else {
+    flushAll()
+  }
+}
 const scheduleFlush = (listener: Listener<any>) => {
-  if (dirty.push(listener) === 1) runAfterIo(flushAll)
+  if (dirty.push(listener) === 1) queueMicrotask(flushSoon)
 }
 
 const decodeSystem = (payload: unknown): Channel.SystemMessage | undefined => {
