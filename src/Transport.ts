@@ -198,8 +198,14 @@ export const metrics = {
 const { framesBad, framesIn, framesOut, framesUnrouted, heartbeatLatency, reconnects } = metrics
 
 interface Pending {
-  readonly deferred: Deferred.Deferred<Reply, SocketClosed>
+  readonly deferred: Deferred.Deferred<Reply, SocketClosed | PushTimeout>
   written: boolean
+}
+
+/** A request's deadline; `fire` is cleared once the request completed (the timer is then skipped). */
+interface Timer {
+  readonly deadline: number
+  fire: (() => void) | undefined
 }
 
 interface Buffered {
@@ -405,6 +411,60 @@ export const make = (
           : enqueue(encoded.right, message, undefined, pushOptions?.buffer ?? true)
       })
 
+    // Timeouts of requests written on the open connection: one fiber of the connection sleeps (on
+    // the Effect clock) until the earliest deadline, so such a request costs no fiber and no timer
+    // of its own. Deadlines are kept sorted; with one timeout for every request a new one goes at the
+    // end and the sleeper is not woken. (When the connection ends, its requests fail anyway.)
+    const timers: Array<Timer> = []
+    let timerWake: Deferred.Deferred<void> | undefined
+    let sleepingUntil = Infinity
+
+    const addTimer = (deadline: number, fire: () => void): Timer => {
+      const timer: Timer = { deadline, fire }
+      let i = timers.length
+      while (i > 0 && timers[i - 1]!.deadline > deadline) i--
+      if (i === timers.length) timers.push(timer)
+      else timers.splice(i, 0, timer)
+      if (deadline < sleepingUntil && timerWake !== undefined) {
+        const wake = timerWake
+        timerWake = undefined
+        Deferred.unsafeDone(wake, Exit.void)
+      }
+      return timer
+    }
+
+    const timerLoop: Effect.Effect<never> = Effect.gen(function*() {
+      // what is left from the previous connection has completed (failWritten)
+      const stale = timers.findIndex((timer) => timer.fire !== undefined)
+      timers.splice(0, stale < 0 ? timers.length : stale)
+      while (true) {
+        const now = clock.unsafeCurrentTimeMillis()
+        let expired = 0
+        while (
+          expired < timers.length && (timers[expired]!.fire === undefined || timers[expired]!.deadline <= now)
+        ) expired++
+        const due = timers.splice(0, expired)
+        for (const timer of due) {
+          const fire = timer.fire
+          timer.fire = undefined
+          fire?.()
+        }
+        const wake = Deferred.unsafeMake<void>(FiberId.none)
+        timerWake = wake
+        if (timers.length === 0) {
+          sleepingUntil = Infinity
+          yield* Deferred.await(wake)
+        } else {
+          sleepingUntil = timers[0]!.deadline
+          yield* Effect.raceFirst(Effect.sleep(Duration.millis(sleepingUntil - now)), Deferred.await(wake))
+        }
+        timerWake = undefined
+      }
+    })
+
+    // On an open connection: written now, then one wait on the reply, completed by the reply, the
+    // connection's timer or the end of the connection. Otherwise buffered until the next open, with
+    // a timeout of its own (a request that times out while buffered is never sent).
     const request = (
       message: Protocol.Message,
       requestOptions?: { readonly timeout?: Duration.DurationInput | undefined }
@@ -415,20 +475,45 @@ export const make = (
         const encoded = serializer.encode(message)
         if (encoded._tag === "Left") return Effect.fail(encoded.left)
         const timeout = requestOptions?.timeout === undefined ? defaultTimeout : Duration.decode(requestOptions.timeout)
-        const entry: Pending = { deferred: Deferred.unsafeMake<Reply, SocketClosed>(FiberId.none), written: false }
+        const timeoutMillis = Duration.toMillis(timeout)
+        const entry: Pending = {
+          deferred: Deferred.unsafeMake<Reply, SocketClosed | PushTimeout>(FiberId.none),
+          written: false
+        }
         pending.set(ref, entry)
+        const forget = () => {
+          if (pending.get(ref) === entry) pending.delete(ref)
+        }
+        if (open && !flushing && writable()) {
+          const error = writeNow(encoded.right)
+          if (error !== undefined) {
+            forget()
+            return Effect.fail(error)
+          }
+          entry.written = true
+          const timer = addTimer(clock.unsafeCurrentTimeMillis() + timeoutMillis, () => {
+            Deferred.unsafeDone(
+              entry.deferred,
+              Exit.fail(new PushTimeout({ topic: message.topic, event: message.event, timeoutMillis }))
+            )
+          })
+          return Effect.ensuring(
+            Deferred.await(entry.deferred),
+            Effect.sync(() => {
+              timer.fire = undefined
+              forget()
+            })
+          )
+        }
         return enqueue(encoded.right, message, () => {
           entry.written = true
         }).pipe(
           Effect.zipRight(Deferred.await(entry.deferred)),
           Effect.timeoutFail({
             duration: timeout,
-            onTimeout: () =>
-              new PushTimeout({ topic: message.topic, event: message.event, timeoutMillis: Duration.toMillis(timeout) })
+            onTimeout: () => new PushTimeout({ topic: message.topic, event: message.event, timeoutMillis })
           }),
-          Effect.ensuring(Effect.sync(() => {
-            pending.delete(ref)
-          }))
+          Effect.ensuring(Effect.sync(forget))
         )
       })
 
@@ -506,8 +591,8 @@ export const make = (
             yield* Effect.logDebug("socket open")
           })
         }).pipe(
-          // the heartbeat starts with the connection; its timeout ends the connection
-          Effect.raceFirst(Effect.zipRight(Deferred.await(opened), heartbeatLoop)),
+          // the heartbeat and the request timers start with the connection; a heartbeat timeout ends it
+          Effect.raceFirst(Effect.zipRight(Deferred.await(opened), Effect.raceFirst(heartbeatLoop, timerLoop))),
           Effect.ensuring(Effect.sync(() => {
             open = false
             heartbeatRef = undefined
