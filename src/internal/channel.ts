@@ -92,17 +92,24 @@ const isPermanent = (error: JoinFailure): boolean =>
   error._tag === "PostgresBindingMismatch"
 
 /**
- * A stream's mailbox, fed in batches. A few events are handed over at the end of the current task
- * (a microtask: no added latency); a burst (`BURST` events or more) waits for the end of the I/O
- * turn, so that with many channels each stream wakes once per turn rather than once per socket
- * read. `unsafeDone` hands over what is pending first.
+ * A stream's mailbox, fed in batches. The first event of a task (a socket read) goes to the mailbox
+ * at once: a lone event (an echo, a reply-time broadcast) wakes its stream with no added latency and
+ * ahead of what the rest of the read resumes. The next ones wait for the end of the task (a
+ * microtask), and a burst (`BURST` events or more) for the end of the I/O turn, so that with many
+ * channels each stream wakes once per turn rather than once per socket read. Order is kept: a
+ * stream with events waiting never takes one at once. `unsafeDone` hands over what is pending
+ * first.
  */
 class Listener<A> {
   private pending: Array<A> = []
   constructor(readonly mailbox: Mailbox.Mailbox<A>, private readonly onDropped: (count: number) => void) {}
   unsafeOffer(value: A): void {
-    if (this.pending.push(value) === 1) scheduleFlush(this)
-    pendingEvents++
+    if (taskEvents++ === 0) queueMicrotask(endOfTask)
+    if (taskEvents === 1 && !deferred && this.pending.length === 0) {
+      if (!this.mailbox.unsafeOffer(value)) this.onDropped(1)
+    } else if (this.pending.push(value) === 1) {
+      dirty.push(this)
+    }
   }
   flush(): void {
     if (this.pending.length === 0) return
@@ -119,12 +126,13 @@ class Listener<A> {
 
 const BURST = 64
 let dirty: Array<Listener<any>> = []
-let pendingEvents = 0
+// events offered since the last flush (the current task, or the whole turn of a burst)
+let taskEvents = 0
 let deferred = false
 const flushAll = () => {
   const listeners = dirty
   dirty = []
-  pendingEvents = 0
+  taskEvents = 0
   deferred = false
   for (let i = 0; i < listeners.length; i++) listeners[i]!.flush()
 }
@@ -134,17 +142,14 @@ const runAfterIo: ((f: () => void) => void) | undefined = typeof globalThis.setI
     globalThis.setImmediate(f)
   }
   : undefined
-const flushSoon = () => {
+const endOfTask = () => {
   if (deferred) return
-  if (pendingEvents >= BURST && runAfterIo !== undefined) {
+  if (taskEvents >= BURST && runAfterIo !== undefined) {
     deferred = true
     runAfterIo(flushAll)
   } else {
     flushAll()
   }
-}
-const scheduleFlush = (listener: Listener<any>) => {
-  if (dirty.push(listener) === 1) queueMicrotask(flushSoon)
 }
 
 const decodeSystem = (payload: unknown): Channel.SystemMessage | undefined => {
