@@ -3,7 +3,7 @@
  * flood server; medians, ratios to realtime-js and to the raw floor, PASS/FAIL per target. Writes
  * `bench/results/latest.json` and `latest.md` after a full run.
  *
- * Options: `--reps N` (default 3), `--scenarios a,b`, `--clients a,b`, `--profile` (children run
+ * Options: `--reps N` (default 5), `--scenarios a,b`, `--clients a,b`, `--profile` (children run
  * compiled by tsc and profile their measured window into
  * `bench/profiles/<client>-<scenario>-<time>/*.cpuprofile`; summarise with `tsx bench/profile.ts <file>`).
  */
@@ -33,7 +33,7 @@ const option = (name: string): string | undefined => {
   const i = args.indexOf(`--${name}`)
   return i >= 0 ? args[i + 1] : undefined
 }
-const reps = Number(option("reps") ?? 3)
+const reps = Number(option("reps") ?? 5)
 const selectedScenarios = (option("scenarios")?.split(",") ?? scenarios) as ReadonlyArray<ScenarioName>
 const selectedClients = (option("clients")?.split(",") ?? clients) as ReadonlyArray<ClientName>
 const profile = args.includes("--profile")

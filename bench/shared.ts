@@ -109,7 +109,7 @@ export const profileStart = (): void => {
   session = new Inspector.Session()
   session.connect()
   session.post("Profiler.enable")
-  session.post("Profiler.setSamplingInterval", { interval: 50 })
+  session.post("Profiler.setSamplingInterval", { interval: Number(process.env.BENCH_PROFILE_INTERVAL ?? 50) })
   session.post("Profiler.start")
   if (process.env.BENCH_PROFILE_HEAP === "1") {
     session.post("HeapProfiler.enable")

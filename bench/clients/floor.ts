@@ -15,6 +15,8 @@ import {
   memoryMetrics,
   OrderCheck,
   payloadOf,
+  profileStart,
+  profileStop,
   ready,
   RTT_CHANNEL,
   type RunResult,
@@ -150,6 +152,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
       )
     case "subscribe": {
       const floor = await Floor.open(url)
+      profileStart()
       const t0 = performance.now()
       const times = await Promise.all(
         Array.from(
@@ -158,6 +161,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
         )
       )
       const totalMs = performance.now() - t0
+      profileStop("subscribe")
       await floor.close()
       return { valid: times.length === sizes.subscribe, metrics: { totalMs, ...latencyMetrics(times) } }
     }
@@ -173,6 +177,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
         }
       })
       const samples: Array<number> = []
+      profileStart()
       for (let i = 0; i < sizes.rttWarmup + sizes.rtt; i++) {
         const echo = new Promise<void>((resolve) => echoed = resolve)
         waiting = i
@@ -181,6 +186,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
         await echo
         if (i >= sizes.rttWarmup) samples.push(echoAt - t0)
       }
+      profileStop("rtt")
       await floor.close()
       return { valid: samples.length === sizes.rtt, metrics: latencyMetrics(samples) }
     }

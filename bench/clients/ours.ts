@@ -14,6 +14,8 @@ import {
   memoryMetrics,
   OrderCheck,
   payloadOf,
+  profileStart,
+  profileStop,
   ready,
   RTT_CHANNEL,
   type RunResult,
@@ -70,6 +72,7 @@ const flood = (names: ReadonlyArray<string>, perChannel: number, binary: boolean
 
 const subscribe = Effect.gen(function*() {
   const client = yield* connected
+  profileStart()
   const t0 = performance.now()
   const times = yield* Effect.forEach(
     Array.from({ length: sizes.subscribe }, (_, i) => subscribeChannel(i)),
@@ -81,6 +84,7 @@ const subscribe = Effect.gen(function*() {
     { concurrency: "unbounded" }
   )
   const totalMs = performance.now() - t0
+  profileStop("subscribe")
   return { valid: times.length === sizes.subscribe, metrics: { totalMs, ...latencyMetrics(times) } }
 })
 
@@ -105,6 +109,7 @@ const rtt = Effect.gen(function*() {
   )
   yield* room.subscribe
   const samples: Array<number> = []
+  profileStart()
   for (let i = 0; i < sizes.rttWarmup + sizes.rtt; i++) {
     const echo = Deferred.unsafeMake<void>(FiberId.none)
     echoed = echo
@@ -114,6 +119,7 @@ const rtt = Effect.gen(function*() {
     yield* Deferred.await(echo)
     if (i >= sizes.rttWarmup) samples.push(echoAt - t0)
   }
+  profileStop("rtt")
   return { valid: samples.length === sizes.rtt, metrics: latencyMetrics(samples) }
 })
 

@@ -13,6 +13,8 @@ import {
   memoryMetrics,
   OrderCheck,
   payloadOf,
+  profileStart,
+  profileStop,
   ready,
   RTT_CHANNEL,
   type RunResult,
@@ -93,6 +95,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
       )
     case "subscribe": {
       const client = await connect(url)
+      profileStart()
       const t0 = performance.now()
       const times = await Promise.all(
         Array.from(
@@ -104,6 +107,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
         )
       )
       const totalMs = performance.now() - t0
+      profileStop("subscribe")
       await close(client)
       return { valid: times.length === sizes.subscribe, metrics: { totalMs, ...latencyMetrics(times) } }
     }
@@ -121,6 +125,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
       })
       await subscribed(channel)
       const samples: Array<number> = []
+      profileStart()
       let failures = 0
       for (let i = 0; i < sizes.rttWarmup + sizes.rtt; i++) {
         const echo = new Promise<void>((resolve) => echoed = resolve)
@@ -131,6 +136,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
         await echo
         if (i >= sizes.rttWarmup) samples.push(echoAt - t0)
       }
+      profileStop("rtt")
       await close(client)
       return {
         valid: failures === 0 && samples.length === sizes.rtt,
