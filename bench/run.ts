@@ -18,7 +18,9 @@ import {
   type ClientName,
   clients,
   type FloodName,
-  floods,
+  floodNames,
+  type FloodPhase,
+  floodSpec,
   median,
   type RunResult,
   type ScenarioName,
@@ -41,10 +43,11 @@ const fullRun = selectedScenarios.length === scenarios.length && selectedClients
 for (const s of selectedScenarios) if (!scenarios.includes(s)) throw new Error(`unknown scenario ${s}`)
 for (const c of selectedClients) if (!clients.includes(c)) throw new Error(`unknown client ${c}`)
 
-const floodCache = new Map<FloodName, Buffer>()
-const floodFrames = (name: FloodName): Buffer => {
-  let frames = floodCache.get(name)
-  if (frames === undefined) floodCache.set(name, frames = buildFlood(floods[name]))
+const floodCache = new Map<string, Buffer>()
+const floodFrames = (name: FloodName, phase: FloodPhase): Buffer => {
+  const key = `${name}:${phase}`
+  let frames = floodCache.get(key)
+  if (frames === undefined) floodCache.set(key, frames = buildFlood(floodSpec(name, phase)))
   return frames
 }
 
@@ -91,7 +94,7 @@ const runChild = (server: BenchServer, client: ClientName, scenario: ScenarioNam
     child.on("message", (message: ChildMessage) => {
       switch (message.type) {
         case "ready":
-          server.flood(floodFrames(message.flood)).catch((error: Error) => {
+          server.flood(floodFrames(message.flood, message.phase)).catch((error: Error) => {
             failure = error
             child.kill("SIGKILL")
           })
@@ -199,7 +202,10 @@ const main = async () => {
   if (profile) compileForProfile()
   const server = await startServer()
   // built before any run: the flood must start the moment a client is ready
-  for (const scenario of selectedScenarios) if (scenario in floods) floodFrames(scenario as FloodName)
+  for (const scenario of selectedScenarios) {
+    const name = floodNames.find((n) => n === scenario)
+    if (name !== undefined) { for (const phase of ["warmup", "measure"] as const) floodFrames(name, phase) }
+  }
   const runs: Array<{ scenario: ScenarioName; client: ClientName; rep: number; result?: RunResult; error?: string }> =
     []
   const started = Date.now()
@@ -264,7 +270,9 @@ const main = async () => {
   md.push(
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (${machine.platform}).`,
     `Medians of ${reps} repetitions, each client in its own process against a local flood server; ` +
-      `realtime-js ${realtimeJsVersion()} over \`ws\`; the floor is \`ws\` + \`JSON.parse\` + a switch.`,
+      `realtime-js ${realtimeJsVersion()} over \`ws\`; the floor is \`ws\` + \`JSON.parse\` + a switch. ` +
+      `Floods are measured after a warm-up of ${sizes.floodWarmup.toLocaleString("en")} frames (same topics), ` +
+      `rtt after ${sizes.rttWarmup} round trips, memory after ${sizes.memoryWarmup} channels.`,
     ""
   )
   for (const scenario of selectedScenarios) {

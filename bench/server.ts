@@ -41,10 +41,13 @@ const frameHeader = (opcode: number, length: number): Buffer => {
   return header
 }
 
-/** The raw bytes of a flood: `perTopic` broadcasts to each topic, interleaved, sequence numbers per topic. */
+/**
+ * The raw bytes of a flood: `perTopic` broadcasts to each topic, interleaved, sequence numbers per
+ * topic from `firstSeq`.
+ */
 export const buildFlood = (spec: FloodSpec): Buffer => {
   const parts: Array<Buffer> = []
-  for (let seq = 0; seq < spec.perTopic; seq++) {
+  for (let seq = spec.firstSeq; seq < spec.firstSeq + spec.perTopic; seq++) {
     for (const topic of spec.topics) {
       const payload = spec.binary
         ? Buffer.from(binaryBroadcastFrame(topic, seq))

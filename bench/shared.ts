@@ -22,7 +22,9 @@ export const sizes = {
   rtt: 2_000,
   rttWarmup: 200,
   memory: 1_000,
-  memoryWarmup: 20
+  memoryWarmup: 20,
+  /** Frames sent (and seen) before each flood's measured part, spread over its topics like it. */
+  floodWarmup: 50_000
 } as const
 
 export const BROADCAST_EVENT = "e"
@@ -61,13 +63,21 @@ export const binaryBroadcastFrame = (topic: string, seq: number): Uint8Array =>
 /** Which flood the parent sends once a client is ready. */
 export type FloodName = "inbound" | "inbound-binary" | "fan-in"
 
+/**
+ * A flood is sent in two phases: a warm-up (`sizes.floodWarmup` frames, not measured: JIT and GC
+ * heuristics settle, as in a long-running client), then the measured frames. Sequence numbers run
+ * on across the phases, per topic.
+ */
+export type FloodPhase = "warmup" | "measure"
+
 export interface FloodSpec {
   readonly binary: boolean
   readonly topics: ReadonlyArray<string>
   readonly perTopic: number
+  readonly firstSeq: number
 }
 
-export const floods: Record<FloodName, FloodSpec> = {
+const floodShapes: Record<FloodName, { binary: boolean; topics: ReadonlyArray<string>; perTopic: number }> = {
   inbound: { binary: false, topics: [topicOf(INBOUND_CHANNEL)], perTopic: sizes.inbound },
   "inbound-binary": { binary: true, topics: [topicOf(INBOUND_CHANNEL)], perTopic: sizes.inbound },
   "fan-in": {
@@ -77,9 +87,26 @@ export const floods: Record<FloodName, FloodSpec> = {
   }
 }
 
+/** Measured frames per topic of a flood. */
+export const measuredPerTopic = (name: FloodName): number => floodShapes[name].perTopic
+
+/** Warm-up frames per topic of a flood. */
+export const warmupPerTopic = (name: FloodName): number =>
+  Math.ceil(sizes.floodWarmup / floodShapes[name].topics.length)
+
+export const floodSpec = (name: FloodName, phase: FloodPhase): FloodSpec => {
+  const shape = floodShapes[name]
+  const warmup = warmupPerTopic(name)
+  return phase === "warmup"
+    ? { ...shape, perTopic: warmup, firstSeq: 0 }
+    : { ...shape, firstSeq: warmup }
+}
+
+export const floodNames: ReadonlyArray<FloodName> = ["inbound", "inbound-binary", "fan-in"]
+
 /** Child → parent. */
 export type ChildMessage =
-  | { readonly type: "ready"; readonly flood: FloodName }
+  | { readonly type: "ready"; readonly flood: FloodName; readonly phase: FloodPhase }
   | { readonly type: "result"; readonly result: RunResult }
   | { readonly type: "error"; readonly message: string }
 
@@ -223,7 +250,7 @@ export const send = (message: ChildMessage): Promise<void> =>
     process.send(message, undefined, {}, (error) => error ? reject(error) : resolve())
   })
 
-/** Tells the parent to start the flood. */
-export const ready = (flood: FloodName): void => {
-  process.send?.({ type: "ready", flood } satisfies ChildMessage)
+/** Tells the parent to send a flood's phase. */
+export const ready = (flood: FloodName, phase: FloodPhase): void => {
+  process.send?.({ type: "ready", flood, phase } satisfies ChildMessage)
 }

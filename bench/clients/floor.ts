@@ -8,9 +8,11 @@ import {
   channelConfig,
   fanInChannel,
   floodMetrics,
+  type FloodName,
   INBOUND_CHANNEL,
   latencyMetrics,
   mark,
+  measuredPerTopic,
   memoryChannel,
   memoryMetrics,
   OrderCheck,
@@ -25,7 +27,8 @@ import {
   sizes,
   subscribeChannel,
   topicOf,
-  warmupChannel
+  warmupChannel,
+  warmupPerTopic
 } from "../shared.js"
 
 interface Broadcast {
@@ -114,24 +117,30 @@ class Floor {
   }
 }
 
-const flood = async (url: string, names: ReadonlyArray<string>, perChannel: number, binary: boolean) => {
+const flood = async (url: string, flood: FloodName, names: ReadonlyArray<string>) => {
   const floor = await Floor.open(url)
   const checks = names.map(() => new OrderCheck())
-  const total = names.length * perChannel
+  const warmTotal = names.length * warmupPerTopic(flood)
+  const measured = names.length * measuredPerTopic(flood)
   let seen = 0
+  let warmed!: () => void
   let finish!: () => void
+  const warm = new Promise<void>((resolve) => warmed = resolve)
   const done = new Promise<void>((resolve) => finish = resolve)
   await Promise.all(names.map((name, i) => {
     const check = checks[i]!
     return floor.join(name, (b) => {
       check.see((b.payload as { seq: number }).seq)
-      if (++seen === total) finish()
+      if (++seen === warmTotal) warmed()
+      if (seen === warmTotal + measured) finish()
     })
   }))
+  ready(flood, "warmup")
+  await warm
   const start = mark()
-  ready(binary ? "inbound-binary" : names.length === 1 ? "inbound" : "fan-in")
+  ready(flood, "measure")
   await done
-  const metrics = floodMetrics(start, total)
+  const metrics = floodMetrics(start, measured)
   await floor.close()
   const errors = checks.reduce((n, c) => n + c.errors, 0)
   return { valid: errors === 0, detail: errors === 0 ? undefined : `${errors} out of order`, metrics }
@@ -140,16 +149,11 @@ const flood = async (url: string, names: ReadonlyArray<string>, perChannel: numb
 export const run = async (scenario: ScenarioName, url: string): Promise<RunResult> => {
   switch (scenario) {
     case "inbound":
-      return flood(url, [INBOUND_CHANNEL], sizes.inbound, false)
+      return flood(url, "inbound", [INBOUND_CHANNEL])
     case "inbound-binary":
-      return flood(url, [INBOUND_CHANNEL], sizes.inbound, true)
+      return flood(url, "inbound-binary", [INBOUND_CHANNEL])
     case "fan-in":
-      return flood(
-        url,
-        Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i)),
-        sizes.fanInPerChannel,
-        false
-      )
+      return flood(url, "fan-in", Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i)))
     case "subscribe": {
       const floor = await Floor.open(url)
       profileStart()

@@ -7,9 +7,11 @@ import {
   channelConfig,
   fanInChannel,
   floodMetrics,
+  type FloodName,
   INBOUND_CHANNEL,
   latencyMetrics,
   mark,
+  measuredPerTopic,
   memoryChannel,
   memoryMetrics,
   OrderCheck,
@@ -24,7 +26,8 @@ import {
   settledMemory,
   sizes,
   subscribeChannel,
-  warmupChannel
+  warmupChannel,
+  warmupPerTopic
 } from "../shared.js"
 
 const connected = Effect.gen(function*() {
@@ -34,11 +37,16 @@ const connected = Effect.gen(function*() {
   return client
 })
 
-const flood = (names: ReadonlyArray<string>, perChannel: number, binary: boolean) =>
+const flood = (flood: FloodName, names: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const client = yield* RealtimeClient.RealtimeClient
-    const total = names.length * perChannel
     const checks = names.map(() => new OrderCheck())
+    const warmup = warmupPerTopic(flood)
+    const perChannel = warmup + measuredPerTopic(flood)
+    const warmTotal = names.length * warmup
+    const measured = names.length * measuredPerTopic(flood)
+    const warmed = yield* Deferred.make<void>()
+    let seen = 0
     let chunks = 0
     let maxChunk = 0
     const rooms = yield* Effect.forEach(names, (name) => client.channel(name, channelConfig))
@@ -51,20 +59,24 @@ const flood = (names: ReadonlyArray<string>, perChannel: number, binary: boolean
             chunks++
             if (chunk.length > maxChunk) maxChunk = chunk.length
             for (const b of chunk) check.see((b.payload as SeqPayload).seq)
+            const before = seen
+            seen += chunk.length
+            if (before < warmTotal && seen >= warmTotal) Deferred.unsafeDone(warmed, Effect.void)
           })
         ),
         Effect.fork
       )
     })
     yield* Effect.forEach(rooms, (room) => room.subscribe, { concurrency: "unbounded", discard: true })
+    ready(flood, "warmup")
+    yield* Deferred.await(warmed)
     const start = mark()
-    ready(binary ? "inbound-binary" : names.length === 1 ? "inbound" : "fan-in")
+    ready(flood, "measure")
     yield* Fiber.joinAll(fibers)
-    const metrics = floodMetrics(start, total)
+    const metrics = floodMetrics(start, measured)
     const errors = checks.reduce((n, c) => n + c.errors, 0)
-    const seen = checks.reduce((n, c) => n + c.seen, 0)
     return {
-      valid: errors === 0 && seen === total,
+      valid: errors === 0 && seen === warmTotal + measured,
       detail: errors === 0 ? undefined : `${errors} out of order`,
       metrics: { ...metrics, chunks, maxChunk }
     }
@@ -150,13 +162,11 @@ const memory = Effect.gen(function*() {
 const program = (scenario: ScenarioName): Effect.Effect<RunResult, unknown, RealtimeClient.RealtimeClient> => {
   switch (scenario) {
     case "inbound":
-      return Effect.scoped(flood([INBOUND_CHANNEL], sizes.inbound, false))
+      return Effect.scoped(flood("inbound", [INBOUND_CHANNEL]))
     case "inbound-binary":
-      return Effect.scoped(flood([INBOUND_CHANNEL], sizes.inbound, true))
+      return Effect.scoped(flood("inbound-binary", [INBOUND_CHANNEL]))
     case "fan-in":
-      return Effect.scoped(
-        flood(Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i)), sizes.fanInPerChannel, false)
-      )
+      return Effect.scoped(flood("fan-in", Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i))))
     case "subscribe":
       return Effect.scoped(subscribe)
     case "rtt":

@@ -6,9 +6,11 @@ import {
   channelConfig,
   fanInChannel,
   floodMetrics,
+  type FloodName,
   INBOUND_CHANNEL,
   latencyMetrics,
   mark,
+  measuredPerTopic,
   memoryChannel,
   memoryMetrics,
   OrderCheck,
@@ -23,7 +25,8 @@ import {
   settledMemory,
   sizes,
   subscribeChannel,
-  warmupChannel
+  warmupChannel,
+  warmupPerTopic
 } from "../shared.js"
 
 interface BroadcastMessage {
@@ -55,26 +58,32 @@ const close = async (client: RealtimeClient) => {
   await client.disconnect()
 }
 
-const flood = async (url: string, names: ReadonlyArray<string>, perChannel: number, binary: boolean) => {
+const flood = async (url: string, flood: FloodName, names: ReadonlyArray<string>) => {
   const client = await connect(url)
-  const total = names.length * perChannel
   const checks = names.map(() => new OrderCheck())
+  const warmTotal = names.length * warmupPerTopic(flood)
+  const measured = names.length * measuredPerTopic(flood)
   let seen = 0
+  let warmed!: () => void
   let finish!: () => void
+  const warm = new Promise<void>((resolve) => warmed = resolve)
   const done = new Promise<void>((resolve) => finish = resolve)
   await Promise.all(names.map((name, i) => {
     const check = checks[i]!
     const channel = client.channel(name, { config: channelConfig })
     channel.on("broadcast", { event: "*" }, (message: BroadcastMessage) => {
       check.see(message.payload.seq)
-      if (++seen === total) finish()
+      if (++seen === warmTotal) warmed()
+      if (seen === warmTotal + measured) finish()
     })
     return subscribed(channel)
   }))
+  ready(flood, "warmup")
+  await warm
   const start = mark()
-  ready(binary ? "inbound-binary" : names.length === 1 ? "inbound" : "fan-in")
+  ready(flood, "measure")
   await done
-  const metrics = floodMetrics(start, total)
+  const metrics = floodMetrics(start, measured)
   await close(client)
   const errors = checks.reduce((n, c) => n + c.errors, 0)
   return { valid: errors === 0, detail: errors === 0 ? undefined : `${errors} out of order`, metrics }
@@ -83,16 +92,11 @@ const flood = async (url: string, names: ReadonlyArray<string>, perChannel: numb
 export const run = async (scenario: ScenarioName, url: string): Promise<RunResult> => {
   switch (scenario) {
     case "inbound":
-      return flood(url, [INBOUND_CHANNEL], sizes.inbound, false)
+      return flood(url, "inbound", [INBOUND_CHANNEL])
     case "inbound-binary":
-      return flood(url, [INBOUND_CHANNEL], sizes.inbound, true)
+      return flood(url, "inbound-binary", [INBOUND_CHANNEL])
     case "fan-in":
-      return flood(
-        url,
-        Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i)),
-        sizes.fanInPerChannel,
-        false
-      )
+      return flood(url, "fan-in", Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i)))
     case "subscribe": {
       const client = await connect(url)
       profileStart()
