@@ -28,6 +28,7 @@ import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Heartbeat from "./Heartbeat.js"
 import * as Backoff from "./internal/backoff.js"
+import { withExactPostgresNumbers } from "./internal/exactNumbers.js"
 import { parseEndpoint } from "./internal/url.js"
 import * as Protocol from "./Protocol.js"
 import { BufferFull, InvalidArgument, type ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
@@ -253,7 +254,7 @@ export const make = (
     if (!Number.isInteger(bufferSize) || bufferSize < 0) {
       return yield* new InvalidArgument({ detail: `bufferSize must be a non-negative integer, got ${bufferSize}` })
     }
-    const serializer = options.serializer ?? Protocol.serializer(vsn)
+    const serializer = withExactPostgresNumbers(options.serializer ?? Protocol.serializer(vsn))
     const defaultTimeout = Duration.decode(options.timeout ?? "10 seconds")
     const heartbeat = Option.getOrElse(yield* Effect.serviceOption(Heartbeat.Heartbeat), () => Heartbeat.defaults)
     const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)

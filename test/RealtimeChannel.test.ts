@@ -595,6 +595,29 @@ describe("RealtimeChannel", () => {
         assert.strictEqual(missing._tag, "InvalidArgument")
       }))
 
+    it.scoped("an int8 beyond 2^53 sent as a JSON number (as Realtime does) arrives exact", () =>
+      Effect.gen(function*() {
+        for (const int8 of ["string", "bigint"] as const) {
+          const harness = yield* setup({ int8 })
+          const channel = yield* harness.client.channel("db", { postgresChanges: [todos] })
+          const changes = yield* channel.postgresChanges(todos).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+          const { connection } = yield* joined(harness, channel, {
+            postgres_changes: [{ id: 11, event: "INSERT", schema: "public", table: "todos" }]
+          })
+          // the raw text: a JS number could not even hold this value
+          yield* connection.send(
+            `[null,null,"realtime:db","postgres_changes",{"ids":[11],"data":{"schema":"public","table":"todos",` +
+              `"commit_timestamp":"2024-01-01T00:00:00Z","type":"INSERT","columns":[{"name":"id","type":"int8"},` +
+              `{"name":"score","type":"float8"}],"record":{"id":9007199254740993,"score":0.5},"errors":null}}]`
+          )
+          const [change] = Chunk.toReadonlyArray(yield* Fiber.join(changes))
+          assert.deepStrictEqual(change!.new, {
+            id: int8 === "string" ? "9007199254740993" : 9007199254740993n,
+            score: 0.5
+          })
+        }
+      }))
+
     it.scoped("a server reply that does not match the bindings fails the join with PostgresBindingMismatch", () =>
       Effect.gen(function*() {
         const harness = yield* setup()
