@@ -3,7 +3,8 @@
  * flood server; medians, ratios to realtime-js and to the raw floor, PASS/FAIL per target. Writes
  * `bench/results/latest.json` and `latest.md` after a full run.
  *
- * Options: `--reps N` (default 5), `--scenarios a,b`, `--clients a,b`, `--profile` (children run
+ * Options: `--reps N` (default 5), `--scenarios a,b`, `--clients a,b`, `--no-warmup` (floods measured
+ * from the first frame), `--profile` (children run
  * compiled by tsc and profile their measured window into
  * `bench/profiles/<client>-<scenario>-<time>/*.cpuprofile`; summarise with `tsx bench/profile.ts <file>`).
  */
@@ -21,6 +22,7 @@ import {
   floodNames,
   type FloodPhase,
   floodSpec,
+  floodWarmup,
   median,
   type RunResult,
   type ScenarioName,
@@ -39,6 +41,8 @@ const reps = Number(option("reps") ?? 5)
 const selectedScenarios = (option("scenarios")?.split(",") ?? scenarios) as ReadonlyArray<ScenarioName>
 const selectedClients = (option("clients")?.split(",") ?? clients) as ReadonlyArray<ClientName>
 const profile = args.includes("--profile")
+// the children read the warm-up size from the environment (see `floodWarmup`)
+if (args.includes("--no-warmup")) process.env.BENCH_FLOOD_WARMUP = "0"
 const fullRun = selectedScenarios.length === scenarios.length && selectedClients.length === clients.length
 for (const s of selectedScenarios) if (!scenarios.includes(s)) throw new Error(`unknown scenario ${s}`)
 for (const c of selectedClients) if (!clients.includes(c)) throw new Error(`unknown client ${c}`)
@@ -271,7 +275,9 @@ const main = async () => {
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (${machine.platform}).`,
     `Medians of ${reps} repetitions, each client in its own process against a local flood server; ` +
       `realtime-js ${realtimeJsVersion()} over \`ws\`; the floor is \`ws\` + \`JSON.parse\` + a switch. ` +
-      `Floods are measured after a warm-up of ${sizes.floodWarmup.toLocaleString("en")} frames (same topics), ` +
+      (floodWarmup() > 0
+        ? `Floods are measured after a warm-up of ${floodWarmup().toLocaleString("en")} frames (same topics), `
+        : "Floods are measured cold (no warm-up), ") +
       `rtt after ${sizes.rttWarmup} round trips, memory after ${sizes.memoryWarmup} channels.`,
     ""
   )
@@ -320,7 +326,7 @@ const main = async () => {
     date: new Date().toISOString(),
     machine,
     reps,
-    sizes,
+    sizes: { ...sizes, floodWarmup: floodWarmup() },
     medians,
     targets: verdicts.map((v) => ({ name: v.name, ratio: v.ratio, pass: v.pass })),
     invalid,

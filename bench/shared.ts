@@ -22,10 +22,14 @@ export const sizes = {
   rtt: 2_000,
   rttWarmup: 200,
   memory: 1_000,
-  memoryWarmup: 20,
-  /** Frames sent (and seen) before each flood's measured part, spread over its topics like it. */
-  floodWarmup: 50_000
+  memoryWarmup: 20
 } as const
+
+/**
+ * Frames sent (and seen) before each flood's measured part, spread over its topics like it;
+ * `npm run bench -- --no-warmup` (BENCH_FLOOD_WARMUP=0, read when called) measures cold.
+ */
+export const floodWarmup = (): number => Number(process.env.BENCH_FLOOD_WARMUP ?? 50_000)
 
 export const BROADCAST_EVENT = "e"
 export const INBOUND_CHANNEL = "bench"
@@ -64,7 +68,7 @@ export const binaryBroadcastFrame = (topic: string, seq: number): Uint8Array =>
 export type FloodName = "inbound" | "inbound-binary" | "fan-in"
 
 /**
- * A flood is sent in two phases: a warm-up (`sizes.floodWarmup` frames, not measured: JIT and GC
+ * A flood is sent in two phases: a warm-up (`floodWarmup()` frames, not measured: JIT and GC
  * heuristics settle, as in a long-running client), then the measured frames. Sequence numbers run
  * on across the phases, per topic.
  */
@@ -91,8 +95,7 @@ const floodShapes: Record<FloodName, { binary: boolean; topics: ReadonlyArray<st
 export const measuredPerTopic = (name: FloodName): number => floodShapes[name].perTopic
 
 /** Warm-up frames per topic of a flood. */
-export const warmupPerTopic = (name: FloodName): number =>
-  Math.ceil(sizes.floodWarmup / floodShapes[name].topics.length)
+export const warmupPerTopic = (name: FloodName): number => Math.ceil(floodWarmup() / floodShapes[name].topics.length)
 
 export const floodSpec = (name: FloodName, phase: FloodPhase): FloodSpec => {
   const shape = floodShapes[name]

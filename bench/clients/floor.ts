@@ -135,8 +135,10 @@ const flood = async (url: string, flood: FloodName, names: ReadonlyArray<string>
       if (seen === warmTotal + measured) finish()
     })
   }))
-  ready(flood, "warmup")
-  await warm
+  if (warmTotal > 0) {
+    ready(flood, "warmup")
+    await warm
+  }
   const start = mark()
   ready(flood, "measure")
   await done

@@ -68,8 +68,10 @@ const flood = (flood: FloodName, names: ReadonlyArray<string>) =>
       )
     })
     yield* Effect.forEach(rooms, (room) => room.subscribe, { concurrency: "unbounded", discard: true })
-    ready(flood, "warmup")
-    yield* Deferred.await(warmed)
+    if (warmTotal > 0) {
+      ready(flood, "warmup")
+      yield* Deferred.await(warmed)
+    }
     const start = mark()
     ready(flood, "measure")
     yield* Fiber.joinAll(fibers)

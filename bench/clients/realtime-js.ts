@@ -78,8 +78,10 @@ const flood = async (url: string, flood: FloodName, names: ReadonlyArray<string>
     })
     return subscribed(channel)
   }))
-  ready(flood, "warmup")
-  await warm
+  if (warmTotal > 0) {
+    ready(flood, "warmup")
+    await warm
+  }
   const start = mark()
   ready(flood, "measure")
   await done
