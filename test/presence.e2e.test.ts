@@ -2,7 +2,7 @@
  * Presence end to end: several clients of the in-process server (in memory, TestClock).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Schema, Scope, Stream, TestClock, TestContext } from "effect"
+import { Chunk, Effect, Exit, Fiber, Schema, Scope, Stream, TestClock, TestContext, TestServices } from "effect"
 import * as fc from "fast-check"
 import type * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
@@ -147,7 +147,16 @@ describe("presence end to end", () => {
             }
             // let re-tracks after rejoins land, then every view must equal the server's table
             yield* TestClock.adjust("1 second")
-            yield* Effect.forEach(channels, (channel) => converged(server, channel), { discard: true })
+            // bounded on the real clock: a view that never converges fails the property (with its
+            // counterexample) instead of hanging until the test's timeout
+            yield* Effect.forEach(channels, (channel) => converged(server, channel), { discard: true }).pipe(
+              Effect.timeoutFail({
+                duration: "5 seconds",
+                onTimeout: () =>
+                  new Error(`presence views did not converge to the server's table after ${JSON.stringify(ops)}`)
+              }),
+              TestServices.provideLive
+            )
             const expected = serverView(yield* server.presence(TOPIC))
             for (const channel of channels) {
               assert.isTrue(same(clientView(yield* channel.presence(Meta).state), expected))
