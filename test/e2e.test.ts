@@ -108,6 +108,45 @@ describe("end to end (in-process server, in memory)", () => {
       assert.deepStrictEqual(received[1]!.old, { id: "5", owner: "ada" })
     }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
+  it.effect("disconnect then connect: subscribed channels rejoin on their own", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      const client = yield* RealtimeClient.RealtimeClient
+      const room = yield* client.channel("room")
+      yield* room.subscribe
+      yield* client.disconnect
+      const errored = yield* awaitStatus(room, "Errored")
+      assert.include(errored._tag === "Errored" ? errored.reason : "", "disconnected")
+      assert.strictEqual((yield* client.state)._tag, "Closed")
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual((yield* server.state).connections.length, 0, "no reconnect after disconnect")
+      yield* client.connect
+      yield* awaitStatus(room, "Subscribed")
+      assert.strictEqual((yield* server.subscribers("room")).length, 1)
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
+  it.effect("removeChannel leaves and ends the channel's streams; removeAllChannels disconnects", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      const client = yield* RealtimeClient.RealtimeClient
+      const a = yield* client.channel("a")
+      const b = yield* client.channel("b")
+      const streamOfA = yield* a.broadcast("*").pipe(Stream.runCollect, Effect.fork)
+      yield* a.subscribe
+      yield* b.subscribe
+      yield* client.removeChannel(a)
+      yield* Fiber.join(streamOfA) // the stream ended
+      assert.deepStrictEqual(yield* a.status, RealtimeChannel.ChannelStatus.Closed({ reason: "removed" }))
+      yield* server.waitUntil((s) => s.subscribers("a").length === 0)
+      assert.deepStrictEqual((yield* client.channels).map((c) => c.topic), ["realtime:b"])
+      const again = yield* Effect.flip(a.subscribe)
+      assert.strictEqual(again._tag, "ChannelClosed")
+      yield* client.removeAllChannels
+      assert.deepStrictEqual(yield* client.channels, [])
+      assert.strictEqual((yield* client.state)._tag, "Closed")
+      yield* server.waitUntil((s) => s.connections.length === 0)
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
   describe("faults", () => {
     it.effect("a crashed channel rejoins; a dropped socket reconnects and rejoins", () =>
       Effect.gen(function*() {
