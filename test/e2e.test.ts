@@ -68,6 +68,13 @@ describe("end to end (in-process server, in memory)", () => {
       yield* echo.subscribe
       yield* echo.send(Chat, { text: "me" })
       assert.deepStrictEqual((yield* Fiber.join(mine))[0]!.payload, { text: "me" })
+      // self: false — the sender is the only subscriber, so the server delivers the (acked) send to nobody
+      const server = yield* RealtimeServer.RealtimeServer
+      const quiet = yield* client.channel("quiet", { broadcast: { self: false, ack: true } })
+      yield* quiet.subscribe
+      const before = (yield* server.stats).broadcastsDelivered
+      yield* quiet.send(Chat, { text: "not to me" })
+      assert.strictEqual((yield* server.stats).broadcastsDelivered, before)
     }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
   it.effect("HTTP fallback: an unsubscribed channel's send reaches subscribers through the REST API", () =>

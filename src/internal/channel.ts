@@ -29,8 +29,7 @@ import {
   joinRejected,
   JoinTimeout,
   PayloadTooLarge,
-  PushRejected,
-  type SocketClosed
+  PushRejected
 } from "../RealtimeError.js"
 import type * as Transport from "../Transport.js"
 import * as Backoff from "./backoff.js"
@@ -300,10 +299,6 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     }
   }
 
-  private offer<A>(listener: Listener<A>, value: A) {
-    listener.unsafeOffer(value)
-  }
-
   private readonly onDropped = (count: number) => {
     metrics.dropped.unsafeUpdate(count, [])
     const before = this.dropsLogged
@@ -329,8 +324,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const some = listeners.size > (all === undefined ? 0 : 1) ? listeners.get(event.toLowerCase()) : undefined
     if (all === undefined && some === undefined) return
     const item: Channel.Broadcast<unknown> = { event, payload: p.payload, meta: p.meta }
-    if (all !== undefined) { for (let i = 0; i < all.length; i++) this.offer(all[i]!, item) }
-    if (some !== undefined) { for (let i = 0; i < some.length; i++) this.offer(some[i]!, item) }
+    if (all !== undefined) { for (let i = 0; i < all.length; i++) all[i]!.unsafeOffer(item) }
+    if (some !== undefined) { for (let i = 0; i < some.length; i++) some[i]!.unsafeOffer(item) }
   }
 
   private onPostgresChanges(payload: unknown) {
@@ -346,7 +341,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         const mine = ids[listener.index]!
         if (!p.ids.some((id) => mine.includes(id as number))) continue
       }
-      this.offer(listener.mailbox, payload)
+      listener.mailbox.unsafeOffer(payload)
     }
   }
 
@@ -354,7 +349,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const system = decodeSystem(payload)
     if (system === undefined) return
     if (system.extension === "system" && system.status === "error") this.lastSystemError = system.message
-    for (const mailbox of this.systemListeners) this.offer(mailbox, system)
+    for (const mailbox of this.systemListeners) mailbox.unsafeOffer(system)
   }
 
   private onPresence(payload: unknown, isState: boolean) {
@@ -371,8 +366,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     this.syncer = result.syncer
     if (!result.synced) return
     for (const mailbox of this.presenceListeners) {
-      if (result.events.length > 0) this.offer(mailbox, result.events)
-      this.offer(mailbox, result.syncer.state)
+      if (result.events.length > 0) mailbox.unsafeOffer(result.events)
+      mailbox.unsafeOffer(result.syncer.state)
     }
   }
 
@@ -1092,6 +1087,3 @@ export const make = (
     const retrack = yield* FiberHandle.make<void, never>()
     return new ChannelImpl(name, config, options, deps, status, rejoin, retrack)
   })
-
-/** @internal */
-export type { SocketClosed }
