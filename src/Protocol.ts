@@ -946,32 +946,58 @@ const decodeServerPush = (bytes: Uint8Array): Either.Either<Message, ProtocolErr
   })
 }
 
-/** kind 1: `1, jr len, ref len, topic len, status len, jr, ref, topic, status, data`. */
-const decodeReply = (bytes: Uint8Array): Either.Either<Message, ProtocolError> => {
+/**
+ * The layout kinds 1 and 0 (client → server) share: `kind, jr len, ref len, topic len, name len, jr,
+ * ref, topic, name, data`, where `name` is the reply status or the event.
+ */
+const decodeRefHeader = (
+  bytes: Uint8Array,
+  kind: number,
+  nameField: string
+): Either.Either<
+  {
+    readonly joinRef: string | null
+    readonly ref: string | null
+    readonly topic: string
+    readonly name: string
+    readonly data: Uint8Array
+  },
+  ProtocolError
+> => {
   const length = bytes.length
-  if (length < 5) return truncated(1, length, 5)
+  if (length < 5) return truncated(kind, length, 5)
   const joinRefEnd = 5 + bytes[1]!
   const refEnd = joinRefEnd + bytes[2]!
   const topicEnd = refEnd + bytes[3]!
-  const statusEnd = topicEnd + bytes[4]!
-  if (statusEnd > length) return truncated(1, length, statusEnd)
-  const region = readRegion(bytes, 5, statusEnd)
+  const nameEnd = topicEnd + bytes[4]!
+  if (nameEnd > length) return truncated(kind, length, nameEnd)
+  const region = readRegion(bytes, 5, nameEnd)
   const joinRef = readField(bytes, region, 5, 5, joinRefEnd)
-  if (joinRef === undefined) return invalidString(1, "join_ref")
+  if (joinRef === undefined) return invalidString(kind, "join_ref")
   const ref = readField(bytes, region, 5, joinRefEnd, refEnd)
-  if (ref === undefined) return invalidString(1, "ref")
+  if (ref === undefined) return invalidString(kind, "ref")
   const topic = readField(bytes, region, 5, refEnd, topicEnd)
-  if (topic === undefined) return invalidString(1, "topic")
-  const status = readField(bytes, region, 5, topicEnd, statusEnd)
-  if (status === undefined) return invalidString(1, "status")
+  if (topic === undefined) return invalidString(kind, "topic")
+  const name = readField(bytes, region, 5, topicEnd, nameEnd)
+  if (name === undefined) return invalidString(kind, nameField)
   return Either.right({
     joinRef: joinRef === "" ? null : joinRef,
     ref: ref === "" ? null : ref,
     topic,
-    event: Events.reply,
-    payload: { status, response: copy(bytes, statusEnd, length) }
+    name,
+    data: copy(bytes, nameEnd, length)
   })
 }
+
+/** kind 1: `1, jr len, ref len, topic len, status len, jr, ref, topic, status, data`. */
+const decodeReply = (bytes: Uint8Array): Either.Either<Message, ProtocolError> =>
+  Either.map(decodeRefHeader(bytes, 1, "status"), (h) => ({
+    joinRef: h.joinRef,
+    ref: h.ref,
+    topic: h.topic,
+    event: Events.reply,
+    payload: { status: h.name, response: h.data }
+  }))
 
 /** kind 2: `2, topic len, event len, topic, event, data`. */
 const decodeBroadcast = (bytes: Uint8Array): Either.Either<Message, ProtocolError> => {
@@ -1133,31 +1159,14 @@ const makeEncodeV2 =
 // -------------------------------------------------------------------------------------
 
 /** kind 0, client → server: `0, jr len, ref len, topic len, event len, jr, ref, topic, event, data`. */
-const decodeClientPush = (bytes: Uint8Array): Either.Either<Message, ProtocolError> => {
-  const length = bytes.length
-  if (length < 5) return truncated(0, length, 5)
-  const joinRefEnd = 5 + bytes[1]!
-  const refEnd = joinRefEnd + bytes[2]!
-  const topicEnd = refEnd + bytes[3]!
-  const eventEnd = topicEnd + bytes[4]!
-  if (eventEnd > length) return truncated(0, length, eventEnd)
-  const region = readRegion(bytes, 5, eventEnd)
-  const joinRef = readField(bytes, region, 5, 5, joinRefEnd)
-  if (joinRef === undefined) return invalidString(0, "join_ref")
-  const ref = readField(bytes, region, 5, joinRefEnd, refEnd)
-  if (ref === undefined) return invalidString(0, "ref")
-  const topic = readField(bytes, region, 5, refEnd, topicEnd)
-  if (topic === undefined) return invalidString(0, "topic")
-  const event = readField(bytes, region, 5, topicEnd, eventEnd)
-  if (event === undefined) return invalidString(0, "event")
-  return Either.right({
-    joinRef: joinRef === "" ? null : joinRef,
-    ref: ref === "" ? null : ref,
-    topic,
-    event,
-    payload: copy(bytes, eventEnd, length)
-  })
-}
+const decodeClientPush = (bytes: Uint8Array): Either.Either<Message, ProtocolError> =>
+  Either.map(decodeRefHeader(bytes, 0, "event"), (h) => ({
+    joinRef: h.joinRef,
+    ref: h.ref,
+    topic: h.topic,
+    event: h.name,
+    payload: h.data
+  }))
 
 /**
  * kind 3: `3, jr len, ref len, topic len, event len, metadata len, encoding, jr, ref, topic, event,
