@@ -223,6 +223,14 @@ export const settledMemory = async (): Promise<{ heap: number; rss: number }> =>
   return { heap: usage.heapUsed, rss: usage.rss }
 }
 
+/** With `BENCH_HEAP_SNAPSHOT=<dir>`, writes a heap snapshot there (`<client>-memory.heapsnapshot`). */
+export const heapSnapshot = async (client: string): Promise<void> => {
+  const dir = process.env.BENCH_HEAP_SNAPSHOT
+  if (dir === undefined) return
+  const V8 = await import("node:v8")
+  V8.writeHeapSnapshot(`${dir}/${client}-memory.heapsnapshot`)
+}
+
 export const memoryMetrics = (
   before: { heap: number; rss: number },
   after: { heap: number; rss: number },

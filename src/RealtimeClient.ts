@@ -10,12 +10,12 @@ import type * as Socket from "@effect/platform/Socket"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
-import * as Exit from "effect/Exit"
+import * as Either from "effect/Either"
 import * as FiberHandle from "effect/FiberHandle"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Scope from "effect/Scope"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as AccessToken from "./AccessToken.js"
 import type * as Heartbeat from "./Heartbeat.js"
@@ -108,7 +108,7 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
 
     interface Entry {
       readonly channel: InternalChannel.ChannelImpl
-      readonly scope: Scope.CloseableScope
+      readonly unroute: () => void
       handles: number
     }
     const registry = new Map<string, Entry>()
@@ -127,21 +127,27 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     })
 
     const register = (channel: InternalChannel.ChannelImpl) =>
-      Effect.gen(function*() {
+      Effect.suspend(() => {
         if (registry.get(channel.topic)?.channel !== channel) {
-          return yield* new ChannelClosed({ topic: channel.topic, reason: "the channel was removed" })
+          return Effect.fail(new ChannelClosed({ topic: channel.topic, reason: "the channel was removed" }))
         }
-        yield* FiberHandle.clear(idleDisconnect)
-        yield* transport.connect
+        return Option.isSome(FiberHandle.unsafeGet(idleDisconnect))
+          ? Effect.zipRight(FiberHandle.clear(idleDisconnect), transport.connect)
+          : transport.connect
       })
 
     const drop = (entry: Entry, reason: string) =>
       Effect.suspend(() => {
         if (registry.get(entry.channel.topic) === entry) registry.delete(entry.channel.topic)
         entry.handles = 0
-        return entry.channel.remove(reason).pipe(Effect.zipRight(Scope.close(entry.scope, Exit.void)))
+        return entry.channel.remove(reason).pipe(Effect.ensuring(Effect.sync(entry.unroute)))
       })
 
+    // channels fork their rejoin and re-track fibers from the client's runtime (they interrupt them
+    // when they leave; the client's finalizer removes every channel). They start at once, so that a
+    // rejoin has its backoff timer set by the time anyone sees the channel's Errored status.
+    const runFork = Runtime.runFork(runtime)
+    const forkOptions = { immediate: true }
     const deps: InternalChannel.Deps = {
       transport,
       accessToken,
@@ -149,48 +155,48 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
       rejoin: reconnect.rejoin,
       timeout: Duration.decode(options.timeout ?? "10 seconds"),
       int8: options.int8 ?? "string",
-      runtime,
+      runFork: (effect) => runFork(effect, forkOptions),
       register,
       unregister: () => scheduleIdleDisconnect
     }
+
+    const release = (held: Entry) =>
+      Effect.suspend(() => {
+        if (closed || held.handles === 0) return Effect.void
+        held.handles--
+        if (held.handles > 0) return Effect.void
+        return drop(held, "the channel's scope closed").pipe(Effect.zipRight(scheduleIdleDisconnect))
+      })
 
     const channel = (
       name: string,
       config: RealtimeChannel.ChannelConfig = {},
       channelOptions: RealtimeChannel.ChannelOptions = {}
     ): Effect.Effect<RealtimeChannel.RealtimeChannel, InvalidArgument, Scope.Scope> =>
-      Effect.gen(function*() {
+      Effect.suspend(() => {
         const topic = InternalChannel.topicOf(name)
+        const key = InternalChannel.configKey(config)
         let entry = registry.get(topic)
         if (entry !== undefined) {
-          if (entry.channel.key !== InternalChannel.configKey(config)) {
-            return yield* new InvalidArgument({
-              detail:
-                `channel '${topic}' already exists with another config (${entry.channel.key}); one join per topic per socket: remove it first or use the same config`
-            })
+          if (entry.channel.key !== key) {
+            return Effect.fail(
+              new InvalidArgument({
+                detail:
+                  `channel '${topic}' already exists with another config (${entry.channel.key}); one join per topic per socket: remove it first or use the same config`
+              })
+            )
           }
         } else {
-          // the channel lives in a scope of its own: shared by every handle, closed on removal
-          const channelScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-          const created = yield* InternalChannel.make(name, config, channelOptions, deps).pipe(
-            Effect.tap((created) => transport.route(topic, created.onMessage)),
-            Scope.extend(channelScope),
-            Effect.tapError(() => Scope.close(channelScope, Exit.void))
-          )
-          entry = { channel: created, scope: channelScope, handles: 0 }
+          const created = InternalChannel.make(name, config, channelOptions, deps, key)
+          if (Either.isLeft(created)) return Effect.fail(created.left)
+          const routed = transport.unsafeRoute(topic, created.right.onMessage)
+          if (Either.isLeft(routed)) return Effect.fail(routed.left)
+          entry = { channel: created.right, unroute: routed.right, handles: 0 }
           registry.set(topic, entry)
         }
         const held = entry
         held.handles++
-        yield* Effect.addFinalizer(() =>
-          Effect.suspend(() => {
-            if (closed || held.handles === 0) return Effect.void
-            held.handles--
-            if (held.handles > 0) return Effect.void
-            return drop(held, "the channel's scope closed").pipe(Effect.zipRight(scheduleIdleDisconnect))
-          })
-        )
-        return held.channel
+        return Effect.as(Effect.addFinalizer(() => release(held)), held.channel)
       })
 
     const removeChannel = (target: RealtimeChannel.RealtimeChannel) =>

@@ -126,6 +126,11 @@ export interface Transport {
     topic: string,
     handler: (message: Protocol.Message) => void
   ) => Effect.Effect<void, InvalidArgument, Scope.Scope>
+  /** As `route`, but the route lasts until the returned function is called (not tied to a scope). */
+  readonly unsafeRoute: (
+    topic: string,
+    handler: (message: Protocol.Message) => void
+  ) => Either.Either<() => void, InvalidArgument>
 }
 
 /**
@@ -640,6 +645,19 @@ export const make = (
 
     const handle = yield* FiberHandle.make<void, never>()
 
+    const unsafeRoute = (
+      topic: string,
+      handler: (message: Protocol.Message) => void
+    ): Either.Either<() => void, InvalidArgument> => {
+      if (routes.has(topic)) {
+        return Either.left(new InvalidArgument({ detail: `topic '${topic}' already has a route on this socket` }))
+      }
+      routes.set(topic, handler)
+      return Either.right(() => {
+        if (routes.get(topic) === handler) routes.delete(topic)
+      })
+    }
+
     const disconnect = (disconnectOptions?: { readonly code?: number; readonly reason?: string }) =>
       Effect.gen(function*() {
         const reason = disconnectOptions?.reason ?? "disconnected"
@@ -658,23 +676,21 @@ export const make = (
       state: SubscriptionRef.get(state),
       stateChanges: state.changes,
       heartbeats: Stream.fromPubSub(heartbeatHub),
-      connect: FiberHandle.run(handle, loop, { onlyIfMissing: true }).pipe(Effect.asVoid),
+      connect: Effect.suspend(() =>
+        Option.isSome(FiberHandle.unsafeGet(handle))
+          ? Effect.void
+          : FiberHandle.run(handle, loop, { onlyIfMissing: true }).pipe(Effect.asVoid)
+      ),
       disconnect,
       makeRef,
       push,
       request,
       route: (topic, handler) =>
         Effect.suspend(() => {
-          if (routes.has(topic)) {
-            return Effect.fail(new InvalidArgument({ detail: `topic '${topic}' already has a route on this socket` }))
-          }
-          routes.set(topic, handler)
-          return Effect.addFinalizer(() =>
-            Effect.sync(() => {
-              if (routes.get(topic) === handler) routes.delete(topic)
-            })
-          )
-        })
+          const added = unsafeRoute(topic, handler)
+          return Either.isLeft(added) ? Effect.fail(added.left) : Effect.addFinalizer(() => Effect.sync(added.right))
+        }),
+      unsafeRoute
     })
   })
 

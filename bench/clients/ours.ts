@@ -8,6 +8,7 @@ import {
   fanInChannel,
   floodMetrics,
   type FloodName,
+  heapSnapshot,
   INBOUND_CHANNEL,
   latencyMetrics,
   mark,
@@ -154,6 +155,7 @@ const memory = Effect.gen(function*() {
   const before = yield* Effect.promise(settledMemory)
   yield* joinAll(Array.from({ length: sizes.memory }, (_, i) => memoryChannel(i)))
   const after = yield* Effect.promise(settledMemory)
+  yield* Effect.promise(() => heapSnapshot("ours"))
   const channels = yield* client.channels
   return {
     valid: channels.length === sizes.memory + sizes.memoryWarmup,

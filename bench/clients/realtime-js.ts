@@ -7,6 +7,7 @@ import {
   fanInChannel,
   floodMetrics,
   type FloodName,
+  heapSnapshot,
   INBOUND_CHANNEL,
   latencyMetrics,
   mark,
@@ -163,6 +164,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
       const before = await settledMemory()
       await joinAll(Array.from({ length: sizes.memory }, (_, i) => memoryChannel(i)))
       const after = await settledMemory()
+      await heapSnapshot("realtime-js")
       const valid = client.getChannels().length === sizes.memory + sizes.memoryWarmup
       await close(client)
       return { valid, metrics: memoryMetrics(before, after, sizes.memory) }

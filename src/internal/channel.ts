@@ -5,18 +5,16 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as FiberHandle from "effect/FiberHandle"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Mailbox from "effect/Mailbox"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
-import * as Runtime from "effect/Runtime"
 import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as AccessToken from "../AccessToken.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
 import * as PostgresChanges from "../PostgresChanges.js"
@@ -62,7 +60,8 @@ export interface Deps {
   readonly rejoin: Schedule.Schedule<unknown, unknown>
   readonly timeout: Duration.Duration
   readonly int8: PostgresChanges.ConvertOptions["int8"]
-  readonly runtime: Runtime.Runtime<never>
+  /** Starts a fiber of the client (a root fiber: the channel interrupts its own when it leaves). */
+  readonly runFork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   /** Checks the channel is still the client's, and connects the socket. */
   readonly register: (channel: ChannelImpl) => Effect.Effect<void, ChannelClosed>
   /** A channel stopped being subscribed (the socket may close when none is). */
@@ -185,12 +184,46 @@ export const configKey = (config: Channel.ChannelConfig): string =>
 /** @internal */
 export const topicOf = (name: string): string => name.startsWith("realtime:") ? name : `realtime:${name}`
 
-/** @internal */
+const initialSyncer = Presence.makeSyncer()
+const isSettled = (s: Channel.ChannelStatus) => s._tag === "Subscribed" || s._tag === "Closed"
+
+/**
+ * A stream over a fresh mailbox that `register` connects to its source (and whose returned function
+ * disconnects it when the stream ends, however it ends). No scope and no fiber of its own.
+ */
+const mailboxStream = <A>(
+  options: { readonly capacity: number; readonly strategy: "dropping" | "sliding" | "suspend" } | undefined,
+  register: (mailbox: Mailbox.Mailbox<A>) => () => void
+): Stream.Stream<A> =>
+  Stream.suspend(() => {
+    let unregister: (() => void) | undefined
+    return Stream.unwrap(Effect.map(Mailbox.make<A>(options), (mailbox) => {
+      unregister = register(mailbox)
+      return Mailbox.toStream(mailbox)
+    })).pipe(Stream.ensuring(Effect.sync(() => unregister?.())))
+  })
+
+const removeFrom = <A>(array: Array<A> | undefined, value: A): void => {
+  if (array === undefined) return
+  const i = array.indexOf(value)
+  if (i >= 0) array.splice(i, 1)
+}
+
+interface StatusWaiter {
+  readonly until: (status: Channel.ChannelStatus) => boolean
+  readonly resume: (status: Channel.ChannelStatus) => void
+}
+
+/**
+ * A channel. Creating one allocates no fiber, scope or Effect: the status is a field with plain
+ * listeners, the rejoin and re-track fibers exist only while they run, and the streams and effects
+ * are built when asked for.
+ *
+ * @internal
+ */
 export class ChannelImpl implements Channel.RealtimeChannel {
   readonly [Channel.TypeId]: Channel.TypeId = Channel.TypeId
   readonly topic: string
-  readonly status: Effect.Effect<Channel.ChannelStatus>
-  readonly statusChanges: Stream.Stream<Channel.ChannelStatus>
   readonly key: string
 
   private joinRef: string | null = null
@@ -198,13 +231,15 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private leaving = false
   private removed = false
   private currentStatus: Channel.ChannelStatus = Channel.ChannelStatus.Idle()
+  private statusMailboxes: Array<Mailbox.Mailbox<Channel.ChannelStatus>> | undefined
+  private statusWaiters: Array<StatusWaiter> | undefined
   private inflightJoin: Deferred.Deferred<void, JoinFailure> | undefined
   private lastSystemError: string | undefined
   private ids: Option.Option<ReadonlyArray<ReadonlyArray<number>>> = Option.none()
   private joinPayload: Option.Option<Protocol.JoinPayload> = Option.none()
   private tokenSent: Option.Option<string> = Option.none()
   private tracked: object | undefined
-  private syncer = Presence.makeSyncer()
+  private syncer = initialSyncer
   private presenceEnabled: boolean
   private readonly bindings: ReadonlyArray<PostgresChanges.Binding>
   private readonly wireBindings: ReadonlyArray<PostgresChanges.WireBinding>
@@ -214,14 +249,13 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private readonly httpFallback: boolean
   // arrays, not Sets: iterating a Set allocates per frame; "*" is looked up once per frame
   private readonly broadcastListeners = new Map<string, Array<Listener<Channel.Broadcast<unknown>>>>()
-  private readonly postgresListeners = new Set<{ readonly index: number; readonly mailbox: Listener<unknown> }>()
-  private readonly systemListeners = new Set<Listener<Channel.SystemMessage>>()
-  private readonly presenceListeners = new Set<
-    Listener<ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState>
-  >()
-  private readonly statusRef: SubscriptionRef.SubscriptionRef<Channel.ChannelStatus>
-  private readonly rejoinHandle: FiberHandle.FiberHandle<void, never>
-  private readonly runFork: <A, E>(effect: Effect.Effect<A, E>) => void
+  private postgresListeners: Array<{ readonly index: number; readonly mailbox: Listener<unknown> }> | undefined
+  private systemListeners: Array<Listener<Channel.SystemMessage>> | undefined
+  private presenceListeners:
+    | Array<Listener<ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState>>
+    | undefined
+  private rejoinFiber: Fiber.RuntimeFiber<void> | undefined
+  private retrackFiber: Fiber.RuntimeFiber<void> | undefined
   private dropsLogged = 0
 
   constructor(
@@ -229,27 +263,17 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     readonly config: Channel.ChannelConfig,
     options: Channel.ChannelOptions,
     private readonly deps: Deps,
-    statusRef: SubscriptionRef.SubscriptionRef<Channel.ChannelStatus>,
-    rejoinHandle: FiberHandle.FiberHandle<void, never>,
-    private readonly retrackHandle: FiberHandle.FiberHandle<void, never>
+    key?: string
   ) {
     this.topic = topicOf(name)
-    this.key = configKey(config)
-    this.statusRef = statusRef
-    this.rejoinHandle = rejoinHandle
-    this.status = Effect.sync(() => this.currentStatus)
-    this.statusChanges = statusRef.changes
+    this.key = key ?? configKey(config)
     this.bindings = config.postgresChanges ?? []
-    this.wireBindings = this.bindings.map(PostgresChanges.toWire)
+    this.wireBindings = this.bindings.length === 0 ? [] : this.bindings.map(PostgresChanges.toWire)
     this.presenceEnabled = config.presence?.enabled ?? config.presence !== undefined
     this.bufferSize = options.bufferSize ?? 65_536
     this.timeout = options.timeout === undefined ? deps.timeout : Duration.decode(options.timeout)
     this.maxRejoinFailures = options.maxRejoinFailures ?? 10
     this.httpFallback = options.httpFallback ?? true
-    const runFork = Runtime.runFork(deps.runtime)
-    this.runFork = (effect) => {
-      runFork(effect)
-    }
   }
 
   // ---------------------------------------------------------------------------
@@ -261,10 +285,46 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     return this.subscribers > 0
   }
 
-  private setStatus(status: Channel.ChannelStatus): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      this.currentStatus = status
-      return SubscriptionRef.set(this.statusRef, status)
+  get status(): Effect.Effect<Channel.ChannelStatus> {
+    return Effect.sync(() => this.currentStatus)
+  }
+
+  /** The current status, then every change; ends after `Closed` once the channel is removed. */
+  get statusChanges(): Stream.Stream<Channel.ChannelStatus> {
+    return mailboxStream<Channel.ChannelStatus>(undefined, (mailbox) => {
+      mailbox.unsafeOffer(this.currentStatus)
+      if (this.removed) {
+        mailbox.unsafeDone(Exit.void)
+        return () => {}
+      }
+      ;(this.statusMailboxes ??= []).push(mailbox)
+      return () => removeFrom(this.statusMailboxes, mailbox)
+    })
+  }
+
+  private setStatus(status: Channel.ChannelStatus): void {
+    this.currentStatus = status
+    const mailboxes = this.statusMailboxes
+    if (mailboxes !== undefined) { for (let i = 0; i < mailboxes.length; i++) mailboxes[i]!.unsafeOffer(status) }
+    const waiters = this.statusWaiters
+    if (waiters === undefined) return
+    for (let i = 0; i < waiters.length;) {
+      const waiter = waiters[i]!
+      if (waiter.until(status)) {
+        waiters.splice(i, 1)
+        waiter.resume(status)
+      } else i++
+    }
+  }
+
+  /** The first status (the current one included) that satisfies `until`. */
+  private awaitStatus(until: (status: Channel.ChannelStatus) => boolean): Effect.Effect<Channel.ChannelStatus> {
+    return Effect.async<Channel.ChannelStatus>((resume) => {
+      const current = this.currentStatus
+      if (until(current)) return resume(Effect.succeed(current))
+      const waiter: StatusWaiter = { until, resume: (status) => resume(Effect.succeed(status)) }
+      ;(this.statusWaiters ??= []).push(waiter)
+      return Effect.sync(() => removeFrom(this.statusWaiters, waiter))
     })
   }
 
@@ -304,7 +364,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const before = this.dropsLogged
     this.dropsLogged += count
     if (before === 0 || Math.floor(before / 1000) !== Math.floor(this.dropsLogged / 1000)) {
-      this.runFork(
+      this.deps.runFork(
         Effect.logWarning("a stream's mailbox is full: dropping events").pipe(
           Effect.annotateLogs({ topic: this.topic, capacity: this.bufferSize, dropped: this.dropsLogged })
         )
@@ -329,12 +389,13 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   private onPostgresChanges(payload: unknown) {
-    if (this.postgresListeners.size === 0 || Option.isNone(this.ids)) return
+    const listeners = this.postgresListeners
+    if (listeners === undefined || listeners.length === 0 || Option.isNone(this.ids)) return
     const p = payload as { readonly ids?: unknown; readonly data?: { readonly type?: unknown } }
     if (!Array.isArray(p?.ids) || typeof p.data !== "object" || p.data === null) return
     const type = typeof p.data.type === "string" ? p.data.type.toUpperCase() : ""
     const ids = this.ids.value
-    for (const listener of this.postgresListeners) {
+    for (const listener of listeners) {
       if (listener.index >= 0) {
         const binding = this.wireBindings[listener.index]!
         if (binding.event !== "*" && binding.event.toUpperCase() !== type) continue
@@ -349,7 +410,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const system = decodeSystem(payload)
     if (system === undefined) return
     if (system.extension === "system" && system.status === "error") this.lastSystemError = system.message
-    for (const mailbox of this.systemListeners) mailbox.unsafeOffer(system)
+    const listeners = this.systemListeners
+    if (listeners !== undefined) { for (const mailbox of listeners) mailbox.unsafeOffer(system) }
   }
 
   private onPresence(payload: unknown, isState: boolean) {
@@ -364,8 +426,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       result = Presence.receiveDiff(this.syncer, joinRef, payload)
     }
     this.syncer = result.syncer
-    if (!result.synced) return
-    for (const mailbox of this.presenceListeners) {
+    const listeners = this.presenceListeners
+    if (!result.synced || listeners === undefined) return
+    for (const mailbox of listeners) {
       if (result.events.length > 0) mailbox.unsafeOffer(result.events)
       mailbox.unsafeOffer(result.syncer.state)
     }
@@ -375,16 +438,11 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private onLost(reason: string, backoffFirst: boolean) {
     this.joinRef = null
     this.lastSystemError = undefined
-    this.runFork(
-      this.setStatus(Channel.ChannelStatus.Errored({ reason })).pipe(
-        Effect.zipRight(
-          Effect.logWarning("channel lost its join").pipe(
-            Effect.annotateLogs({ topic: this.topic, reason })
-          )
-        ),
-        Effect.zipRight(this.startRejoin(backoffFirst))
-      )
+    this.deps.runFork(
+      Effect.logWarning("channel lost its join").pipe(Effect.annotateLogs({ topic: this.topic, reason }))
     )
+    this.setStatus(Channel.ChannelStatus.Errored({ reason }))
+    this.startRejoin(backoffFirst)
   }
 
   /** @internal called by the client when the socket went down */
@@ -392,9 +450,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     if (this.subscribers === 0 || this.removed) return
     if (this.joinRef !== null || this.currentStatus._tag === "Joining") {
       this.joinRef = null
-      this.runFork(
-        this.setStatus(Channel.ChannelStatus.Errored({ reason })).pipe(Effect.zipRight(this.startRejoin(false)))
-      )
+      this.setStatus(Channel.ChannelStatus.Errored({ reason }))
+      this.startRejoin(false)
     }
   }
 
@@ -457,112 +514,104 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     return this.timeout
   }
 
-  private readonly token: Effect.Effect<Option.Option<string>> = Effect.suspend(() =>
-    this.deps.accessToken.refresh.pipe(
-      Effect.catchAll((error) =>
+  private get token(): Effect.Effect<Option.Option<string>> {
+    return Effect.catchAll(
+      this.deps.accessToken.refresh,
+      (error) =>
         Effect.logWarning("access token source failed; joining with the last known token").pipe(
           Effect.annotateLogs({ topic: this.topic, error: error.message }),
           Effect.zipRight(this.deps.accessToken.current)
         )
-      )
     )
-  )
+  }
+
+  private leavePush(joinRef: string): Effect.Effect<void> {
+    return this.deps.transport.push({
+      joinRef,
+      ref: this.deps.transport.makeRef(),
+      topic: this.topic,
+      event: "phx_leave",
+      payload: {}
+    }).pipe(Effect.ignore)
+  }
 
   /** One join attempt: the token first (never a token-less join while a fetch is pending). */
   private joinOnce(attempt: number): Effect.Effect<void, JoinFailure> {
-    const self = this
-    return Effect.gen(function*() {
-      const token = yield* self.token
-      const ref = self.deps.transport.makeRef()
-      const payload = self.buildJoinPayload(token)
-      self.joinRef = ref
-      self.lastSystemError = undefined
-      self.tokenSent = token
-      self.joinPayload = Option.some(
+    return Effect.flatMap(this.token, (token) => {
+      const ref = this.deps.transport.makeRef()
+      const payload = this.buildJoinPayload(token)
+      this.joinRef = ref
+      this.lastSystemError = undefined
+      this.tokenSent = token
+      this.joinPayload = Option.some(
         Option.isSome(token) ? { ...payload, access_token: "<redacted>" } as Protocol.JoinPayload : payload
       )
-      self.syncer = Presence.makeSyncer()
-      yield* self.setStatus(Channel.ChannelStatus.Joining({ attempt }))
-      const timeout = self.joinTimeout
-      const reply = yield* self.deps.transport.request(
-        { joinRef: ref, ref, topic: self.topic, event: "phx_join", payload },
+      this.syncer = initialSyncer
+      this.setStatus(Channel.ChannelStatus.Joining({ attempt }))
+      const timeout = this.joinTimeout
+      return this.deps.transport.request(
+        { joinRef: ref, ref, topic: this.topic, event: "phx_join", payload },
         { timeout }
       ).pipe(
         Effect.catchTag("PushTimeout", () => {
           // as realtime-js: leave the join that may still land, so the server holds no ghost
-          self.joinRef = null
-          return self.deps.transport.push({
-            joinRef: ref,
-            ref: self.deps.transport.makeRef(),
-            topic: self.topic,
-            event: "phx_leave",
-            payload: {}
-          }).pipe(
-            Effect.ignore,
-            Effect.zipRight(
-              self.setStatus(Channel.ChannelStatus.TimedOut({ timeoutMillis: Duration.toMillis(timeout) }))
-            ),
-            Effect.zipRight(
-              Effect.fail(new JoinTimeout({ topic: self.topic, timeoutMillis: Duration.toMillis(timeout) }))
-            )
+          this.joinRef = null
+          const timeoutMillis = Duration.toMillis(timeout)
+          return this.leavePush(ref).pipe(
+            Effect.zipRight(Effect.suspend(() => {
+              this.setStatus(Channel.ChannelStatus.TimedOut({ timeoutMillis }))
+              return Effect.fail(new JoinTimeout({ topic: this.topic, timeoutMillis }))
+            }))
           )
+        }),
+        Effect.flatMap((reply): Effect.Effect<void, JoinFailure> => {
+          if (this.joinRef !== ref) {
+            return Effect.fail(new ChannelClosed({ topic: this.topic, reason: "the join was superseded" }))
+          }
+          if (reply.status !== "ok") {
+            this.joinRef = null
+            return Effect.fail(joinRejected(this.topic, reply.response))
+          }
+          const serverBindings = (reply.response as { readonly postgres_changes?: unknown } | null)?.postgres_changes
+          const matched = PostgresChanges.matchBindingIds(this.wireBindings, serverBindings)
+          if (Either.isLeft(matched)) {
+            this.joinRef = null
+            return Effect.zipRight(this.leavePush(ref), Effect.fail(matched.left))
+          }
+          this.ids = Option.some(matched.right)
+          this.setStatus(Channel.ChannelStatus.Subscribed())
+          // the server forgot this client's presence with the old join: track it again (the channel
+          // is already Subscribed for everyone else meanwhile)
+          if (this.tracked !== undefined) this.retrack(this.tracked)
+          return Effect.void
         })
       )
-      if (self.joinRef !== ref) {
-        return yield* new ChannelClosed({ topic: self.topic, reason: "the join was superseded" })
-      }
-      if (reply.status !== "ok") {
-        self.joinRef = null
-        return yield* Effect.fail(joinRejected(self.topic, reply.response))
-      }
-      const serverBindings = (reply.response as { readonly postgres_changes?: unknown } | null)?.postgres_changes
-      const matched = PostgresChanges.matchBindingIds(self.wireBindings, serverBindings)
-      if (Either.isLeft(matched)) {
-        self.joinRef = null
-        yield* self.deps.transport.push({
-          joinRef: ref,
-          ref: self.deps.transport.makeRef(),
-          topic: self.topic,
-          event: "phx_leave",
-          payload: {}
-        }).pipe(Effect.ignore)
-        return yield* Effect.fail(matched.left)
-      }
-      self.ids = Option.some(matched.right)
-      yield* self.setStatus(Channel.ChannelStatus.Subscribed())
-      // the server forgot this client's presence with the old join: track it again (the channel is
-      // already Subscribed for everyone else meanwhile)
-      if (self.tracked !== undefined) {
-        yield* FiberHandle.run(
-          self.retrackHandle,
-          self.pushPresence({ type: "presence", event: "track", payload: self.tracked }, self.timeout).pipe(
-            Effect.catchAll((error) =>
-              Effect.logWarning("could not track presence again after the rejoin").pipe(
-                Effect.annotateLogs({ topic: self.topic, error: error.message })
-              )
-            )
-          )
-        )
-      }
-    }).pipe(
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          const waiting = this.inflightJoin
-          this.inflightJoin = undefined
-          if (waiting !== undefined) Deferred.unsafeDone(waiting, exit)
-        })
-      ),
-      Effect.annotateLogs({ topic: this.topic })
-    )
+    })
   }
 
-  private awaitSocketOpen = Effect.suspend(() =>
-    this.deps.transport.stateChanges.pipe(
+  private retrack(meta: object) {
+    const previous = this.retrackFiber
+    const track = this.pushPresence({ type: "presence", event: "track", payload: meta }, this.timeout).pipe(
+      Effect.catchAll((error) =>
+        Effect.logWarning("could not track presence again after the rejoin").pipe(
+          Effect.annotateLogs({ topic: this.topic, error: error.message })
+        )
+      )
+    )
+    const fiber = this.deps.runFork(previous === undefined ? track : Effect.zipRight(Fiber.interrupt(previous), track))
+    this.retrackFiber = fiber
+    fiber.addObserver(() => {
+      if (this.retrackFiber === fiber) this.retrackFiber = undefined
+    })
+  }
+
+  private get awaitSocketOpen(): Effect.Effect<void> {
+    return this.deps.transport.stateChanges.pipe(
       Stream.filter((s) => s._tag === "Open"),
       Stream.take(1),
       Stream.runDrain
     )
-  )
+  }
 
   private stop(reason: string): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -572,9 +621,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       if (waiting !== undefined) {
         Deferred.unsafeDone(waiting, Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
       }
-      return this.setStatus(Channel.ChannelStatus.Closed({ reason })).pipe(
-        Effect.zipRight(Effect.logError("channel stopped").pipe(Effect.annotateLogs({ topic: this.topic, reason })))
-      )
+      this.setStatus(Channel.ChannelStatus.Closed({ reason }))
+      return Effect.logError("channel stopped").pipe(Effect.annotateLogs({ topic: this.topic, reason }))
     })
   }
 
@@ -589,7 +637,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         if (wait) {
           const delay = yield* backoff.next(undefined)
           if (Option.isNone(delay)) return yield* self.stop("the rejoin schedule ended")
-          yield* self.setStatus(Channel.ChannelStatus.Rejoining({ attempt: attempt + 1, delay: delay.value }))
+          self.setStatus(Channel.ChannelStatus.Rejoining({ attempt: attempt + 1, delay: delay.value }))
           yield* Effect.sleep(delay.value)
         }
         wait = true
@@ -611,107 +659,144 @@ export class ChannelImpl implements Channel.RealtimeChannel {
           return yield* self.stop(`gave up after ${failures} failed rejoins: ${error.value.message}`)
         }
         yield* Effect.logWarning("rejoin failed").pipe(
-          Effect.annotateLogs({ attempt, error: error.value.message })
+          Effect.annotateLogs({ topic: self.topic, attempt, error: error.value.message })
         )
       }
-    }).pipe(Effect.annotateLogs({ topic: this.topic }))
+    })
   }
 
-  private startRejoin(backoffFirst: boolean): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      if (this.subscribers === 0 || this.removed) return Effect.void
-      return FiberHandle.run(this.rejoinHandle, this.rejoinLoop(backoffFirst), { onlyIfMissing: true }).pipe(
-        Effect.asVoid
-      )
+  /** Starts the rejoin loop unless it runs already. */
+  private startRejoin(backoffFirst: boolean): void {
+    if (this.subscribers === 0 || this.removed || this.rejoinFiber !== undefined) return
+    const fiber = this.deps.runFork(this.rejoinLoop(backoffFirst))
+    this.rejoinFiber = fiber
+    fiber.addObserver(() => {
+      if (this.rejoinFiber === fiber) this.rejoinFiber = undefined
     })
+  }
+
+  /**
+   * The first join. A socket that drops before the reply is no verdict on the join: the rejoin loop
+   * (the one joiner after a drop) takes over, and this waits for its outcome.
+   */
+  private firstJoin(waiting: Deferred.Deferred<void, JoinFailure>): Effect.Effect<void, JoinFailure> {
+    return this.joinOnce(0).pipe(
+      Effect.catchIf(
+        (error) => error._tag === "SocketClosed" && this.subscribers > 0 && !this.removed,
+        () => {
+          this.startRejoin(false)
+          return this.awaitRejoin(this.joinTimeout)
+        }
+      ),
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          if (this.inflightJoin === waiting) this.inflightJoin = undefined
+          Deferred.unsafeDone(waiting, exit)
+        })
+      )
+    )
   }
 
   /** Resolves when joined (or fails with why not). */
   private ensureJoined(timeout: Duration.Duration): Effect.Effect<void, JoinFailure> {
-    return Effect.suspend((): Effect.Effect<void, JoinFailure> => {
-      const status = this.currentStatus
-      if (status._tag === "Subscribed") return Effect.void
-      if (this.inflightJoin !== undefined) return Deferred.await(this.inflightJoin)
-      if (status._tag === "Idle" || (status._tag === "Closed" && this.subscribers <= 1)) {
-        this.inflightJoin = Deferred.unsafeMake<void, JoinFailure>(FiberId.none)
-        const waiting = this.inflightJoin
-        // a socket that drops before the reply is no verdict on the join: send it again
-        return this.joinOnce(0).pipe(
-          Effect.retry({ while: (error) => error._tag === "SocketClosed" && this.subscribers > 0 }),
-          Effect.zipRight(Deferred.await(waiting))
-        )
-      }
-      // a rejoin is under way: wait for its outcome
-      return this.statusChanges.pipe(
-        Stream.filter((s) => s._tag === "Subscribed" || s._tag === "Closed"),
-        Stream.runHead,
-        Effect.flatMap((s) =>
-          Option.isSome(s) && s.value._tag === "Closed"
-            ? Effect.fail(new ChannelClosed({ topic: this.topic, reason: s.value.reason }))
-            : Effect.void
-        ),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => new JoinTimeout({ topic: this.topic, timeoutMillis: Duration.toMillis(timeout) })
-        })
-      )
-    })
+    const status = this.currentStatus
+    if (status._tag === "Subscribed") return Effect.void
+    if (this.inflightJoin !== undefined) return Deferred.await(this.inflightJoin)
+    if (status._tag === "Idle" || (status._tag === "Closed" && this.subscribers <= 1)) {
+      const waiting = Deferred.unsafeMake<void, JoinFailure>(FiberId.none)
+      this.inflightJoin = waiting
+      return this.firstJoin(waiting)
+    }
+    // a rejoin is under way: wait for its outcome
+    return this.awaitRejoin(timeout)
+  }
+
+  private awaitRejoin(timeout: Duration.Duration): Effect.Effect<void, ChannelClosed | JoinTimeout> {
+    return this.awaitStatus(isSettled).pipe(
+      Effect.flatMap((s) =>
+        s._tag === "Closed" ? Effect.fail(new ChannelClosed({ topic: this.topic, reason: s.reason })) : Effect.void
+      ),
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => new JoinTimeout({ topic: this.topic, timeoutMillis: Duration.toMillis(timeout) })
+      })
+    )
   }
 
   // The bookkeeping is uninterruptible; the join itself is not (its timeout must be able to fire,
   // and a caller may give up on it).
-  readonly subscribe: Effect.Effect<void, Channel.JoinError, Scope.Scope> = Effect.uninterruptibleMask((restore) =>
-    Effect.gen(this, function*() {
-      if (this.removed) return yield* new ChannelClosed({ topic: this.topic, reason: "the channel was removed" })
-      yield* this.deps.register(this)
-      this.subscribers++
-      const exit = yield* Effect.exit(restore(this.ensureJoined(this.joinTimeout)))
-      if (Exit.isFailure(exit)) {
-        this.subscribers--
-        if (this.subscribers === 0) {
-          this.joinRef = null
-          yield* this.setStatus(Channel.ChannelStatus.Closed({ reason: "the join failed" }))
-          yield* this.deps.unregister(this)
+  get subscribe(): Effect.Effect<void, Channel.JoinError, Scope.Scope> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (this.removed) {
+          return Effect.fail(new ChannelClosed({ topic: this.topic, reason: "the channel was removed" }))
         }
-        return yield* exit
-      }
-      yield* Effect.addFinalizer(() =>
-        Effect.suspend(() => {
-          this.subscribers--
-          return this.subscribers > 0 ? Effect.void : this.leave("left")
+        return Effect.flatMap(this.deps.register(this), () => {
+          this.subscribers++
+          return Effect.matchCauseEffect(restore(Effect.suspend(() => this.ensureJoined(this.joinTimeout))), {
+            onFailure: (cause) => {
+              this.subscribers--
+              if (this.subscribers > 0) return Effect.failCause(cause)
+              this.joinRef = null
+              this.setStatus(Channel.ChannelStatus.Closed({ reason: "the join failed" }))
+              return Effect.zipRight(this.deps.unregister(this), Effect.failCause(cause))
+            },
+            onSuccess: () => Effect.addFinalizer(() => this.release)
+          })
         })
-      )
+      })
+    )
+  }
+
+  /** A subscription ended: the last one leaves. */
+  private get release(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.subscribers--
+      return this.subscribers > 0 ? Effect.void : this.leave("left")
     })
-  )
+  }
 
   /** Leaves the topic (if joined) and ends the channel's streams. */
   leave(reason: string): Effect.Effect<void> {
-    return Effect.gen(this, function*() {
-      yield* FiberHandle.clear(this.rejoinHandle)
-      yield* FiberHandle.clear(this.retrackHandle)
-      const joinRef = this.joinRef
-      // Written now, never buffered nor awaited: closing a scope must not hang on a round trip, and
-      // a socket that is not open has no join on the server to leave.
-      if (joinRef !== null) {
-        this.leaving = true
-        yield* this.deps.transport.push(
-          { joinRef, ref: this.deps.transport.makeRef(), topic: this.topic, event: "phx_leave", payload: {} },
-          { buffer: false }
-        ).pipe(Effect.ignore)
-      }
-      this.joinRef = null
-      this.leaving = false
-      this.tracked = undefined
-      this.ids = Option.none()
-      this.syncer = Presence.makeSyncer()
-      const waiting = this.inflightJoin
-      this.inflightJoin = undefined
-      if (waiting !== undefined) {
-        Deferred.unsafeDone(waiting, Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
-      }
-      yield* this.setStatus(Channel.ChannelStatus.Closed({ reason }))
-      yield* this.deps.unregister(this)
+    return Effect.suspend(() => {
+      const fibers: Array<Fiber.RuntimeFiber<void>> = []
+      if (this.rejoinFiber !== undefined) fibers.push(this.rejoinFiber)
+      if (this.retrackFiber !== undefined) fibers.push(this.retrackFiber)
+      this.rejoinFiber = undefined
+      this.retrackFiber = undefined
+      const interrupted = fibers.length === 0 ? Effect.void : Fiber.interruptAll(fibers)
+      return Effect.zipRight(interrupted, Effect.suspend(() => this.leaveNow(reason)))
     }).pipe(Effect.uninterruptible)
+  }
+
+  private leaveNow(reason: string): Effect.Effect<void> {
+    const joinRef = this.joinRef
+    // Written now, never buffered nor awaited: closing a scope must not hang on a round trip, and a
+    // socket that is not open has no join on the server to leave.
+    const left = joinRef === null ? Effect.void : Effect.suspend(() => {
+      this.leaving = true
+      return this.deps.transport.push(
+        { joinRef, ref: this.deps.transport.makeRef(), topic: this.topic, event: "phx_leave", payload: {} },
+        { buffer: false }
+      ).pipe(Effect.ignore)
+    })
+    return Effect.zipRight(
+      left,
+      Effect.suspend(() => {
+        this.joinRef = null
+        this.leaving = false
+        this.tracked = undefined
+        this.ids = Option.none()
+        this.syncer = initialSyncer
+        const waiting = this.inflightJoin
+        this.inflightJoin = undefined
+        if (waiting !== undefined) {
+          Deferred.unsafeDone(waiting, Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
+        }
+        this.setStatus(Channel.ChannelStatus.Closed({ reason }))
+        return this.deps.unregister(this)
+      })
+    )
   }
 
   /** Removed from the client: leave and end every stream. */
@@ -725,30 +810,25 @@ export class ChannelImpl implements Channel.RealtimeChannel {
 
   private endStreams() {
     for (const set of this.broadcastListeners.values()) for (const m of set) m.unsafeDone(Exit.void)
-    for (const l of this.postgresListeners) l.mailbox.unsafeDone(Exit.void)
-    for (const m of this.systemListeners) m.unsafeDone(Exit.void)
-    for (const m of this.presenceListeners) m.unsafeDone(Exit.void)
+    for (const l of this.postgresListeners ?? []) l.mailbox.unsafeDone(Exit.void)
+    for (const m of this.systemListeners ?? []) m.unsafeDone(Exit.void)
+    for (const m of this.presenceListeners ?? []) m.unsafeDone(Exit.void)
+    for (const m of this.statusMailboxes ?? []) m.unsafeDone(Exit.void)
   }
 
   // ---------------------------------------------------------------------------
   // streams
   // ---------------------------------------------------------------------------
 
-  private listen<A, B, E = never>(
-    add: (mailbox: Listener<A>) => void,
-    remove: (mailbox: Listener<A>) => void,
-    f: (stream: Stream.Stream<A>) => Stream.Stream<B, E>
-  ): Stream.Stream<B, E> {
-    return Stream.unwrapScoped(
-      Effect.gen(this, function*() {
-        const mailbox = yield* Mailbox.make<A>({ capacity: this.bufferSize, strategy: "dropping" })
-        if (this.removed) yield* mailbox.end
-        const listener = new Listener(mailbox, this.onDropped)
-        add(listener)
-        yield* Effect.addFinalizer(() => Effect.sync(() => remove(listener)))
-        return f(Mailbox.toStream(mailbox))
-      })
-    )
+  /** A stream of what `add` connects a listener to (for as long as the stream runs). */
+  private listen<A>(add: (listener: Listener<A>) => () => void): Stream.Stream<A> {
+    return mailboxStream<A>({ capacity: this.bufferSize, strategy: "dropping" }, (mailbox) => {
+      if (this.removed) {
+        mailbox.unsafeDone(Exit.void)
+        return () => {}
+      }
+      return add(new Listener(mailbox, this.onDropped))
+    })
   }
 
   private decodeFailed(event: string, error: ParseResult.ParseError) {
@@ -758,55 +838,60 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     )
   }
 
-  readonly broadcast: Channel.RealtimeChannel["broadcast"] = (
+  broadcast(event: string): Stream.Stream<Channel.Broadcast<unknown>>
+  broadcast<A, I>(event: string, schema: Schema.Schema<A, I>): Stream.Stream<Channel.Broadcast<A>>
+  broadcast<A, I>(event: Channel.BroadcastEvent<A, I>): Stream.Stream<Channel.Broadcast<A>>
+  broadcast(
     eventOrDefinition: string | Channel.BroadcastEvent<any, any>,
     maybeSchema?: Schema.Schema<any, any>
-  ): Stream.Stream<Channel.Broadcast<any>> => {
+  ): Stream.Stream<Channel.Broadcast<any>> {
     const event = typeof eventOrDefinition === "string" ? eventOrDefinition : eventOrDefinition.event
     const schema = typeof eventOrDefinition === "string" ? maybeSchema : eventOrDefinition.schema
     const key = event === "*" ? "*" : event.toLowerCase()
-    return this.listen<Channel.Broadcast<unknown>, Channel.Broadcast<unknown>>(
-      (mailbox) => {
+    const stream = this.listen<Channel.Broadcast<unknown>>((listener) => {
+      const listeners = this.broadcastListeners.get(key)
+      if (listeners === undefined) this.broadcastListeners.set(key, [listener])
+      else listeners.push(listener)
+      return () => {
         const listeners = this.broadcastListeners.get(key)
-        if (listeners === undefined) this.broadcastListeners.set(key, [mailbox])
-        else listeners.push(mailbox)
-      },
-      (mailbox) => {
-        const listeners = this.broadcastListeners.get(key)
-        const i = listeners === undefined ? -1 : listeners.indexOf(mailbox)
-        if (i < 0) return
-        listeners!.splice(i, 1)
-        if (listeners!.length === 0) this.broadcastListeners.delete(key)
-      },
-      (stream) => {
-        // the mailbox already holds `Broadcast`s: no per-element work without a schema
-        if (schema === undefined) return stream
-        const decode = Schema.decodeUnknownEither(schema)
-        return Stream.mapChunksEffect(stream, (chunk) => {
-          const out: Array<Channel.Broadcast<unknown>> = []
-          let failures: Array<Effect.Effect<void>> | undefined
-          for (const b of chunk) {
-            const decoded = decode(b.payload)
-            if (decoded._tag === "Right") out.push({ event: b.event, payload: decoded.right, meta: b.meta })
-            else (failures ??= []).push(this.decodeFailed(b.event, decoded.left))
-          }
-          const result = Chunk.unsafeFromArray(out)
-          return failures === undefined ? Effect.succeed(result) : Effect.as(Effect.all(failures), result)
-        })
+        removeFrom(listeners, listener)
+        if (listeners !== undefined && listeners.length === 0) this.broadcastListeners.delete(key)
       }
-    )
+    })
+    // the mailbox already holds `Broadcast`s: no per-element work without a schema
+    if (schema === undefined) return stream
+    const decode = Schema.decodeUnknownEither(schema)
+    return Stream.mapChunksEffect(stream, (chunk) => {
+      const out: Array<Channel.Broadcast<unknown>> = []
+      let failures: Array<Effect.Effect<void>> | undefined
+      for (const b of chunk) {
+        const decoded = decode(b.payload)
+        if (decoded._tag === "Right") out.push({ event: b.event, payload: decoded.right, meta: b.meta })
+        else (failures ??= []).push(this.decodeFailed(b.event, decoded.left))
+      }
+      const result = Chunk.unsafeFromArray(out)
+      return failures === undefined ? Effect.succeed(result) : Effect.as(Effect.all(failures), result)
+    })
   }
 
-  readonly system: Stream.Stream<Channel.SystemMessage> = this.listen<Channel.SystemMessage, Channel.SystemMessage>(
-    (mailbox) => this.systemListeners.add(mailbox),
-    (mailbox) => this.systemListeners.delete(mailbox),
-    (stream) => stream
-  )
+  get system(): Stream.Stream<Channel.SystemMessage> {
+    return this.listen<Channel.SystemMessage>((listener) => {
+      ;(this.systemListeners ??= []).push(listener)
+      return () => removeFrom(this.systemListeners, listener)
+    })
+  }
 
-  readonly postgresChanges: Channel.RealtimeChannel["postgresChanges"] = (
+  postgresChanges(
+    binding?: PostgresChanges.Binding
+  ): Stream.Stream<PostgresChanges.Change<Record<string, unknown>>, InvalidArgument>
+  postgresChanges<A, I>(
+    binding: PostgresChanges.Binding | undefined,
+    schema: Schema.Schema<A, I>
+  ): Stream.Stream<PostgresChanges.Change<A>, InvalidArgument>
+  postgresChanges(
     binding?: PostgresChanges.Binding,
     schema?: Schema.Schema<any, any>
-  ): Stream.Stream<PostgresChanges.Change<any>, InvalidArgument> => {
+  ): Stream.Stream<PostgresChanges.Change<any>, InvalidArgument> {
     let index = -1
     if (binding !== undefined) {
       const wanted = JSON.stringify(canonical(PostgresChanges.toWire(binding)))
@@ -824,46 +909,44 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const decodeRow = schema === undefined ? undefined : Schema.decodeUnknownEither(schema)
     const decodeOld = schema === undefined ? undefined : Schema.decodeUnknownEither(Schema.partial(schema))
     const int8 = this.deps.int8
-    return this.listen<unknown, PostgresChanges.Change<any>>(
-      (mailbox) => this.postgresListeners.add({ index, mailbox }),
-      (mailbox) => {
-        for (const l of this.postgresListeners) if (l.mailbox === mailbox) this.postgresListeners.delete(l)
-      },
-      (stream) =>
-        Stream.mapChunksEffect(stream, (chunk) => {
-          const out: Array<PostgresChanges.Change<any>> = []
-          let failures: Array<Effect.Effect<void>> | undefined
-          for (const payload of chunk) {
-            const change = PostgresChanges.convertChange((payload as { readonly data: unknown }).data, { int8 })
-            if (Either.isLeft(change)) {
-              ;(failures ??= []).push(
-                Effect.logWarning("malformed postgres_changes payload: skipped").pipe(
-                  Effect.annotateLogs({ topic: this.topic, error: change.left.message })
-                )
-              )
-              continue
-            }
-            if (decodeRow === undefined) {
-              out.push(change.right)
-              continue
-            }
-            const c = change.right
-            const row = c.eventType === "DELETE" ? Either.right({}) : decodeRow(c.new)
-            const old = c.eventType === "INSERT" ? Either.right({}) : decodeOld!(c.old)
-            if (Either.isLeft(row)) (failures ??= []).push(this.decodeFailed(`postgres_changes ${c.table}`, row.left))
-            else if (Either.isLeft(old)) {
-              ;(failures ??= []).push(this.decodeFailed(`postgres_changes ${c.table}`, old.left))
-            } else out.push({ ...c, new: row.right, old: old.right } as PostgresChanges.Change<any>)
-          }
-          const result = Chunk.unsafeFromArray(out)
-          return failures === undefined ? Effect.succeed(result) : Effect.as(Effect.all(failures), result)
-        })
-    )
+    const stream = this.listen<unknown>((mailbox) => {
+      const entry = { index, mailbox }
+      ;(this.postgresListeners ??= []).push(entry)
+      return () => removeFrom(this.postgresListeners, entry)
+    })
+    return Stream.mapChunksEffect(stream, (chunk) => {
+      const out: Array<PostgresChanges.Change<any>> = []
+      let failures: Array<Effect.Effect<void>> | undefined
+      for (const payload of chunk) {
+        const change = PostgresChanges.convertChange((payload as { readonly data: unknown }).data, { int8 })
+        if (Either.isLeft(change)) {
+          ;(failures ??= []).push(
+            Effect.logWarning("malformed postgres_changes payload: skipped").pipe(
+              Effect.annotateLogs({ topic: this.topic, error: change.left.message })
+            )
+          )
+          continue
+        }
+        if (decodeRow === undefined) {
+          out.push(change.right)
+          continue
+        }
+        const c = change.right
+        const row = c.eventType === "DELETE" ? Either.right({}) : decodeRow(c.new)
+        const old = c.eventType === "INSERT" ? Either.right({}) : decodeOld!(c.old)
+        if (Either.isLeft(row)) (failures ??= []).push(this.decodeFailed(`postgres_changes ${c.table}`, row.left))
+        else if (Either.isLeft(old)) {
+          ;(failures ??= []).push(this.decodeFailed(`postgres_changes ${c.table}`, old.left))
+        } else out.push({ ...c, new: row.right, old: old.right } as PostgresChanges.Change<any>)
+      }
+      const result = Chunk.unsafeFromArray(out)
+      return failures === undefined ? Effect.succeed(result) : Effect.as(Effect.all(failures), result)
+    })
   }
 
-  readonly presence: Channel.RealtimeChannel["presence"] = (
-    schema?: Schema.Schema<any, any>
-  ): Channel.PresenceView<any> => {
+  presence<A extends object, I>(schema: Schema.Schema<A, I>): Channel.PresenceView<A>
+  presence(): Channel.PresenceView<{ readonly [field: string]: unknown }>
+  presence(schema?: Schema.Schema<any, any>): Channel.PresenceView<any> {
     if (this.currentStatus._tag === "Idle") this.presenceEnabled = true
     const decode = schema === undefined ? undefined : Schema.decodeUnknownEither(schema)
     const convertMeta = (meta: Presence.RawMeta): Presence.PresenceMeta<any> | undefined => {
@@ -906,14 +989,10 @@ export class ChannelImpl implements Channel.RealtimeChannel {
           })
       }
     }
-    const raw = this.listen<
-      ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState,
-      ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState
-    >(
-      (mailbox) => this.presenceListeners.add(mailbox),
-      (mailbox) => this.presenceListeners.delete(mailbox),
-      (stream) => stream
-    )
+    const raw = this.listen<ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState>((listener) => {
+      ;(this.presenceListeners ??= []).push(listener)
+      return () => removeFrom(this.presenceListeners, listener)
+    })
     return {
       state: Effect.sync(() => snapshot(this.syncer.state)),
       changes: Stream.concat(
@@ -934,114 +1013,131 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   // outbound
   // ---------------------------------------------------------------------------
 
-  private awaitJoinedForPush(timeout: Duration.Duration): Effect.Effect<string, ChannelClosed | JoinTimeout> {
-    return Effect.suspend(() => {
-      if (this.currentStatus._tag === "Subscribed" && this.joinRef !== null) return Effect.succeed(this.joinRef)
-      if (this.removed || this.subscribers === 0) {
-        return Effect.fail(
-          new ChannelClosed({ topic: this.topic, reason: "not subscribed: call subscribe before sending" })
-        )
-      }
-      return this.statusChanges.pipe(
-        Stream.filter((s) => s._tag === "Subscribed" || s._tag === "Closed"),
-        Stream.runHead,
-        Effect.flatMap((s) =>
-          Option.isSome(s) && s.value._tag === "Subscribed" && this.joinRef !== null
-            ? Effect.succeed(this.joinRef)
-            : Effect.fail(new ChannelClosed({ topic: this.topic, reason: "the channel closed before it joined" }))
-        ),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => new JoinTimeout({ topic: this.topic, timeoutMillis: Duration.toMillis(timeout) })
-        })
+  /** The join ref to push with: now when joined, else once joined (within `timeout`). */
+  private joinedRef(timeout: Duration.Duration): Effect.Effect<string, ChannelClosed> {
+    if (this.currentStatus._tag === "Subscribed" && this.joinRef !== null) return Effect.succeed(this.joinRef)
+    if (this.removed || this.subscribers === 0) {
+      return Effect.fail(
+        new ChannelClosed({ topic: this.topic, reason: "not subscribed: call subscribe before sending" })
       )
-    })
+    }
+    return this.awaitStatus(isSettled).pipe(
+      Effect.flatMap((s) =>
+        s._tag === "Subscribed" && this.joinRef !== null
+          ? Effect.succeed(this.joinRef)
+          : Effect.fail(new ChannelClosed({ topic: this.topic, reason: "the channel closed before it joined" }))
+      ),
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          new ChannelClosed({ topic: this.topic, reason: `not joined within ${Duration.toMillis(timeout)} ms` })
+      })
+    )
   }
 
-  readonly send: Channel.RealtimeChannel["send"] = (
+  send<A, I>(event: Channel.BroadcastEvent<A, I>, payload: A, options?: Channel.SendOptions): Effect.Effect<
+    void,
+    Channel.SendError
+  >
+  send(event: string, payload: unknown, options?: Channel.SendOptions): Effect.Effect<void, Channel.SendError>
+  send(
     eventOrDefinition: string | Channel.BroadcastEvent<any, any>,
     value: unknown,
     options?: Channel.SendOptions
-  ): Effect.Effect<void, Channel.SendError> => {
-    const self = this
-    return Effect.gen(function*() {
-      let event: string
-      let payload: unknown
-      if (typeof eventOrDefinition === "string") {
-        event = eventOrDefinition
-        payload = value
-      } else {
-        event = eventOrDefinition.event
-        payload = yield* Schema.encodeUnknown(eventOrDefinition.schema)(value).pipe(
-          Effect.mapError((error) =>
-            new InvalidArgument({
-              detail: `payload of '${event}' does not match its schema: ${
-                ParseResult.TreeFormatter.formatErrorSync(error)
-              }`
-            })
-          )
-        )
-      }
-      const timeout = options?.timeout === undefined ? self.timeout : Duration.decode(options.timeout)
-      if (options?.persist !== undefined && self.deps.transport.vsn === "1.0.0") {
-        return yield* new InvalidArgument({ detail: "persist needs protocol vsn 2.0.0" })
-      }
-      const joined = self.currentStatus._tag === "Subscribed" && self.joinRef !== null
-      if (!joined && self.httpFallback && Option.isSome(self.deps.httpBroadcast)) {
-        return yield* self.deps.httpBroadcast.value.send(self.name.replace(/^realtime:/, ""), event, payload, {
-          private: self.config.private ?? false,
-          persist: options?.persist,
-          timeout
+  ): Effect.Effect<void, Channel.SendError> {
+    if (typeof eventOrDefinition === "string") {
+      return Effect.suspend(() => this.sendPayload(eventOrDefinition, value, options))
+    }
+    const event = eventOrDefinition.event
+    return Schema.encodeUnknown(eventOrDefinition.schema)(value).pipe(
+      Effect.mapError((error) =>
+        new InvalidArgument({
+          detail: `payload of '${event}' does not match its schema: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
         })
+      ),
+      Effect.flatMap((payload) => this.sendPayload(event, payload, options))
+    )
+  }
+
+  private sendPayload(
+    event: string,
+    payload: unknown,
+    options: Channel.SendOptions | undefined
+  ): Effect.Effect<void, Channel.SendError> {
+    const timeout = options?.timeout === undefined ? this.timeout : Duration.decode(options.timeout)
+    const persist = options?.persist
+    if (persist !== undefined && this.deps.transport.vsn === "1.0.0") {
+      return Effect.fail(new InvalidArgument({ detail: "persist needs protocol vsn 2.0.0" }))
+    }
+    const joinRef = this.currentStatus._tag === "Subscribed" ? this.joinRef : null
+    if (joinRef !== null) return this.pushBroadcast(joinRef, event, payload, persist, timeout)
+    if (this.httpFallback && Option.isSome(this.deps.httpBroadcast)) {
+      return this.deps.httpBroadcast.value.send(this.name.replace(/^realtime:/, ""), event, payload, {
+        private: this.config.private ?? false,
+        persist,
+        timeout
+      })
+    }
+    return Effect.flatMap(
+      this.joinedRef(timeout),
+      (joinRef) => this.pushBroadcast(joinRef, event, payload, persist, timeout)
+    )
+  }
+
+  private pushBroadcast(
+    joinRef: string,
+    event: string,
+    payload: unknown,
+    persist: Channel.SendOptions["persist"],
+    timeout: Duration.Duration
+  ): Effect.Effect<void, Channel.SendError> {
+    const body: Record<string, unknown> = persist === undefined
+      ? { type: "broadcast", event, payload }
+      : { type: "broadcast", event, payload, persist }
+    const message: Protocol.Message = {
+      joinRef,
+      ref: this.deps.transport.makeRef(),
+      topic: this.topic,
+      event: "broadcast",
+      payload: body
+    }
+    if (!(this.config.broadcast?.ack ?? false)) return this.deps.transport.push(message)
+    return Effect.flatMap(this.deps.transport.request(message, { timeout }), (reply): Effect.Effect<
+      void,
+      PayloadTooLarge | PushRejected
+    > => {
+      if (reply.status === "ok") return Effect.void
+      if (reply.response === "payload_size_exceeded") {
+        return Effect.fail(new PayloadTooLarge({ topic: this.topic, event }))
       }
-      const joinRef = yield* self.awaitJoinedForPush(timeout).pipe(
-        Effect.catchTag(
-          "JoinTimeout",
-          (e) =>
-            Effect.fail(new ChannelClosed({ topic: self.topic, reason: `not joined within ${e.timeoutMillis} ms` }))
-        )
-      )
-      const body: Record<string, unknown> = { type: "broadcast", event, payload }
-      if (options?.persist !== undefined) body.persist = options.persist
-      const message: Protocol.Message = {
-        joinRef,
-        ref: self.deps.transport.makeRef(),
-        topic: self.topic,
-        event: "broadcast",
-        payload: body
-      }
-      if (!(self.config.broadcast?.ack ?? false)) return yield* self.deps.transport.push(message)
-      const reply = yield* self.deps.transport.request(message, { timeout })
-      if (reply.status === "ok") return
-      if (reply.response === "payload_size_exceeded") return yield* new PayloadTooLarge({ topic: self.topic, event })
-      return yield* new PushRejected({ topic: self.topic, event, response: reply.response })
+      return Effect.fail(new PushRejected({ topic: this.topic, event, response: reply.response }))
     })
   }
 
   private pushPresence(payload: object, timeout: Duration.Duration) {
-    return Effect.gen(this, function*() {
-      const joinRef = yield* this.awaitJoinedForPush(timeout).pipe(
-        Effect.catchTag(
-          "JoinTimeout",
-          (e) =>
-            Effect.fail(new ChannelClosed({ topic: this.topic, reason: `not joined within ${e.timeoutMillis} ms` }))
-        )
+    return Effect.suspend(() => this.joinedRef(timeout)).pipe(
+      Effect.flatMap((joinRef) =>
+        this.deps.transport.request({
+          joinRef,
+          ref: this.deps.transport.makeRef(),
+          topic: this.topic,
+          event: "presence",
+          payload
+        }, { timeout })
+      ),
+      Effect.flatMap((reply) =>
+        reply.status === "ok"
+          ? Effect.void
+          : Effect.fail(new PushRejected({ topic: this.topic, event: "presence", response: reply.response }))
       )
-      const reply = yield* this.deps.transport.request({
-        joinRef,
-        ref: this.deps.transport.makeRef(),
-        topic: this.topic,
-        event: "presence",
-        payload
-      }, { timeout })
-      if (reply.status !== "ok") {
-        return yield* new PushRejected({ topic: this.topic, event: "presence", response: reply.response })
-      }
-    })
+    )
   }
 
-  readonly track: Channel.RealtimeChannel["track"] = (meta, options) =>
-    Effect.suspend((): ReturnType<Channel.RealtimeChannel["track"]> => {
+  track(
+    meta: object,
+    options?: { readonly timeout?: Duration.DurationInput }
+  ): ReturnType<Channel.RealtimeChannel["track"]> {
+    return Effect.suspend((): ReturnType<Channel.RealtimeChannel["track"]> => {
       if (typeof meta !== "object" || meta === null || Array.isArray(meta)) {
         return Effect.fail(new InvalidArgument({ detail: "track: the presence meta must be an object" }))
       }
@@ -1050,40 +1146,46 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       const timeout = options?.timeout === undefined ? this.timeout : Duration.decode(options.timeout)
       return this.pushPresence({ type: "presence", event: "track", payload: meta }, timeout)
     })
+  }
 
-  readonly untrack: Channel.RealtimeChannel["untrack"] = (options) =>
-    Effect.suspend(() => {
+  untrack(options?: { readonly timeout?: Duration.DurationInput }): ReturnType<Channel.RealtimeChannel["untrack"]> {
+    return Effect.suspend(() => {
       this.tracked = undefined
       const timeout = options?.timeout === undefined ? this.timeout : Duration.decode(options.timeout)
       return this.pushPresence({ type: "presence", event: "untrack" }, timeout)
     })
+  }
 
-  readonly bindingIds = Effect.sync(() => this.ids)
-  readonly lastJoinPayload = Effect.sync(() => this.joinPayload)
+  get bindingIds(): Effect.Effect<Option.Option<ReadonlyArray<ReadonlyArray<number>>>> {
+    return Effect.sync(() => this.ids)
+  }
+
+  get lastJoinPayload(): Effect.Effect<Option.Option<Protocol.JoinPayload>> {
+    return Effect.sync(() => this.joinPayload)
+  }
 }
 
-/** @internal */
+/** Checks a channel's name and config, and builds it. @internal */
 export const make = (
   name: string,
   config: Channel.ChannelConfig,
   options: Channel.ChannelOptions,
-  deps: Deps
-): Effect.Effect<ChannelImpl, InvalidArgument, Scope.Scope> =>
-  Effect.gen(function*() {
-    if (name.length === 0 || name === "realtime:") {
-      return yield* new InvalidArgument({ detail: "a channel needs a topic name" })
-    }
-    if (config.broadcast?.replay !== undefined && !config.private) {
-      return yield* new InvalidArgument({
+  deps: Deps,
+  key?: string
+): Either.Either<ChannelImpl, InvalidArgument> => {
+  if (name.length === 0 || name === "realtime:") {
+    return Either.left(new InvalidArgument({ detail: "a channel needs a topic name" }))
+  }
+  if (config.broadcast?.replay !== undefined && !config.private) {
+    return Either.left(
+      new InvalidArgument({
         detail: `tried to use replay on public channel '${topicOf(name)}'. It must be a private channel.`
       })
-    }
-    for (const binding of config.postgresChanges ?? []) {
-      const wire = PostgresChanges.toWireEither(binding)
-      if (Either.isLeft(wire)) return yield* wire.left
-    }
-    const status = yield* SubscriptionRef.make<Channel.ChannelStatus>(Channel.ChannelStatus.Idle())
-    const rejoin = yield* FiberHandle.make<void, never>()
-    const retrack = yield* FiberHandle.make<void, never>()
-    return new ChannelImpl(name, config, options, deps, status, rejoin, retrack)
-  })
+    )
+  }
+  for (const binding of config.postgresChanges ?? []) {
+    const wire = PostgresChanges.toWireEither(binding)
+    if (Either.isLeft(wire)) return Either.left(wire.left)
+  }
+  return Either.right(new ChannelImpl(name, config, options, deps, key))
+}
