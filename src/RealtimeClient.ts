@@ -113,6 +113,9 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     }
     const registry = new Map<string, Entry>()
     const idleDisconnect = yield* FiberHandle.make<void, never>()
+    // Set while the idle disconnect waits: the first subscribe after it cancels it, alone (a burst
+    // of subscribes must not all interrupt the same fiber: each interruption grows its cause).
+    let idleScheduled = false
     // once the client's scope closed, late finalizers of channel handles held elsewhere are no-ops
     let closed = false
 
@@ -121,9 +124,16 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
       if (closed) return Effect.void
       for (const entry of registry.values()) if (entry.channel.isActive) return Effect.void
       const disconnect = transport.disconnect({ reason: "no channels left" })
-      return Duration.toMillis(disconnectAfter) === 0
-        ? disconnect
-        : FiberHandle.run(idleDisconnect, Effect.delay(disconnect, disconnectAfter)).pipe(Effect.asVoid)
+      if (Duration.toMillis(disconnectAfter) === 0) return disconnect
+      if (idleScheduled) return Effect.void
+      idleScheduled = true
+      const later = Effect.zipRight(
+        Effect.sync(() => {
+          idleScheduled = false
+        }),
+        disconnect
+      )
+      return FiberHandle.run(idleDisconnect, Effect.delay(later, disconnectAfter)).pipe(Effect.asVoid)
     })
 
     const register = (channel: InternalChannel.ChannelImpl) =>
@@ -131,9 +141,9 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
         if (registry.get(channel.topic)?.channel !== channel) {
           return Effect.fail(new ChannelClosed({ topic: channel.topic, reason: "the channel was removed" }))
         }
-        return Option.isSome(FiberHandle.unsafeGet(idleDisconnect))
-          ? Effect.zipRight(FiberHandle.clear(idleDisconnect), transport.connect)
-          : transport.connect
+        if (!idleScheduled) return transport.connect
+        idleScheduled = false
+        return Effect.zipRight(FiberHandle.clear(idleDisconnect), transport.connect)
       })
 
     const drop = (entry: Entry, reason: string) =>
@@ -211,7 +221,10 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
         concurrency: "unbounded",
         discard: true
       }).pipe(
-        Effect.zipRight(FiberHandle.clear(idleDisconnect)),
+        Effect.zipRight(Effect.suspend(() => {
+          idleScheduled = false
+          return FiberHandle.clear(idleDisconnect)
+        })),
         Effect.zipRight(transport.disconnect({ reason: "all channels removed" }))
       )
     )
