@@ -1,12 +1,10 @@
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import * as Mailbox from "effect/Mailbox"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -233,7 +231,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private currentStatus: Channel.ChannelStatus = Channel.ChannelStatus.Idle()
   private statusMailboxes: Array<Mailbox.Mailbox<Channel.ChannelStatus>> | undefined
   private statusWaiters: Array<StatusWaiter> | undefined
-  private inflightJoin: Deferred.Deferred<void, JoinFailure> | undefined
+  // set while the first join runs: the subscribers that wait for it besides the one running it
+  private joinWaiters: Array<(exit: Exit.Exit<void, JoinFailure>) => void> | undefined
   private lastSystemError: string | undefined
   private ids: Option.Option<ReadonlyArray<ReadonlyArray<number>>> = Option.none()
   private joinPayload: Option.Option<Protocol.JoinPayload> = Option.none()
@@ -616,11 +615,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private stop(reason: string): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.joinRef = null
-      const waiting = this.inflightJoin
-      this.inflightJoin = undefined
-      if (waiting !== undefined) {
-        Deferred.unsafeDone(waiting, Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
-      }
+      this.settleJoin(Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
       this.setStatus(Channel.ChannelStatus.Closed({ reason }))
       return Effect.logError("channel stopped").pipe(Effect.annotateLogs({ topic: this.topic, reason }))
     })
@@ -679,7 +674,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
    * The first join. A socket that drops before the reply is no verdict on the join: the rejoin loop
    * (the one joiner after a drop) takes over, and this waits for its outcome.
    */
-  private firstJoin(waiting: Deferred.Deferred<void, JoinFailure>): Effect.Effect<void, JoinFailure> {
+  private firstJoin(): Effect.Effect<void, JoinFailure> {
+    const waiters: Array<(exit: Exit.Exit<void, JoinFailure>) => void> = []
+    this.joinWaiters = waiters
     return this.joinOnce(0).pipe(
       Effect.catchIf(
         (error) => error._tag === "SocketClosed" && this.subscribers > 0 && !this.removed,
@@ -690,23 +687,31 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       ),
       Effect.onExit((exit) =>
         Effect.sync(() => {
-          if (this.inflightJoin === waiting) this.inflightJoin = undefined
-          Deferred.unsafeDone(waiting, exit)
+          if (this.joinWaiters === waiters) this.settleJoin(exit)
         })
       )
     )
+  }
+
+  /** Hands the first join's outcome to the subscribers waiting for it. */
+  private settleJoin(exit: Exit.Exit<void, JoinFailure>) {
+    const waiters = this.joinWaiters
+    this.joinWaiters = undefined
+    if (waiters !== undefined) { for (const resume of waiters) resume(exit) }
   }
 
   /** Resolves when joined (or fails with why not). */
   private ensureJoined(timeout: Duration.Duration): Effect.Effect<void, JoinFailure> {
     const status = this.currentStatus
     if (status._tag === "Subscribed") return Effect.void
-    if (this.inflightJoin !== undefined) return Deferred.await(this.inflightJoin)
-    if (status._tag === "Idle" || (status._tag === "Closed" && this.subscribers <= 1)) {
-      const waiting = Deferred.unsafeMake<void, JoinFailure>(FiberId.none)
-      this.inflightJoin = waiting
-      return this.firstJoin(waiting)
+    const waiters = this.joinWaiters
+    if (waiters !== undefined) {
+      return Effect.async<void, JoinFailure>((resume) => {
+        waiters.push(resume)
+        return Effect.sync(() => removeFrom(waiters, resume))
+      })
     }
+    if (status._tag === "Idle" || (status._tag === "Closed" && this.subscribers <= 1)) return this.firstJoin()
     // a rejoin is under way: wait for its outcome
     return this.awaitRejoin(timeout)
   }
@@ -788,11 +793,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         this.tracked = undefined
         this.ids = Option.none()
         this.syncer = initialSyncer
-        const waiting = this.inflightJoin
-        this.inflightJoin = undefined
-        if (waiting !== undefined) {
-          Deferred.unsafeDone(waiting, Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
-        }
+        this.settleJoin(Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
         this.setStatus(Channel.ChannelStatus.Closed({ reason }))
         return this.deps.unregister(this)
       })
