@@ -10,24 +10,25 @@ import * as Socket from "@effect/platform/Socket"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import WebSocket from "ws"
 import type * as AccessToken from "../AccessToken.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
 import * as Batteries from "../internal/batteries.js"
 import type * as RealtimeClient from "../RealtimeClient.js"
 import type { InvalidArgument } from "../RealtimeError.js"
 import type * as Transport from "../Transport.js"
+import { NativeMessageWebSocket } from "./internal/webSocket.js"
 
 /**
  * `Socket.WebSocketConstructor` over `ws`, on every Node version (platform-node's constructor
- * prefers the global WebSocket where there is one).
+ * prefers the global WebSocket where there is one). Messages come from `ws`'s native event, with no
+ * `MessageEvent` built per frame.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerWebSocketConstructor: Layer.Layer<Socket.WebSocketConstructor> = Layer.succeed(
   Socket.WebSocketConstructor,
-  (url, protocols) => new WebSocket(url, protocols) as unknown as globalThis.WebSocket
+  (url, protocols) => new NativeMessageWebSocket(url, protocols) as unknown as globalThis.WebSocket
 )
 
 /**
