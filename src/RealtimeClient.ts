@@ -116,13 +116,15 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     // Set while the idle disconnect waits: the first subscribe after it cancels it, alone (a burst
     // of subscribes must not all interrupt the same fiber: each interruption grows its cause).
     let idleScheduled = false
+    // channels with at least one subscription
+    let activeChannels = 0
     // once the client's scope closed, late finalizers of channel handles held elsewhere are no-ops
     let closed = false
 
     // the socket closes (after a grace period) once no channel is subscribed
     const scheduleIdleDisconnect = Effect.suspend(() => {
       if (closed) return Effect.void
-      for (const entry of registry.values()) if (entry.channel.isActive) return Effect.void
+      if (activeChannels > 0) return Effect.void
       const disconnect = transport.disconnect({ reason: "no channels left" })
       if (Duration.toMillis(disconnectAfter) === 0) return disconnect
       if (idleScheduled) return Effect.void
@@ -167,6 +169,9 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
       int8: options.int8 ?? "string",
       runFork: (effect) => runFork(effect, forkOptions),
       register,
+      activeChanged: (delta) => {
+        activeChannels += delta
+      },
       unregister: () => scheduleIdleDisconnect
     }
 

@@ -62,6 +62,8 @@ export interface Deps {
   readonly runFork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   /** Checks the channel is still the client's, and connects the socket. */
   readonly register: (channel: ChannelImpl) => Effect.Effect<void, ChannelClosed>
+  /** A channel became subscribed (+1) or stopped being (-1). */
+  readonly activeChanged: (delta: 1 | -1) => void
   /** A channel stopped being subscribed (the socket may close when none is). */
   readonly unregister: (channel: ChannelImpl) => Effect.Effect<void>
 }
@@ -279,9 +281,12 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   // status
   // ---------------------------------------------------------------------------
 
-  /** Whether someone holds a subscription. @internal */
-  get isActive(): boolean {
-    return this.subscribers > 0
+  /** Counts a subscription; the client learns when the channel becomes active or idle. */
+  private addSubscriber(): void {
+    if (this.subscribers++ === 0) this.deps.activeChanged(1)
+  }
+  private dropSubscriber(): void {
+    if (this.subscribers > 0 && --this.subscribers === 0) this.deps.activeChanged(-1)
   }
 
   get status(): Effect.Effect<Channel.ChannelStatus> {
@@ -615,7 +620,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private stop(reason: string): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.joinRef = null
-      this.settleJoin(Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
+      this.failJoinWaiters(reason)
       this.setStatus(Channel.ChannelStatus.Closed({ reason }))
       return Effect.logError("channel stopped").pipe(Effect.annotateLogs({ topic: this.topic, reason }))
     })
@@ -700,6 +705,16 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     if (waiters !== undefined) { for (const resume of waiters) resume(exit) }
   }
 
+  /** The first join will not complete: its waiters fail with `ChannelClosed` (built only if any wait). */
+  private failJoinWaiters(reason: string) {
+    if (this.joinWaiters === undefined) return
+    if (this.joinWaiters.length === 0) {
+      this.joinWaiters = undefined
+      return
+    }
+    this.settleJoin(Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
+  }
+
   /** Resolves when joined (or fails with why not). */
   private ensureJoined(timeout: Duration.Duration): Effect.Effect<void, JoinFailure> {
     const status = this.currentStatus
@@ -737,10 +752,10 @@ export class ChannelImpl implements Channel.RealtimeChannel {
           return Effect.fail(new ChannelClosed({ topic: this.topic, reason: "the channel was removed" }))
         }
         return Effect.flatMap(this.deps.register(this), () => {
-          this.subscribers++
+          this.addSubscriber()
           return Effect.matchCauseEffect(restore(Effect.suspend(() => this.ensureJoined(this.joinTimeout))), {
             onFailure: (cause) => {
-              this.subscribers--
+              this.dropSubscriber()
               if (this.subscribers > 0) return Effect.failCause(cause)
               this.joinRef = null
               this.setStatus(Channel.ChannelStatus.Closed({ reason: "the join failed" }))
@@ -756,7 +771,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   /** A subscription ended: the last one leaves. */
   private get release(): Effect.Effect<void> {
     return Effect.suspend(() => {
-      this.subscribers--
+      if (this.removed) return Effect.void
+      this.dropSubscriber()
       return this.subscribers > 0 ? Effect.void : this.leave("left")
     })
   }
@@ -793,7 +809,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         this.tracked = undefined
         this.ids = Option.none()
         this.syncer = initialSyncer
-        this.settleJoin(Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
+        this.failJoinWaiters(reason)
         this.setStatus(Channel.ChannelStatus.Closed({ reason }))
         return this.deps.unregister(this)
       })
@@ -804,7 +820,10 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   remove(reason: string): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.removed = true
-      this.subscribers = 0
+      if (this.subscribers > 0) {
+        this.subscribers = 0
+        this.deps.activeChanged(-1)
+      }
       return this.leave(reason).pipe(Effect.zipRight(Effect.sync(() => this.endStreams())))
     })
   }
