@@ -263,7 +263,7 @@ export interface RealtimeChannel {
   readonly config: ChannelConfig
   /** The current status. */
   readonly status: Effect.Effect<ChannelStatus>
-  /** The current status, then every change. */
+  /** The current status, then every change; it ends (after `Closed`) when the channel is removed. */
   readonly statusChanges: Stream.Stream<ChannelStatus>
 
   /**

@@ -153,11 +153,23 @@ describe("end to end (in-process server, in memory)", () => {
       const a = yield* client.channel("a")
       const b = yield* client.channel("b")
       const streamOfA = yield* a.broadcast("*").pipe(Stream.runCollect, Effect.fork)
+      const statusesOfA = yield* a.statusChanges.pipe(Stream.runCollect, Effect.fork)
+      yield* Effect.yieldNow()
       yield* a.subscribe
       yield* b.subscribe
       yield* client.removeChannel(a)
       yield* Fiber.join(streamOfA) // the stream ended
+      // so did the status stream, on Closed
+      assert.deepStrictEqual(
+        Chunk.toReadonlyArray(yield* Fiber.join(statusesOfA)).map((s) => s._tag),
+        ["Idle", "Joining", "Subscribed", "Closed"]
+      )
       assert.deepStrictEqual(yield* a.status, RealtimeChannel.ChannelStatus.Closed({ reason: "removed" }))
+      // a status stream started after the removal gives the last status and ends
+      assert.deepStrictEqual(
+        Chunk.toReadonlyArray(yield* Stream.runCollect(a.statusChanges)),
+        [RealtimeChannel.ChannelStatus.Closed({ reason: "removed" })]
+      )
       yield* server.waitUntil((s) => s.subscribers("a").length === 0)
       assert.deepStrictEqual((yield* client.channels).map((c) => c.topic), ["realtime:b"])
       const again = yield* Effect.flip(a.subscribe)
