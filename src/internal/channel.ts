@@ -5,7 +5,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Mailbox from "effect/Mailbox"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -33,7 +32,7 @@ import * as Backoff from "./backoff.js"
 /** @internal */
 export const metrics = {
   dropped: Metric.counter("realtime_events_dropped", {
-    description: "Events dropped because a stream's mailbox was full",
+    description: "Events dropped because a stream's buffer was full",
     incremental: true
   }),
   stale: Metric.counter("realtime_frames_stale", {
@@ -90,46 +89,88 @@ const isPermanent = (error: JoinFailure): boolean =>
   error._tag === "PostgresBindingMismatch"
 
 /**
- * A stream's mailbox, fed in batches. The first event of a task (a socket read) goes to the mailbox
- * at once: a lone event (an echo, a reply-time broadcast) wakes its stream with no added latency and
- * ahead of what the rest of the read resumes. The next ones wait for the end of the task (a
- * microtask), and a burst (`BURST` events or more) for the end of the I/O turn, so that with many
- * channels each stream wakes once per turn rather than once per socket read. Order is kept: a
- * stream with events waiting never takes one at once. `unsafeDone` hands over what is pending
- * first.
+ * A stream's queue: one consumer (the stream that made it), fed synchronously by the read loop.
+ * The waiting consumer is resumed directly (one scheduler hop; `Mailbox` takes two, and its
+ * `unsafeOffer` schedules the wake-up as a task of its own). Full: new events are dropped.
+ */
+class Inbox<A> {
+  private items: Array<A> = []
+  private done = false
+  private waiter: ((effect: Effect.Effect<void>) => void) | undefined = undefined
+  constructor(private readonly capacity: number) {}
+  /** Queues `value` (false: full or ended) and wakes the consumer if `wake`. */
+  offer(value: A, wake: boolean): boolean {
+    if (this.done || this.items.length >= this.capacity) return false
+    this.items.push(value)
+    if (wake) this.wake()
+    return true
+  }
+  wake(): void {
+    const waiter = this.waiter
+    if (waiter === undefined) return
+    this.waiter = undefined
+    waiter(Effect.void)
+  }
+  /** The stream ends once what is queued has been taken. */
+  end(): void {
+    this.done = true
+    this.wake()
+  }
+  private readonly wait = Effect.async<void>((resume) => {
+    this.waiter = resume
+    return Effect.sync(() => {
+      this.waiter = undefined
+    })
+  })
+  /** Everything queued, waiting for at least one; `None` once ended and drained. */
+  readonly pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> = Effect.suspend(() => {
+    if (this.items.length > 0) {
+      const items = this.items
+      this.items = []
+      return Effect.succeed(Chunk.unsafeFromArray(items))
+    }
+    return this.done ? Effect.fail(Option.none()) : Effect.zipRight(this.wait, this.pull)
+  })
+}
+
+/**
+ * A stream's inbox, woken in batches. The first event of a task (a socket read) wakes its stream
+ * at once: a lone event (an echo, a reply-time broadcast) arrives with no added latency and ahead of
+ * what the rest of the read resumes. The next ones wake it at the end of the task (a microtask), and
+ * a burst (`BURST` events or more) at the end of the I/O turn, so that with many channels each
+ * stream wakes once per turn rather than once per socket read. One queue: order is kept.
  */
 class Listener<A> {
-  private pending: Array<A> = []
-  constructor(readonly mailbox: Mailbox.Mailbox<A>, private readonly onDropped: (count: number) => void) {}
+  private dirty = false
+  constructor(readonly inbox: Inbox<A>, private readonly onDropped: (count: number) => void) {}
   unsafeOffer(value: A): void {
     if (taskEvents++ === 0) queueMicrotask(endOfTask)
-    if (taskEvents === 1 && !deferred && this.pending.length === 0) {
-      if (!this.mailbox.unsafeOffer(value)) this.onDropped(1)
-    } else if (this.pending.push(value) === 1) {
-      dirty.push(this)
+    const now = taskEvents === 1 && !deferred && !this.dirty
+    if (!this.inbox.offer(value, now)) return this.onDropped(1)
+    if (!now && !this.dirty) {
+      this.dirty = true
+      dirtyListeners.push(this)
     }
   }
   flush(): void {
-    if (this.pending.length === 0) return
-    const pending = this.pending
-    this.pending = []
-    const dropped = this.mailbox.unsafeOfferAll(pending)
-    if (dropped.length > 0) this.onDropped(dropped.length)
+    if (!this.dirty) return
+    this.dirty = false
+    this.inbox.wake()
   }
-  unsafeDone(exit: Exit.Exit<void>): boolean {
-    this.flush()
-    return this.mailbox.unsafeDone(exit)
+  end(): void {
+    this.dirty = false
+    this.inbox.end()
   }
 }
 
 const BURST = 64
-let dirty: Array<Listener<any>> = []
+let dirtyListeners: Array<Listener<any>> = []
 // events offered since the last flush (the current task, or the whole turn of a burst)
 let taskEvents = 0
 let deferred = false
 const flushAll = () => {
-  const listeners = dirty
-  dirty = []
+  const listeners = dirtyListeners
+  dirtyListeners = []
   taskEvents = 0
   deferred = false
   for (let i = 0; i < listeners.length; i++) listeners[i]!.flush()
@@ -188,19 +229,18 @@ const initialSyncer = Presence.makeSyncer()
 const isSettled = (s: Channel.ChannelStatus) => s._tag === "Subscribed" || s._tag === "Closed"
 
 /**
- * A stream over a fresh mailbox that `register` connects to its source (and whose returned function
- * disconnects it when the stream ends, however it ends). No scope and no fiber of its own.
+ * A stream over a fresh inbox that `register` connects to its source when the stream starts (the
+ * returned function disconnects it when the stream ends, however it ends). No scope and no fiber of
+ * its own.
  */
-const mailboxStream = <A>(
-  options: { readonly capacity: number; readonly strategy: "dropping" | "sliding" | "suspend" } | undefined,
-  register: (mailbox: Mailbox.Mailbox<A>) => () => void
-): Stream.Stream<A> =>
+const inboxStream = <A>(capacity: number, register: (inbox: Inbox<A>) => () => void): Stream.Stream<A> =>
   Stream.suspend(() => {
     let unregister: (() => void) | undefined
-    return Stream.unwrap(Effect.map(Mailbox.make<A>(options), (mailbox) => {
-      unregister = register(mailbox)
-      return Mailbox.toStream(mailbox)
-    })).pipe(Stream.ensuring(Effect.sync(() => unregister?.())))
+    return Stream.suspend(() => {
+      const inbox = new Inbox<A>(capacity)
+      unregister = register(inbox)
+      return Stream.repeatEffectChunkOption(inbox.pull)
+    }).pipe(Stream.ensuring(Effect.sync(() => unregister?.())))
   })
 
 const removeFrom = <A>(array: Array<A> | undefined, value: A): void => {
@@ -231,7 +271,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private leaving = false
   private removed = false
   private currentStatus: Channel.ChannelStatus = Channel.ChannelStatus.Idle()
-  private statusMailboxes: Array<Mailbox.Mailbox<Channel.ChannelStatus>> | undefined
+  private statusInboxes: Array<Inbox<Channel.ChannelStatus>> | undefined
   private statusWaiters: Array<StatusWaiter> | undefined
   // set while the first join runs: the subscribers that wait for it besides the one running it
   private joinWaiters: Array<(exit: Exit.Exit<void, JoinFailure>) => void> | undefined
@@ -250,7 +290,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private readonly httpFallback: boolean
   // arrays, not Sets: iterating a Set allocates per frame; "*" is looked up once per frame
   private readonly broadcastListeners = new Map<string, Array<Listener<Channel.Broadcast<unknown>>>>()
-  private postgresListeners: Array<{ readonly index: number; readonly mailbox: Listener<unknown> }> | undefined
+  private postgresListeners: Array<{ readonly index: number; readonly listener: Listener<unknown> }> | undefined
   private systemListeners: Array<Listener<Channel.SystemMessage>> | undefined
   private presenceListeners:
     | Array<Listener<ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState>>
@@ -295,21 +335,21 @@ export class ChannelImpl implements Channel.RealtimeChannel {
 
   /** The current status, then every change; ends after `Closed` once the channel is removed. */
   get statusChanges(): Stream.Stream<Channel.ChannelStatus> {
-    return mailboxStream<Channel.ChannelStatus>(undefined, (mailbox) => {
-      mailbox.unsafeOffer(this.currentStatus)
+    return inboxStream<Channel.ChannelStatus>(Number.POSITIVE_INFINITY, (inbox) => {
+      inbox.offer(this.currentStatus, true)
       if (this.removed) {
-        mailbox.unsafeDone(Exit.void)
+        inbox.end()
         return () => {}
       }
-      ;(this.statusMailboxes ??= []).push(mailbox)
-      return () => removeFrom(this.statusMailboxes, mailbox)
+      ;(this.statusInboxes ??= []).push(inbox)
+      return () => removeFrom(this.statusInboxes, inbox)
     })
   }
 
   private setStatus(status: Channel.ChannelStatus): void {
     this.currentStatus = status
-    const mailboxes = this.statusMailboxes
-    if (mailboxes !== undefined) { for (let i = 0; i < mailboxes.length; i++) mailboxes[i]!.unsafeOffer(status) }
+    const inboxes = this.statusInboxes
+    if (inboxes !== undefined) { for (let i = 0; i < inboxes.length; i++) inboxes[i]!.offer(status, true) }
     const waiters = this.statusWaiters
     if (waiters === undefined) return
     for (let i = 0; i < waiters.length;) {
@@ -369,7 +409,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     this.dropsLogged += count
     if (before === 0 || Math.floor(before / 1000) !== Math.floor(this.dropsLogged / 1000)) {
       this.deps.runFork(
-        Effect.logWarning("a stream's mailbox is full: dropping events").pipe(
+        Effect.logWarning("a stream's buffer is full: dropping events").pipe(
           Effect.annotateLogs({ topic: this.topic, capacity: this.bufferSize, dropped: this.dropsLogged })
         )
       )
@@ -406,7 +446,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         const mine = ids[listener.index]!
         if (!p.ids.some((id) => mine.includes(id as number))) continue
       }
-      listener.mailbox.unsafeOffer(payload)
+      listener.listener.unsafeOffer(payload)
     }
   }
 
@@ -415,7 +455,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     if (system === undefined) return
     if (system.extension === "system" && system.status === "error") this.lastSystemError = system.message
     const listeners = this.systemListeners
-    if (listeners !== undefined) { for (const mailbox of listeners) mailbox.unsafeOffer(system) }
+    if (listeners !== undefined) { for (const listener of listeners) listener.unsafeOffer(system) }
   }
 
   private onPresence(payload: unknown, isState: boolean) {
@@ -432,9 +472,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     this.syncer = result.syncer
     const listeners = this.presenceListeners
     if (!result.synced || listeners === undefined) return
-    for (const mailbox of listeners) {
-      if (result.events.length > 0) mailbox.unsafeOffer(result.events)
-      mailbox.unsafeOffer(result.syncer.state)
+    for (const listener of listeners) {
+      if (result.events.length > 0) listener.unsafeOffer(result.events)
+      listener.unsafeOffer(result.syncer.state)
     }
   }
 
@@ -829,11 +869,11 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   private endStreams() {
-    for (const set of this.broadcastListeners.values()) for (const m of set) m.unsafeDone(Exit.void)
-    for (const l of this.postgresListeners ?? []) l.mailbox.unsafeDone(Exit.void)
-    for (const m of this.systemListeners ?? []) m.unsafeDone(Exit.void)
-    for (const m of this.presenceListeners ?? []) m.unsafeDone(Exit.void)
-    for (const m of this.statusMailboxes ?? []) m.unsafeDone(Exit.void)
+    for (const set of this.broadcastListeners.values()) for (const l of set) l.end()
+    for (const l of this.postgresListeners ?? []) l.listener.end()
+    for (const l of this.systemListeners ?? []) l.end()
+    for (const l of this.presenceListeners ?? []) l.end()
+    for (const inbox of this.statusInboxes ?? []) inbox.end()
   }
 
   // ---------------------------------------------------------------------------
@@ -842,12 +882,12 @@ export class ChannelImpl implements Channel.RealtimeChannel {
 
   /** A stream of what `add` connects a listener to (for as long as the stream runs). */
   private listen<A>(add: (listener: Listener<A>) => () => void): Stream.Stream<A> {
-    return mailboxStream<A>({ capacity: this.bufferSize, strategy: "dropping" }, (mailbox) => {
+    return inboxStream<A>(this.bufferSize, (inbox) => {
       if (this.removed) {
-        mailbox.unsafeDone(Exit.void)
+        inbox.end()
         return () => {}
       }
-      return add(new Listener(mailbox, this.onDropped))
+      return add(new Listener(inbox, this.onDropped))
     })
   }
 
@@ -878,7 +918,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         if (listeners !== undefined && listeners.length === 0) this.broadcastListeners.delete(key)
       }
     })
-    // the mailbox already holds `Broadcast`s: no per-element work without a schema
+    // the inbox already holds `Broadcast`s: no per-element work without a schema
     if (schema === undefined) return stream
     const decode = Schema.decodeUnknownEither(schema)
     return Stream.mapChunksEffect(stream, (chunk) => {
@@ -929,8 +969,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const decodeRow = schema === undefined ? undefined : Schema.decodeUnknownEither(schema)
     const decodeOld = schema === undefined ? undefined : Schema.decodeUnknownEither(Schema.partial(schema))
     const int8 = this.deps.int8
-    const stream = this.listen<unknown>((mailbox) => {
-      const entry = { index, mailbox }
+    const stream = this.listen<unknown>((listener) => {
+      const entry = { index, listener }
       ;(this.postgresListeners ??= []).push(entry)
       return () => removeFrom(this.postgresListeners, entry)
     })
