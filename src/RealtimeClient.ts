@@ -15,7 +15,7 @@ import * as FiberHandle from "effect/FiberHandle"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as AccessToken from "./AccessToken.js"
 import type * as Heartbeat from "./Heartbeat.js"
@@ -211,7 +211,11 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
         }
         const held = entry
         held.handles++
-        return Effect.as(Effect.addFinalizer(() => release(held)), held.channel)
+        // the scope's own finalizer list: `Effect.addFinalizer` would also diff the fiber's refs
+        return Effect.flatMap(
+          Effect.scope,
+          (scope) => Effect.as(Scope.addFinalizer(scope, release(held)), held.channel)
+        )
       })
 
     const removeChannel = (target: RealtimeChannel.RealtimeChannel) =>

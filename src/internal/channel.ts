@@ -10,7 +10,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as AccessToken from "../AccessToken.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
@@ -801,7 +801,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
               this.setStatus(Channel.ChannelStatus.Closed({ reason: "the join failed" }))
               return Effect.zipRight(this.deps.unregister(this), Effect.failCause(cause))
             },
-            onSuccess: () => Effect.addFinalizer(() => this.release)
+            // the scope's own finalizer list: `Effect.addFinalizer` would also diff the fiber's refs
+            onSuccess: () => Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, this.release))
           })
         })
       })
