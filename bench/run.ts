@@ -4,7 +4,7 @@
  * `bench/results/latest.json` and `latest.md` after a full run.
  *
  * Options: `--reps N` (default 5), `--scenarios a,b`, `--clients a,b`, `--no-warmup` (floods measured
- * from the first frame), `--profile` (children run
+ * from the first frame, subscribe with no joins before), `--profile` (children run
  * compiled by tsc and profile their measured window into
  * `bench/profiles/<client>-<scenario>-<time>/*.cpuprofile`; summarise with `tsx bench/profile.ts <file>`).
  */
@@ -27,7 +27,8 @@ import {
   type RunResult,
   type ScenarioName,
   scenarios,
-  sizes
+  sizes,
+  subscribeWarmup
 } from "./shared.js"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
@@ -276,8 +277,10 @@ const main = async () => {
     `Medians of ${reps} repetitions, each client in its own process against a local flood server; ` +
       `realtime-js ${realtimeJsVersion()} over \`ws\`; the floor is \`ws\` + \`JSON.parse\` + a switch. ` +
       (floodWarmup() > 0
-        ? `Floods are measured after a warm-up of ${floodWarmup().toLocaleString("en")} frames (same topics), `
-        : "Floods are measured cold (no warm-up), ") +
+        ? `Floods are measured after a warm-up of ${
+          floodWarmup().toLocaleString("en")
+        } frames (same topics), subscribe after ${subscribeWarmup().length} other joins (kept), `
+        : "Floods and subscribe are measured cold (no warm-up), ") +
       `rtt after ${sizes.rttWarmup} round trips, memory after ${sizes.memoryWarmup} channels.`,
     ""
   )

@@ -38,6 +38,12 @@ export const fanInChannel = (i: number) => `fan-${i}`
 export const subscribeChannel = (i: number) => `sub-${i}`
 export const memoryChannel = (i: number) => `mem-${i}`
 export const warmupChannel = (i: number) => `warm-${i}`
+/**
+ * Channels joined (and kept) before the measured subscribe: JIT warm-up, as the floods, rtt and
+ * memory have theirs; none with `--no-warmup`.
+ */
+export const subscribeWarmup = (): ReadonlyArray<string> =>
+  Array.from({ length: process.env.BENCH_FLOOD_WARMUP === "0" ? 0 : 100 }, (_, i) => `warm-sub-${i}`)
 export const topicOf = (name: string) => `realtime:${name}`
 
 /** The channel config every client joins with (as the issue's usage). */

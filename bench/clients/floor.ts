@@ -26,6 +26,7 @@ import {
   settledMemory,
   sizes,
   subscribeChannel,
+  subscribeWarmup,
   topicOf,
   warmupChannel,
   warmupPerTopic
@@ -158,6 +159,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
       return flood(url, "fan-in", Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i)))
     case "subscribe": {
       const floor = await Floor.open(url)
+      await Promise.all(subscribeWarmup().map((name) => floor.join(name, () => {})))
       profileStart()
       const t0 = performance.now()
       const times = await Promise.all(

@@ -27,6 +27,7 @@ import {
   settledMemory,
   sizes,
   subscribeChannel,
+  subscribeWarmup,
   warmupChannel,
   warmupPerTopic
 } from "../shared.js"
@@ -85,8 +86,16 @@ const flood = (flood: FloodName, names: ReadonlyArray<string>) =>
     }
   })
 
+const joinAll = (client: RealtimeClient.RealtimeClient, names: ReadonlyArray<string>) =>
+  Effect.forEach(
+    names,
+    (name) => client.channel(name, channelConfig).pipe(Effect.flatMap((room) => room.subscribe)),
+    { concurrency: "unbounded", discard: true }
+  )
+
 const subscribe = Effect.gen(function*() {
   const client = yield* connected
+  yield* joinAll(client, subscribeWarmup())
   profileStart()
   const t0 = performance.now()
   const times = yield* Effect.forEach(

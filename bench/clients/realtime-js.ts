@@ -26,6 +26,7 @@ import {
   settledMemory,
   sizes,
   subscribeChannel,
+  subscribeWarmup,
   warmupChannel,
   warmupPerTopic
 } from "../shared.js"
@@ -102,6 +103,7 @@ export const run = async (scenario: ScenarioName, url: string): Promise<RunResul
       return flood(url, "fan-in", Array.from({ length: sizes.fanInChannels }, (_, i) => fanInChannel(i)))
     case "subscribe": {
       const client = await connect(url)
+      await Promise.all(subscribeWarmup().map((name) => subscribed(client.channel(name, { config: channelConfig }))))
       profileStart()
       const t0 = performance.now()
       const times = await Promise.all(
