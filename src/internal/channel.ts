@@ -216,11 +216,16 @@ const canonical = (value: unknown): unknown => {
 }
 
 /** A stable text of what makes two configs the same channel on the wire. @internal */
-export const configKey = (config: Channel.ChannelConfig): string =>
-  JSON.stringify(canonical({
-    ...config,
-    postgresChanges: config.postgresChanges?.map(PostgresChanges.toWire)
-  }))
+export const configKey = (config: Channel.ChannelConfig): string => {
+  // configs are readonly data, and apps tend to reuse one object for many channels
+  let key = configKeys.get(config)
+  if (key === undefined) {
+    key = JSON.stringify(canonical({ ...config, postgresChanges: config.postgresChanges?.map(PostgresChanges.toWire) }))
+    configKeys.set(config, key)
+  }
+  return key
+}
+const configKeys = new WeakMap<Channel.ChannelConfig, string>()
 
 /** @internal */
 export const topicOf = (name: string): string => name.startsWith("realtime:") ? name : `realtime:${name}`
