@@ -1,139 +1,132 @@
 /**
- * A reproduction, kept for the record: the same 200,000 ws frames consumed through different
- * Effect constructions, with the young-generation GC time (PerformanceObserver "gc" entries) and
- * the CPU of each. `tsx bench/gc-survivors.ts [mode ...]`; add `--trace-gc-nvp` to node to see
- * `new_space_survived` per scavenge.
+ * A reproduction, kept for the record: 300,000 parsed JSON messages offered to a queue in batches of
+ * 600 (one batch per I/O turn, as socket reads arrive), consumed through different Effect
+ * constructions; prints the young-generation GC time (PerformanceObserver "gc" entries) and the
+ * heap at the end, each mode in its own process. `node --import tsx bench/gc-survivors.ts [mode ...]`.
  *
- * Finding (Effect 3.22, Node 20): a Mailbox read through a Stream and a sink (`Mailbox.toStream`
- * or `Stream.repeatEffectChunkOption(mailbox.takeAll)`, then `Stream.runForEachChunk`) keeps every
- * chunk processed since the previous scavenge reachable from promoted, dead objects: ~1.9 MB
- * survives each scavenge (everything received since the last one) and is promoted, where the same
- * Mailbox drained by a `takeAll` loop, or pulled with `Stream.toPull`, or a `Stream.fromQueue`,
- * leaves 0.1–0.2 MB. A full GC frees it all (no leak), but the scavenges cost 3–5 ms instead of
- * ~0.7 ms, and the promoted garbage needs mark-compacts.
+ * Finding (Effect 3.22, Node 20): when the consumer's per-chunk Effect holds the chunk
+ * (`Stream.runForEachChunk(s, (chunk) => Effect.sync(() => use(chunk)))`, `Stream.runForEach`, or
+ * `Stream.mapChunksEffect`), everything received since the previous scavenge is still reachable at
+ * the next one and is promoted: scavenges take ~2.5x as long and the old generation grows until a
+ * mark-compact. The same stream drained with a per-chunk Effect that does not hold the chunk
+ * (`(chunk) => { use(chunk); return Effect.void }`), through `Stream.mapChunks` + `runDrain`, through
+ * `Stream.toPull`, or by a plain fiber loop, leaves almost nothing. The SDK's own decoding is
+ * therefore a synchronous `mapChunks`; what the app's sink does is the app's.
  */
-import { Chunk, Deferred, Effect, FiberId, Mailbox, Option, Queue, Stream } from "effect"
+import { Chunk, Effect, Fiber, Option, Stream } from "effect"
+import { execFileSync } from "node:child_process"
 import { PerformanceObserver } from "node:perf_hooks"
-import WebSocket, { WebSocketServer } from "ws"
-import { buildFlood } from "./server.js"
-import { floodSpec, sizes } from "./shared.js"
+import { fileURLToPath } from "node:url"
 
-type Mode = "mailbox-stream" | "mailbox-loop" | "mailbox-pull" | "queue-stream" | "deferred-stream" | "async-stream"
-const modes: ReadonlyArray<Mode> = [
-  "mailbox-stream",
-  "mailbox-loop",
-  "mailbox-pull",
-  "queue-stream",
-  "deferred-stream",
-  "async-stream"
-]
-const N = sizes.inbound
+const N = 300_000
+const BATCH = 600
 
-const run = (mode: Mode, port: number) =>
-  Effect.scoped(Effect.gen(function*() {
-    let seen = 0
-    const done = yield* Deferred.make<void>()
-    const see = (p: unknown) => {
-      if ((p as { payload: { seq: number } }).payload.seq >= 0) seen++
-      if (seen === N) Deferred.unsafeDone(done, Effect.void)
-    }
-    let offer: (payload: unknown) => void
-    if (mode === "deferred-stream" || mode === "async-stream") {
-      let pending: Array<unknown> = []
-      let waiting: Deferred.Deferred<void> | undefined
-      let wake: ((e: Effect.Effect<void>) => void) | undefined
-      offer = (p) => {
-        pending.push(p)
-        if (waiting !== undefined) {
-          const w = waiting
-          waiting = undefined
-          Deferred.unsafeDone(w, Effect.void)
-        }
-        if (wake !== undefined) {
-          const w = wake
-          wake = undefined
-          w(Effect.void)
-        }
-      }
-      const takeAll: Effect.Effect<Chunk.Chunk<unknown>, Option.Option<never>> = Effect.suspend(() => {
-        if (pending.length > 0) {
-          const out = pending
-          pending = []
-          return Effect.succeed(Chunk.unsafeFromArray(out))
-        }
-        const wait = mode === "deferred-stream"
-          ? Deferred.await(waiting = Deferred.unsafeMake<void>(FiberId.none))
-          : Effect.async<void>((resume) => {
-            wake = resume
-          })
-        return Effect.zipRight(wait, takeAll)
-      })
-      yield* Stream.repeatEffectChunkOption(takeAll).pipe(
-        Stream.runForEachChunk((c) => Effect.sync(() => Array.from(c).forEach(see))),
-        Effect.forkScoped
-      )
-    } else if (mode === "queue-stream") {
-      const queue = yield* Queue.unbounded<unknown>()
-      offer = (p) => queue.unsafeOffer(p)
-      yield* Stream.fromQueue(queue).pipe(
-        Stream.runForEachChunk((c) => Effect.sync(() => c.pipe((x) => Array.from(x)).forEach(see))),
-        Effect.forkScoped
-      )
-    } else {
-      const mailbox = yield* Mailbox.make<unknown>()
-      offer = (p) => mailbox.unsafeOffer(p)
-      if (mode === "mailbox-stream") {
-        yield* Mailbox.toStream(mailbox).pipe(
-          Stream.runForEachChunk((c) => Effect.sync(() => Array.from(c).forEach(see))),
-          Effect.forkScoped
-        )
-      } else if (mode === "mailbox-loop") {
-        yield* Effect.gen(function*() {
-          while (true) Array.from((yield* mailbox.takeAll)[0]).forEach(see)
-        }).pipe(Effect.forkScoped)
-      } else {
-        yield* Effect.gen(function*() {
-          const pull = yield* Stream.toPull(Mailbox.toStream(mailbox))
-          while (true) Array.from(yield* pull).forEach(see)
-        }).pipe(Effect.scoped, Effect.forkScoped)
-      }
-    }
-    let scavengeMs = 0
-    const observer = new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) {
-        if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === 1) {
-          scavengeMs += entry.duration
-        }
-      }
-    })
-    observer.observe({ entryTypes: ["gc"] })
-    const ws = new WebSocket(`ws://127.0.0.1:${port}`)
-    ws.addEventListener("message", (event) => offer((JSON.parse(String(event.data)) as Array<unknown>)[4]))
-    const t0 = performance.now()
-    const cpu0 = process.cpuUsage()
-    yield* Deferred.await(done)
-    const cpu = process.cpuUsage(cpu0)
-    observer.disconnect()
-    ws.close()
-    console.log(
-      `${mode.padEnd(16)} ${(performance.now() - t0).toFixed(0).padStart(5)} ms, CPU ${
-        ((cpu.user + cpu.system) / N).toFixed(2)
-      } µs/msg, scavenges ${scavengeMs.toFixed(0)} ms`
-    )
-  }))
+interface Message {
+  readonly event: string
+  readonly payload: { readonly seq: number; readonly text: string }
+}
 
-const main = async () => {
-  const frames = buildFlood(floodSpec("inbound", "measure"))
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 })
-  await new Promise((resolve) => wss.once("listening", resolve))
-  wss.on("connection", (_ws, request) => {
-    setTimeout(() => request.socket.write(frames), 100)
+/** One consumer, resumed directly (as the SDK's streams are fed). */
+class Queue {
+  private items: Array<Message> = []
+  done = false
+  private waiter: ((effect: Effect.Effect<void>) => void) | undefined
+  offer(message: Message, wake: boolean) {
+    this.items.push(message)
+    if (wake) this.wake()
+  }
+  wake() {
+    const waiter = this.waiter
+    this.waiter = undefined
+    waiter?.(Effect.void)
+  }
+  private readonly wait = Effect.async<void>((resume) => {
+    this.waiter = resume
   })
-  const address = wss.address()
-  const port = typeof address === "object" && address !== null ? address.port : 0
-  const selected = process.argv.slice(2).filter((m): m is Mode => modes.includes(m as Mode))
-  for (const mode of selected.length > 0 ? selected : modes) await Effect.runPromise(run(mode, port))
-  await new Promise((resolve) => wss.close(resolve))
+  readonly pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> = Effect.suspend(() => {
+    if (this.items.length > 0) {
+      const items = this.items
+      this.items = []
+      return Effect.succeed(Chunk.unsafeFromArray(items))
+    }
+    return this.done ? Effect.fail(Option.none()) : Effect.zipRight(this.wait, this.pull)
+  })
+}
+
+const modes = {
+  "runForEachChunk (sync holds the chunk)": (stream: Stream.Stream<Message>, use: (c: Chunk.Chunk<Message>) => void) =>
+    Stream.runForEachChunk(stream, (chunk) => Effect.sync(() => use(chunk))),
+  "runForEach": (stream: Stream.Stream<Message>, use: (c: Chunk.Chunk<Message>) => void) =>
+    Stream.runForEach(stream, (message) => Effect.sync(() => use(Chunk.of(message)))),
+  "runForEachChunk (returns Effect.void)": (
+    stream: Stream.Stream<Message>,
+    use: (c: Chunk.Chunk<Message>) => void
+  ) =>
+    Stream.runForEachChunk(stream, (chunk) => {
+      use(chunk)
+      return Effect.void
+    }),
+  "mapChunks + runDrain": (stream: Stream.Stream<Message>, use: (c: Chunk.Chunk<Message>) => void) =>
+    Stream.runDrain(Stream.mapChunks(stream, (chunk) => {
+      use(chunk)
+      return chunk
+    })),
+  "toPull loop": (stream: Stream.Stream<Message>, use: (c: Chunk.Chunk<Message>) => void) =>
+    Effect.scoped(Effect.gen(function*() {
+      const pull = yield* Stream.toPull(stream)
+      while (true) use(yield* pull)
+    })).pipe(Effect.catchAll(() => Effect.void))
+} as const
+
+const run = async (name: keyof typeof modes) => {
+  const queue = new Queue()
+  let seen = 0
+  const use = (chunk: Chunk.Chunk<Message>) => {
+    for (const message of chunk) if (message.payload.seq >= 0) seen++
+  }
+  let scavengeMs = 0
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === 1) scavengeMs += entry.duration
+    }
+  })
+  observer.observe({ entryTypes: ["gc"] })
+  const fiber = Effect.runFork(modes[name](Stream.repeatEffectChunkOption(queue.pull), use))
+  const t0 = performance.now()
+  let i = 0
+  await new Promise<void>((resolve) => {
+    const read = () => {
+      for (let k = 0; k < BATCH && i < N; k++, i++) {
+        queue.offer(JSON.parse(`{"event":"e","payload":{"seq":${i},"text":"hello world hello world hello"}}`), k === 0)
+      }
+      setImmediate(() => {
+        queue.wake()
+        if (i < N) return read()
+        queue.done = true
+        queue.wake()
+        resolve()
+      })
+    }
+    read()
+  })
+  await Effect.runPromise(Fiber.await(fiber))
+  const ms = performance.now() - t0
+  observer.disconnect()
+  const heapMB = process.memoryUsage().heapUsed / 1024 / 1024
+  console.log(
+    `${name.padEnd(40)} ${ms.toFixed(0).padStart(5)} ms, scavenges ${scavengeMs.toFixed(0).padStart(4)} ms, heap ${
+      heapMB.toFixed(0)
+    } MB (${seen === N ? "all seen" : `${seen} seen`})`
+  )
+}
+
+// each mode in a fresh process: what one run leaves in the old generation changes the next
+const main = async () => {
+  const selected = process.argv.slice(2).filter((m): m is keyof typeof modes => m in modes)
+  if (selected.length === 1) return run(selected[0]!)
+  for (const name of selected.length > 0 ? selected : (Object.keys(modes) as Array<keyof typeof modes>)) {
+    execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name], { stdio: "inherit" })
+  }
 }
 
 main()

@@ -12,6 +12,7 @@ import {
   Exit,
   Fiber,
   Layer,
+  Metric,
   Option,
   Queue,
   Ref,
@@ -22,6 +23,7 @@ import {
 } from "effect"
 import * as AccessToken from "../src/AccessToken.js"
 import * as HttpBroadcast from "../src/HttpBroadcast.js"
+import * as InternalChannel from "../src/internal/channel.js"
 import * as Protocol from "../src/Protocol.js"
 import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
@@ -439,6 +441,7 @@ describe("RealtimeChannel", () => {
     it.scoped("streams text and binary (kind 4) broadcasts, decoded with the schema; mismatches are skipped", () =>
       Effect.gen(function*() {
         const harness = yield* setup()
+        const failuresBefore = (yield* Metric.value(InternalChannel.metrics.decodeFailures)).count
         const channel = yield* harness.client.channel("room")
         const typed = yield* channel.broadcast(Cursor).pipe(Stream.take(2), Stream.runCollect, Effect.fork)
         const all = yield* channel.broadcast("*").pipe(Stream.take(4), Stream.runCollect, Effect.fork)
@@ -476,6 +479,8 @@ describe("RealtimeChannel", () => {
         const everything = Chunk.toReadonlyArray(yield* Fiber.join(all))
         assert.deepStrictEqual(everything.map((b) => b.event), ["cursor", "cursor", "Cursor", "bin"])
         assert.deepStrictEqual(everything[3]!.payload, new Uint8Array([1, 2, 3]))
+        // the mismatch was counted (and logged), not delivered
+        assert.strictEqual((yield* Metric.value(InternalChannel.metrics.decodeFailures)).count - failuresBefore, 1)
       }))
 
     it.scoped("send without ack writes a kind-3 frame and succeeds once written", () =>

@@ -885,6 +885,10 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   // ---------------------------------------------------------------------------
   // streams
   // ---------------------------------------------------------------------------
+  //
+  // Decoding is a synchronous `mapChunks` (what fails is logged from a fiber of its own): an Effect
+  // per chunk that holds the chunk makes Effect 3's stream runner keep every chunk since the last
+  // young-generation GC alive and promote it (bench/gc-survivors.ts).
 
   /** A stream of what `add` connects a listener to (for as long as the stream runs). */
   private listen<A>(add: (listener: Listener<A>) => () => void): Stream.Stream<A> {
@@ -927,7 +931,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     // the inbox already holds `Broadcast`s: no per-element work without a schema
     if (schema === undefined) return stream
     const decode = Schema.decodeUnknownEither(schema)
-    return Stream.mapChunksEffect(stream, (chunk) => {
+    return Stream.mapChunks(stream, (chunk) => {
       const out: Array<Channel.Broadcast<unknown>> = []
       let failures: Array<Effect.Effect<void>> | undefined
       for (const b of chunk) {
@@ -935,8 +939,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         if (decoded._tag === "Right") out.push({ event: b.event, payload: decoded.right, meta: b.meta })
         else (failures ??= []).push(this.decodeFailed(b.event, decoded.left))
       }
-      const result = Chunk.unsafeFromArray(out)
-      return failures === undefined ? Effect.succeed(result) : Effect.as(Effect.all(failures), result)
+      if (failures !== undefined) this.deps.runFork(Effect.all(failures, { discard: true }))
+      return Chunk.unsafeFromArray(out)
     })
   }
 
@@ -980,7 +984,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       ;(this.postgresListeners ??= []).push(entry)
       return () => removeFrom(this.postgresListeners, entry)
     })
-    return Stream.mapChunksEffect(stream, (chunk) => {
+    return Stream.mapChunks(stream, (chunk) => {
       const out: Array<PostgresChanges.Change<any>> = []
       let failures: Array<Effect.Effect<void>> | undefined
       for (const payload of chunk) {
@@ -1005,8 +1009,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
           ;(failures ??= []).push(this.decodeFailed(`postgres_changes ${c.table}`, old.left))
         } else out.push({ ...c, new: row.right, old: old.right } as PostgresChanges.Change<any>)
       }
-      const result = Chunk.unsafeFromArray(out)
-      return failures === undefined ? Effect.succeed(result) : Effect.as(Effect.all(failures), result)
+      if (failures !== undefined) this.deps.runFork(Effect.all(failures, { discard: true }))
+      return Chunk.unsafeFromArray(out)
     })
   }
 
