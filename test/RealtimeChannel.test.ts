@@ -29,6 +29,7 @@ import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as RealtimeError from "../src/RealtimeError.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
+import { awaitStatus, statusesUntil } from "./support/status.js"
 
 const URL = "ws://realtime.test/socket"
 
@@ -74,23 +75,6 @@ const reply = (
     event: "phx_reply",
     payload: { status, response }
   })
-
-/** Watches a channel's statuses from now until one with `tag` (forked, and started on return). */
-const statusesUntil = (channel: RealtimeChannel.RealtimeChannel, tag: RealtimeChannel.ChannelStatus["_tag"]) =>
-  channel.statusChanges.pipe(
-    Stream.takeUntil((s) => s._tag === tag),
-    Stream.runCollect,
-    Effect.map(Chunk.toReadonlyArray),
-    Effect.fork,
-    Effect.tap(() => Effect.yieldNow())
-  )
-
-const awaitStatus = (channel: RealtimeChannel.RealtimeChannel, tag: RealtimeChannel.ChannelStatus["_tag"]) =>
-  channel.statusChanges.pipe(
-    Stream.filter((s) => s._tag === tag),
-    Stream.runHead,
-    Effect.map(Option.getOrThrow)
-  )
 
 /** Subscribes a channel and answers its join: returns the connection and the join message. */
 const joined = (

@@ -8,25 +8,9 @@ import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
 import * as RealtimeTest from "../src/testing/RealtimeTest.js"
+import { awaitStatus, statusesUntil } from "./support/status.js"
 
 const Chat = RealtimeChannel.broadcastEvent("chat", Schema.Struct({ text: Schema.String }))
-
-const awaitStatus = (channel: RealtimeChannel.RealtimeChannel, tag: RealtimeChannel.ChannelStatus["_tag"]) =>
-  channel.statusChanges.pipe(Stream.filter((s) => s._tag === tag), Stream.runHead, Effect.map(Option.getOrThrow))
-
-/**
- * Watches a channel's statuses from now until one with `tag` (forked; started before it returns).
- * A lost join shows `Errored` and, at once, `Rejoining` (with its backoff timer set), so tests wait
- * for `Rejoining` before moving the clock.
- */
-const statusesUntil = (channel: RealtimeChannel.RealtimeChannel, tag: RealtimeChannel.ChannelStatus["_tag"]) =>
-  channel.statusChanges.pipe(
-    Stream.takeUntil((s) => s._tag === tag),
-    Stream.runCollect,
-    Effect.map(Chunk.toReadonlyArray),
-    Effect.fork,
-    Effect.tap(() => Effect.yieldNow())
-  )
 
 const collect = <A, E>(stream: Stream.Stream<A, E>, n: number) =>
   stream.pipe(Stream.take(n), Stream.runCollect, Effect.map(Chunk.toReadonlyArray), Effect.fork)
