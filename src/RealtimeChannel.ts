@@ -91,7 +91,7 @@ export interface ChannelOptions {
   readonly timeout?: Duration.DurationInput | undefined
   /** Send over HTTP when the channel is not joined and an `HttpBroadcast` layer is provided. Default true. */
   readonly httpFallback?: boolean | undefined
-  /** Capacity of each event stream's mailbox; default 65 536. Overflow drops the newest, counted and logged. */
+  /** Capacity of each event stream's buffer; default 65 536. Overflow drops the newest, counted and logged. */
   readonly bufferSize?: number | undefined
   /** Rejoin failures in a row after which the channel stops with an error; default 10. */
   readonly maxRejoinFailures?: number | undefined

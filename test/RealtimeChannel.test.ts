@@ -422,6 +422,28 @@ describe("RealtimeChannel", () => {
   describe("broadcast", () => {
     const Cursor = RealtimeChannel.broadcastEvent("cursor", Schema.Struct({ x: Schema.Number, y: Schema.Number }))
 
+    it.scoped("a stream that falls behind its bufferSize drops the newest events, counted", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const droppedBefore = (yield* Metric.value(InternalChannel.metrics.dropped)).count
+        const channel = yield* harness.client.channel("room", {}, { bufferSize: 2 })
+        const stream = yield* channel.broadcast("*").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+        const { connection } = yield* joined(harness, channel)
+        // five frames in one go: the stream wakes once they are all in, its buffer holding two
+        for (let seq = 1; seq <= 5; seq++) {
+          yield* serverSend(connection, {
+            joinRef: null,
+            ref: null,
+            topic: "realtime:room",
+            event: "broadcast",
+            payload: { type: "broadcast", event: "tick", payload: { seq } }
+          })
+        }
+        const received = Chunk.toReadonlyArray(yield* Fiber.join(stream)).map((b) => (b.payload as { seq: number }).seq)
+        assert.deepStrictEqual(received, [1, 2])
+        assert.strictEqual((yield* Metric.value(InternalChannel.metrics.dropped)).count - droppedBefore, 3)
+      }))
+
     it.scoped("streams text and binary (kind 4) broadcasts, decoded with the schema; mismatches are skipped", () =>
       Effect.gen(function*() {
         const harness = yield* setup()
