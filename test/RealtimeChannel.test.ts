@@ -218,6 +218,20 @@ describe("RealtimeChannel", () => {
       assert.strictEqual(leave.joinRef, join.ref)
     }))
 
+  it.scoped("a subscriber that gives up before the reply leaves the join that may still land", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup({ timeout: "5 seconds" })
+      const channel = yield* harness.client.channel("slow")
+      const fiber = yield* Effect.fork(channel.subscribe.pipe(Effect.timeoutOption("1 second")))
+      const connection = yield* Queue.take(harness.server.connections)
+      const join = yield* nextOf(connection, "phx_join")
+      yield* TestClock.adjust("1 second")
+      assert.isTrue(Option.isNone(yield* Fiber.join(fiber)))
+      const leave = yield* nextOf(connection, "phx_leave")
+      assert.strictEqual(leave.joinRef, join.ref)
+      assert.deepStrictEqual(yield* channel.status, RealtimeChannel.ChannelStatus.Closed({ reason: "the join failed" }))
+    }))
+
   it.scoped("closing the subscription's scope leaves; the socket closes after the idle delay", () =>
     Effect.gen(function*() {
       const harness = yield* setup({ disconnectOnEmptyAfter: "50 seconds" })

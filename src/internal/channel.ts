@@ -802,9 +802,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
             onFailure: (cause) => {
               this.dropSubscriber()
               if (this.subscribers > 0) return Effect.failCause(cause)
-              this.joinRef = null
-              this.setStatus(Channel.ChannelStatus.Closed({ reason: "the join failed" }))
-              return Effect.zipRight(this.deps.unregister(this), Effect.failCause(cause))
+              // no one is left: stop a rejoin the join handed over to, and leave a join that may
+              // still land (a caller that gave up before the reply)
+              return Effect.zipRight(this.leave("the join failed"), Effect.failCause(cause))
             },
             // the scope's own finalizer list: `Effect.addFinalizer` would also diff the fiber's refs
             onSuccess: () => Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, this.release))
