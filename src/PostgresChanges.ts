@@ -379,6 +379,9 @@ const inElement = (value: unknown): string => {
   return text === "" || text.trim().toUpperCase() === "NULL" || /[{}]/.test(text) ? quote(text) : scalar(value)
 }
 
+// the Realtime SDK spec's limit on the values of one `in` filter
+const MAX_IN_VALUES = 100
+
 const isValues: ReadonlyArray<unknown> = [null, true, false, "null", "true", "false", "unknown"]
 
 class FilterBuilderImpl implements FilterBuilder {
@@ -392,9 +395,14 @@ class FilterBuilderImpl implements FilterBuilder {
     }
     let serialized: string
     if (operator === "in") {
-      const values = Array.isArray(value) ? value : [value]
+      const values = Array.from(new Set(Array.isArray(value) ? value : [value]))
       if (values.length === 0) problems.push(`\`in\` filter on ${JSON.stringify(column)} requires at least one value`)
-      serialized = `in.(${Array.from(new Set(values)).map(inElement).join(",")})`
+      if (values.length > MAX_IN_VALUES) {
+        problems.push(
+          `\`in\` filter on ${JSON.stringify(column)} takes at most ${MAX_IN_VALUES} values, got ${values.length}`
+        )
+      }
+      serialized = `in.(${values.map(inElement).join(",")})`
     } else if (operator === "is") {
       if (!isValues.includes(value)) {
         problems.push(`\`is\` filter on ${JSON.stringify(column)} takes null, true, false or "unknown"`)

@@ -158,6 +158,11 @@ describe("Filter builder", () => {
     expect(left(emptyIn.build())).toBeInstanceOf(InvalidArgument)
     expect(left(emptyIn.build()).message).toContain("`in` filter on \"status\" requires at least one value")
     expect(left(make().not("s", "in", []).build())).toBeInstanceOf(InvalidArgument)
+    const hundred = Array.from({ length: 100 }, (_, i) => i)
+    expect(Either.isRight(make().in("n", [...hundred, 0]).build())).toBe(true) // 100 distinct values
+    expect(left(make().in("n", [...hundred, 100]).build()).message).toContain(
+      "`in` filter on \"n\" takes at most 100 values, got 101"
+    )
     for (const column of ["", "a=b", "a,b", "f(x)", "a\"b"]) {
       expect(left(make().eq(column, 1).build()).message).toContain("invalid filter column")
     }
