@@ -162,18 +162,16 @@ export const Envelope = Schema.Struct({
 })
 
 /**
- * A vsn 2.0.0 text frame after `JSON.parse`: exactly `[join_ref, ref, topic, event, payload]`,
+ * A vsn 2.0.0 text frame after `JSON.parse`: `[join_ref, ref, topic, event, payload, ...ignored]`,
  * transformed to and from a `Message`.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const V2TextFrame = Schema.transform(
+  // elements after the fifth are ignored, as Phoenix's V2 serializer does
   Schema.Tuple(
-    Schema.NullOr(Schema.String),
-    Schema.NullOr(Schema.String),
-    Schema.String,
-    Schema.String,
+    [Schema.NullOr(Schema.String), Schema.NullOr(Schema.String), Schema.String, Schema.String, Schema.Unknown],
     Schema.Unknown
   ),
   Envelope,
@@ -849,7 +847,7 @@ const decodeV2Text = (frame: string): Either.Either<Message, ProtocolError> => {
   } catch (cause) {
     return fail("MalformedJson", describeCause(cause))
   }
-  if (!Array.isArray(json) || json.length !== 5) {
+  if (!Array.isArray(json) || json.length < 5) {
     return fail("InvalidEnvelope", "expected a JSON array [join_ref, ref, topic, event, payload]")
   }
   const joinRef = json[0]
