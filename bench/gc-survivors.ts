@@ -13,10 +13,11 @@
  * `Stream.toPull`, or by a plain fiber loop, leaves almost nothing. The SDK's own decoding is
  * therefore a synchronous `mapChunks`; what the app's sink does is the app's.
  */
-import { Chunk, Effect, Fiber, Option, Stream } from "effect"
+import { Chunk, Effect, Fiber, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import { PerformanceObserver } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
+import { Inbox } from "../src/internal/channel.js"
 
 const N = 300_000
 const BATCH = 600
@@ -24,33 +25,6 @@ const BATCH = 600
 interface Message {
   readonly event: string
   readonly payload: { readonly seq: number; readonly text: string }
-}
-
-/** One consumer, resumed directly (as the SDK's streams are fed). */
-class Queue {
-  private items: Array<Message> = []
-  done = false
-  private waiter: ((effect: Effect.Effect<void>) => void) | undefined
-  offer(message: Message, wake: boolean) {
-    this.items.push(message)
-    if (wake) this.wake()
-  }
-  wake() {
-    const waiter = this.waiter
-    this.waiter = undefined
-    waiter?.(Effect.void)
-  }
-  private readonly wait = Effect.async<void>((resume) => {
-    this.waiter = resume
-  })
-  readonly pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> = Effect.suspend(() => {
-    if (this.items.length > 0) {
-      const items = this.items
-      this.items = []
-      return Effect.succeed(Chunk.unsafeFromArray(items))
-    }
-    return this.done ? Effect.fail(Option.none()) : Effect.zipRight(this.wait, this.pull)
-  })
 }
 
 const modes = {
@@ -79,7 +53,8 @@ const modes = {
 } as const
 
 const run = async (name: keyof typeof modes) => {
-  const queue = new Queue()
+  // the queue the SDK's streams read
+  const queue = new Inbox<Message>(Number.POSITIVE_INFINITY)
   let seen = 0
   const use = (chunk: Chunk.Chunk<Message>) => {
     for (const message of chunk) if (message.payload.seq >= 0) seen++
@@ -102,8 +77,7 @@ const run = async (name: keyof typeof modes) => {
       setImmediate(() => {
         queue.wake()
         if (i < N) return read()
-        queue.done = true
-        queue.wake()
+        queue.end()
         resolve()
       })
     }

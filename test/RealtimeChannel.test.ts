@@ -443,7 +443,7 @@ describe("RealtimeChannel", () => {
         const channel = yield* harness.client.channel("room", {}, { bufferSize: 2 })
         const stream = yield* channel.broadcast("*").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
         const { connection } = yield* joined(harness, channel)
-        // five frames in one go: the stream wakes once they are all in, its buffer holding two
+        // five frames in one go: the stream runs only once they are all in, its buffer holding two
         for (let seq = 1; seq <= 5; seq++) {
           yield* serverSend(connection, {
             joinRef: null,

@@ -92,8 +92,10 @@ const isPermanent = (error: JoinFailure): boolean =>
  * A stream's queue: one consumer (the stream that made it), fed synchronously by the read loop.
  * The waiting consumer is resumed directly (one scheduler hop; `Mailbox` takes two, and its
  * `unsafeOffer` schedules the wake-up as a task of its own). Full: new events are dropped.
+ *
+ * @internal
  */
-class Inbox<A> {
+export class Inbox<A> {
   private items: Array<A> = []
   private done = false
   private waiter: ((effect: Effect.Effect<void>) => void) | undefined = undefined
@@ -732,7 +734,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         (error) => error._tag === "SocketClosed" && this.subscribers > 0 && !this.removed,
         () => {
           this.startRejoin(false)
-          return this.awaitRejoin(this.joinTimeout)
+          return this.awaitJoined(this.joinTimeout)
         }
       ),
       Effect.onExit((exit) =>
@@ -773,10 +775,11 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     }
     if (status._tag === "Idle" || (status._tag === "Closed" && this.subscribers <= 1)) return this.firstJoin()
     // a rejoin is under way: wait for its outcome
-    return this.awaitRejoin(timeout)
+    return this.awaitJoined(timeout)
   }
 
-  private awaitRejoin(timeout: Duration.Duration): Effect.Effect<void, ChannelClosed | JoinTimeout> {
+  /** The outcome of a join under way (the first one handed over, or a rejoin), within `timeout`. */
+  private awaitJoined(timeout: Duration.Duration): Effect.Effect<void, ChannelClosed | JoinTimeout> {
     return this.awaitStatus(isSettled).pipe(
       Effect.flatMap((s) =>
         s._tag === "Closed" ? Effect.fail(new ChannelClosed({ topic: this.topic, reason: s.reason })) : Effect.void
@@ -1091,17 +1094,16 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         new ChannelClosed({ topic: this.topic, reason: "not subscribed: call subscribe before sending" })
       )
     }
-    return this.awaitStatus(isSettled).pipe(
-      Effect.flatMap((s) =>
-        s._tag === "Subscribed" && this.joinRef !== null
+    return this.awaitJoined(timeout).pipe(
+      Effect.catchTag(
+        "JoinTimeout",
+        (e) => Effect.fail(new ChannelClosed({ topic: this.topic, reason: `not joined within ${e.timeoutMillis} ms` }))
+      ),
+      Effect.flatMap(() =>
+        this.joinRef !== null
           ? Effect.succeed(this.joinRef)
           : Effect.fail(new ChannelClosed({ topic: this.topic, reason: "the channel closed before it joined" }))
-      ),
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () =>
-          new ChannelClosed({ topic: this.topic, reason: `not joined within ${Duration.toMillis(timeout)} ms` })
-      })
+      )
     )
   }
 
