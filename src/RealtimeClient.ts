@@ -18,12 +18,12 @@ import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as AccessToken from "./AccessToken.js"
-import type * as Heartbeat from "./Heartbeat.js"
+import * as Heartbeat from "./Heartbeat.js"
 import * as HttpBroadcast from "./HttpBroadcast.js"
 import * as InternalChannel from "./internal/channel.js"
 import type * as PostgresChanges from "./PostgresChanges.js"
 import type * as RealtimeChannel from "./RealtimeChannel.js"
-import { ChannelClosed, InvalidArgument } from "./RealtimeError.js"
+import { ChannelClosed, InvalidArgument, SocketClosed } from "./RealtimeError.js"
 import * as Reconnect from "./Reconnect.js"
 import * as Transport from "./Transport.js"
 
@@ -103,6 +103,8 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     const httpBroadcast = yield* Effect.serviceOption(HttpBroadcast.HttpBroadcast)
     const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)
     const runtime = yield* Effect.runtime<never>()
+    const clock = yield* Effect.clock
+    const heartbeat = Option.getOrElse(yield* Effect.serviceOption(Heartbeat.Heartbeat), () => Heartbeat.defaults)
     const scope = yield* Effect.scope
     const disconnectAfter = Duration.decode(options.disconnectOnEmptyAfter ?? "50 seconds")
 
@@ -168,6 +170,9 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
       timeout: Duration.decode(options.timeout ?? "10 seconds"),
       int8: options.int8 ?? "string",
       runFork: (effect) => runFork(effect, forkOptions),
+      runSync: Runtime.runSync(runtime),
+      now: () => clock.unsafeCurrentTimeMillis(),
+      stableAfter: heartbeat.interval,
       register,
       activeChanged: (delta) => {
         activeChannels += delta
@@ -238,25 +243,25 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
       )
     )
 
-    // the socket went down: joined channels lost their join and rejoin on the next open
-    let wasOpen = false
-    yield* transport.stateChanges.pipe(
-      Stream.runForEach((state) =>
-        Effect.sync(() => {
-          const open = state._tag === "Open"
-          const dropped = wasOpen && !open
-          wasOpen = open
-          if (!dropped) return
-          const reason = state._tag === "Closed"
-            ? state.reason
-            : state._tag === "Reconnecting"
-            ? `socket closed: ${state.reason}`
-            : "socket closed"
-          for (const entry of registry.values()) entry.channel.onSocketDown(reason)
-        })
-      ),
-      Effect.forkIn(scope)
-    )
+    // Every change of the connection reaches every channel, synchronously and in order: an open
+    // socket lets waiting joins go; a closed one (or one that could not open) is a failed attempt
+    // for a subscribe that waits, and the loss of the join for a subscribed channel. The failure is
+    // built once per change, for all channels.
+    const stopListening = transport.unsafeOnState((state) => {
+      if (state._tag === "Connecting") return
+      const down = state._tag === "Open" ? undefined : InternalChannel.socketFailure(
+        new SocketClosed({
+          reason: state.reason,
+          code: state.code,
+          status: state.status,
+          body: state.body
+        }),
+        // a closed client does not come back by itself (refused for good, gave up, disconnected)
+        state._tag === "Closed"
+      )
+      for (const entry of registry.values()) entry.channel.onSocket(down)
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(stopListening))
 
     // a new token goes to every joined channel (only when it changed for that channel)
     yield* accessToken.changes.pipe(
@@ -291,7 +296,11 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
       stateChanges: transport.stateChanges,
       heartbeats: transport.heartbeats,
       connect: transport.connect,
-      disconnect: transport.disconnect(),
+      // an idle disconnect armed before must not outlive this one (it would hold the process)
+      disconnect: Effect.suspend(() => {
+        idleScheduled = false
+        return Effect.zipRight(FiberHandle.clear(idleDisconnect), transport.disconnect())
+      }),
       channel,
       channels: Effect.sync(() => [...registry.values()].map((entry) => entry.channel)),
       removeChannel,

@@ -53,13 +53,20 @@ export class ProtocolError extends Schema.TaggedError<ProtocolError>()("Protocol
  */
 export class SocketClosed extends Schema.TaggedError<SocketClosed>()("SocketClosed", {
   reason: Schema.String,
-  code: Schema.optional(Schema.Number)
+  /** The close code, when the socket closed. */
+  code: Schema.optional(Schema.Number),
+  /** The HTTP status, when the server refused the upgrade. */
+  status: Schema.optional(Schema.Number),
+  /** The HTTP body of a refused upgrade (the server's own words). */
+  body: Schema.optional(Schema.String)
 }) {
   /** @since 0.1.0 */
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
   override get message(): string {
-    return this.code === undefined ? `socket closed: ${this.reason}` : `socket closed (${this.code}): ${this.reason}`
+    return this.code === undefined || this.reason.includes(`(${this.code}`)
+      ? `socket closed: ${this.reason}`
+      : `socket closed (${this.code}): ${this.reason}`
   }
 }
 

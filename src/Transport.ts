@@ -39,10 +39,13 @@ import * as Reconnect from "./Reconnect.js"
  *
  * - `Connecting`: a socket is being opened (`attempt` 0 is the first, n the n-th reconnect).
  * - `Open`: connected; pushes are written at once.
- * - `Reconnecting`: the last connection ended (`reason`, close `code` when there was one) and the
- *   next attempt starts after `delay`.
- * - `Closed`: not connected and not trying: before the first `connect`, after `disconnect`, or when
- *   the reconnect schedule gave up.
+ * - `Reconnecting`: the last connection ended or could not open, and the next attempt starts after
+ *   `delay`. `reason` says what happened in words; `code` is the close code when the socket closed,
+ *   `status` and `body` the HTTP answer when the server refused the upgrade.
+ * - `Closed`: not connected and not trying: before the first `connect`, after `disconnect`, when
+ *   the reconnect schedule gave up, or when the server refused the upgrade for good (a 4xx other
+ *   than 408 and 429: a bad key, a wrong path; `status` and `body` say which) until the next
+ *   `connect`.
  *
  * @since 0.1.0
  * @category models
@@ -55,8 +58,15 @@ export type ConnectionState = Data.TaggedEnum<{
     readonly delay: Duration.Duration
     readonly reason: string
     readonly code: number | undefined
+    readonly status?: number | undefined
+    readonly body?: string | undefined
   }
-  Closed: { readonly reason: string }
+  Closed: {
+    readonly reason: string
+    readonly code?: number | undefined
+    readonly status?: number | undefined
+    readonly body?: string | undefined
+  }
 }>
 
 /**
@@ -126,6 +136,29 @@ export interface Transport {
     topic: string,
     handler: (message: Protocol.Message) => void
   ) => Effect.Effect<void, InvalidArgument, Scope.Scope>
+  /**
+   * As `request`, with a callback instead of an Effect and no buffer: written now when the socket is
+   * open, else `onDone` gets `SocketClosed` at once. `onDone` runs once: with the reply (matched by
+   * ref, topic and join ref), `PushTimeout`, or `SocketClosed` when the connection ends first. The
+   * returned function forgets the request (`onDone` is then never called).
+   */
+  readonly unsafeRequest: (
+    message: Protocol.Message,
+    timeout: Duration.Duration,
+    onDone: (exit: Exit.Exit<Reply, SocketClosed | PushTimeout | ProtocolError>) => void
+  ) => () => void
+  /**
+   * Writes a message now if the socket is open (never buffered, never awaited), else returns why
+   * not: for messages that only make sense on the current connection, such as `phx_leave`.
+   */
+  readonly unsafePush: (message: Protocol.Message) => SocketClosed | ProtocolError | undefined
+  /** Whether the socket is open now. */
+  readonly unsafeIsOpen: () => boolean
+  /**
+   * Calls `listener` synchronously on every change of the connection state, until the returned
+   * function is called (for the client's channels, which must see every change, in order).
+   */
+  readonly unsafeOnState: (listener: (state: ConnectionState) => void) => () => void
   /** As `route`, but the route lasts until the returned function is called (not tied to a scope). */
   readonly unsafeRoute: (
     topic: string,
@@ -211,6 +244,7 @@ const { framesBad, framesIn, framesOut, framesUnrouted, heartbeatLatency, reconn
 class Pending {
   written = false
   timer: Timer | undefined = undefined
+  constructor(readonly topic: string, readonly joinRef: string | null) {}
   private exit: Exit.Exit<Reply, SocketClosed | PushTimeout> | undefined = undefined
   private resume: ((exit: Exit.Exit<Reply, SocketClosed | PushTimeout>) => void) | undefined = undefined
   complete(exit: Exit.Exit<Reply, SocketClosed | PushTimeout>): void {
@@ -220,6 +254,16 @@ class Pending {
     const resume = this.resume
     this.resume = undefined
     resume?.(exit)
+  }
+  /** Calls `f` with the outcome (once). */
+  listen(f: (exit: Exit.Exit<Reply, SocketClosed | PushTimeout>) => void): void {
+    if (this.exit !== undefined) return f(this.exit)
+    this.resume = f
+  }
+  /** Forgets the waiter: the outcome goes nowhere. */
+  cancel(): void {
+    this.resume = undefined
+    if (this.timer !== undefined) this.timer.fire = undefined
   }
   /** Waits for the outcome; `forget` runs if the waiter is interrupted first. */
   await(forget: () => void): Effect.Effect<Reply, SocketClosed | PushTimeout> {
@@ -247,6 +291,53 @@ interface Buffered {
   readonly onWritten: (() => void) | undefined
   cancelled: boolean
 }
+
+/** What a socket said when it ended (filled from its own events). */
+interface SocketFacts {
+  code?: number
+  closeReason?: string
+  error?: string
+  upgrade?: UpgradeResponse
+}
+
+/**
+ * The HTTP answer to a refused upgrade. A WebSocket implementation that can see it (the Node one of
+ * `./node`, the fake socket of `./testing`) sets it as `upgradeResponse` before its `error` event.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UpgradeResponse {
+  readonly status: number
+  readonly body: string
+}
+
+/** How a connection ended. */
+interface End {
+  readonly reason: string
+  readonly code?: number | undefined
+  readonly status?: number | undefined
+  readonly body?: string | undefined
+  /** The server will refuse again: stop until the next `connect`. */
+  readonly permanent: boolean
+}
+
+const errorMessage = (event: Event): string | undefined => {
+  const e = event as { readonly message?: unknown; readonly error?: { readonly message?: unknown } }
+  if (typeof e.message === "string" && e.message.length > 0) return e.message
+  if (typeof e.error?.message === "string" && e.error.message.length > 0) return e.error.message
+  return undefined
+}
+
+/** One turn of the event loop's I/O (what has arrived is read first); a macrotask elsewhere. */
+const ioTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  if (typeof globalThis.setImmediate === "function") {
+    const handle = globalThis.setImmediate(() => resume(Effect.void))
+    return Effect.sync(() => globalThis.clearImmediate(handle))
+  }
+  const handle = setTimeout(() => resume(Effect.void), 0)
+  return Effect.sync(() => clearTimeout(handle))
+})
 
 class HeartbeatTimeout extends Data.TaggedError("HeartbeatTimeout")<{ readonly ref: string }> {}
 
@@ -298,17 +389,48 @@ export const make = (
     // through the platform writer, whose latch would park a write made in the instant between the
     // socket closing and this loop noticing it.
     let ws: globalThis.WebSocket | undefined
+    // What the current socket said when it ended: its close code and reason, its error, and the
+    // HTTP answer to a refused upgrade where the WebSocket implementation exposes it (ours for Node
+    // and the fake socket do; browsers never do).
+    let ended: SocketFacts = {}
     const construct = yield* Socket.WebSocketConstructor
-    const socket = yield* Socket.makeWebSocket(url, { openTimeout: options.openTimeout ?? "10 seconds" }).pipe(
+    const openTimeout = Duration.decode(options.openTimeout ?? "10 seconds")
+    const socket = yield* Socket.makeWebSocket(url, { openTimeout, closeCodeIsError: () => true }).pipe(
       Effect.provideService(Socket.WebSocketConstructor, (url, protocols) => {
         const created = construct(url, protocols)
         if (created.binaryType === "blob") created.binaryType = "arraybuffer"
         ws = created
+        const facts: SocketFacts = {}
+        ended = facts
+        created.addEventListener("error", (event: Event) => {
+          const message = errorMessage(event)
+          if (message !== undefined) facts.error ??= message
+        })
+        created.addEventListener("close", (event: CloseEvent) => {
+          facts.code ??= event.code
+          facts.closeReason ??= event.reason
+        })
+        const upgrade = () => {
+          const refused = (created as { readonly upgradeResponse?: UpgradeResponse }).upgradeResponse
+          if (refused !== undefined) facts.upgrade ??= refused
+        }
+        created.addEventListener("error", upgrade)
+        created.addEventListener("close", upgrade)
         return created
       })
     )
 
     const state = yield* SubscriptionRef.make<ConnectionState>(ConnectionState.Closed({ reason: "not connected" }))
+    const stateListeners = new Set<(state: ConnectionState) => void>()
+    let currentState: ConnectionState = ConnectionState.Closed({ reason: "not connected" })
+    const setState = (next: ConnectionState) =>
+      Effect.zipRight(
+        Effect.sync(() => {
+          currentState = next
+          for (const listener of stateListeners) listener(next)
+        }),
+        SubscriptionRef.set(state, next)
+      )
     const heartbeatHub = yield* PubSub.unbounded<Heartbeat.HeartbeatStatus>()
     const routes = new Map<string, (message: Protocol.Message) => void>()
     const pending = new Map<string, Pending>()
@@ -358,7 +480,11 @@ export const make = (
           return
         }
         const entry = pending.get(message.ref)
-        if (entry !== undefined) {
+        // a reply is for a request of the same topic and join (a v1 frame carries no join ref)
+        if (
+          entry !== undefined && entry.topic === message.topic &&
+          (message.joinRef === null || message.joinRef === entry.joinRef)
+        ) {
           pending.delete(message.ref)
           entry.complete(Exit.succeed(reply))
           return
@@ -477,6 +603,9 @@ export const make = (
           expired < timers.length && (timers[expired]!.fire === undefined || timers[expired]!.deadline <= now)
         ) expired++
         const due = timers.splice(0, expired)
+        // A timer can fire before the reply that beat it is read (the event loop was blocked: Node
+        // runs timers before I/O): read what has arrived first, then fire what is still waiting.
+        if (due.some((timer) => timer.fire !== undefined)) yield* ioTurn
         for (const timer of due) {
           const fire = timer.fire
           timer.fire = undefined
@@ -509,7 +638,7 @@ export const make = (
         if (encoded._tag === "Left") return Effect.fail(encoded.left)
         const timeout = requestOptions?.timeout === undefined ? defaultTimeout : Duration.decode(requestOptions.timeout)
         const timeoutMillis = Duration.toMillis(timeout)
-        const entry = new Pending()
+        const entry = new Pending(message.topic, message.joinRef)
         pending.set(ref, entry)
         const forget = () => {
           if (pending.get(ref) === entry) pending.delete(ref)
@@ -538,6 +667,38 @@ export const make = (
           Effect.ensuring(Effect.sync(forget))
         )
       })
+
+    const unsafeRequest = (
+      message: Protocol.Message,
+      timeout: Duration.Duration,
+      onDone: (exit: Exit.Exit<Reply, SocketClosed | PushTimeout | ProtocolError>) => void
+    ): () => void => {
+      const ref = message.ref
+      if (ref === null) throw new Error("Transport.unsafeRequest: the message has no ref")
+      const encoded = serializer.encode(message)
+      if (encoded._tag === "Left") {
+        onDone(Exit.fail(encoded.left))
+        return () => {}
+      }
+      const error = open && !flushing ? writeNow(encoded.right) : new SocketClosed({ reason: "not connected" })
+      if (error !== undefined) {
+        onDone(Exit.fail(error))
+        return () => {}
+      }
+      const entry = new Pending(message.topic, message.joinRef)
+      pending.set(ref, entry)
+      entry.written = true
+      const timeoutMillis = Duration.toMillis(timeout)
+      entry.timer = addTimer(clock.unsafeCurrentTimeMillis() + timeoutMillis, () => {
+        if (pending.get(ref) === entry) pending.delete(ref)
+        entry.complete(Exit.fail(new PushTimeout({ topic: message.topic, event: message.event, timeoutMillis })))
+      })
+      entry.listen(onDone)
+      return () => {
+        entry.cancel()
+        if (pending.get(ref) === entry) pending.delete(ref)
+      }
+    }
 
     // Replies to frames written on a connection that ended will never come.
     const failWritten = (error: SocketClosed) => {
@@ -570,7 +731,15 @@ export const make = (
       })
       if (encoded._tag === "Right") writeNow(encoded.right)
       yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Sent({ ref }))
-      const answer = yield* Deferred.await(reply).pipe(Effect.timeoutOption(heartbeat.timeout))
+      let answer = yield* Deferred.await(reply).pipe(Effect.timeoutOption(heartbeat.timeout))
+      // the reply may have arrived while the event loop was blocked: read it before giving up
+      if (Option.isNone(answer)) {
+        yield* ioTurn
+        answer = yield* Deferred.poll(reply).pipe(Effect.flatMap(Option.match({
+          onNone: () => Effect.succeedNone,
+          onSome: Effect.asSome
+        })))
+      }
       if (Option.isNone(answer)) {
         heartbeatRef = undefined
         yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Timeout({ ref }))
@@ -586,18 +755,44 @@ export const make = (
       )
     }).pipe(Effect.forever)
 
-    const describeEnd = (exit: Exit.Exit<unknown, unknown>): { reason: string; code: number | undefined } => {
-      if (Exit.isSuccess(exit)) return { reason: "closed by the server", code: undefined }
-      const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
-      if (failure instanceof HeartbeatTimeout) return { reason: "heartbeat timeout", code: undefined }
-      if (Socket.isSocketError(failure)) {
-        if (failure.reason === "Close") {
-          const close = failure as Socket.SocketCloseError
-          return { reason: close.closeReason ? `closed: ${close.closeReason}` : "closed", code: close.code }
+    const describeEnd = (exit: Exit.Exit<unknown, unknown>, facts: SocketFacts): End => {
+      const failure = Exit.isSuccess(exit) ? undefined : Option.getOrUndefined(Cause.failureOption(exit.cause))
+      if (failure instanceof HeartbeatTimeout) return { reason: "heartbeat timeout", permanent: false }
+      const upgrade = facts.upgrade
+      if (upgrade !== undefined) {
+        const status = upgrade.status
+        return {
+          reason: `upgrade refused: HTTP ${status}${upgrade.body.length > 0 ? ` ${upgrade.body}` : ""}`,
+          status,
+          body: upgrade.body,
+          // a 4xx will be answered the same way again (bad key, wrong path); 408 and 429 will not
+          permanent: status >= 400 && status < 500 && status !== 408 && status !== 429
         }
-        return { reason: failure.reason === "Open" ? "connection failed" : failure.reason, code: undefined }
       }
-      return { reason: "connection lost", code: undefined }
+      if (Socket.isSocketError(failure) && failure.reason === "OpenTimeout") {
+        return { reason: `no answer to the upgrade within ${Duration.toMillis(openTimeout)} ms`, permanent: false }
+      }
+      const code = facts.code ?? (Socket.isSocketError(failure) && failure.reason === "Close"
+        ? (failure as Socket.SocketCloseError).code
+        : undefined)
+      const closeReason = facts.closeReason ?? (Socket.isSocketError(failure) && failure.reason === "Close"
+        ? (failure as Socket.SocketCloseError).closeReason
+        : undefined)
+      const said = closeReason ? closeReason : facts.error
+      if (code !== undefined) {
+        const what = code === 1000
+          ? "closed by the server"
+          : code === 1006
+          ? "connection lost"
+          : code === 1009
+          ? "frame too large"
+          : "closed"
+        return { reason: `${what} (${code}${said ? `: ${said}` : ""})`, code, permanent: false }
+      }
+      if (Socket.isSocketError(failure) && failure.reason === "Open") {
+        return { reason: `connection failed${said ? `: ${said}` : ""}`, permanent: false }
+      }
+      return { reason: said ? `connection lost: ${said}` : "connection lost", permanent: false }
     }
 
     const connection = (backoff: Backoff.Backoff) =>
@@ -609,7 +804,7 @@ export const make = (
             yield* flush
             open = true
             Deferred.unsafeDone(opened, Exit.void)
-            yield* SubscriptionRef.set(state, ConnectionState.Open())
+            yield* setState(ConnectionState.Open())
             yield* Effect.logDebug("socket open")
           })
         }).pipe(
@@ -622,36 +817,46 @@ export const make = (
         )
       })
 
+    // The reconnect backoff starts over only after a connection held for a heartbeat interval: a
+    // server that accepts the socket and closes it at once must not be reconnected to every second.
+    const stableMillis = Duration.toMillis(heartbeat.interval)
     const loop = Effect.gen(function*() {
       const backoff = Backoff.make(reconnect.reconnect)
       let attempt = 0
       while (true) {
-        yield* SubscriptionRef.set(state, ConnectionState.Connecting({ attempt }))
-        let opened = false
+        yield* setState(ConnectionState.Connecting({ attempt }))
+        let openedAt: number | undefined
         const exit = yield* Effect.exit(connection({
           next: backoff.next,
           reset: () => {
-            opened = true
-            attempt = 0
-            backoff.reset()
+            openedAt = clock.unsafeCurrentTimeMillis()
           }
         }))
-        const { code, reason } = describeEnd(exit)
-        failWritten(new SocketClosed({ reason, code }))
-        if (opened) yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Disconnected())
-        if (!opened) attempt++
-        else attempt = 1
+        const end = describeEnd(exit, ended)
+        const { body, code, reason, status } = end
+        failWritten(new SocketClosed({ reason, code, status, body }))
+        if (openedAt !== undefined) yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Disconnected())
+        if (openedAt !== undefined && clock.unsafeCurrentTimeMillis() - openedAt >= stableMillis) {
+          backoff.reset()
+          attempt = 1
+        } else attempt++
+        if (end.permanent) {
+          failAll(new SocketClosed({ reason, code, status, body }))
+          yield* setState(ConnectionState.Closed({ reason, code, status, body }))
+          yield* Effect.logError("the server refused the connection; not reconnecting until connect").pipe(
+            Effect.annotateLogs({ reason, status: status ?? "none" })
+          )
+          return
+        }
         const delay = yield* backoff.next(exit)
         if (Option.isNone(delay)) {
-          failAll(new SocketClosed({ reason: `gave up reconnecting after ${attempt} attempts: ${reason}`, code }))
-          yield* SubscriptionRef.set(state, ConnectionState.Closed({ reason: `gave up reconnecting: ${reason}` }))
+          const gaveUp = `gave up reconnecting after ${attempt} attempts: ${reason}`
+          failAll(new SocketClosed({ reason: gaveUp, code, status, body }))
+          yield* setState(ConnectionState.Closed({ reason: gaveUp, code, status, body }))
           return
         }
         reconnects.unsafeUpdate(1, [])
-        yield* SubscriptionRef.set(
-          state,
-          ConnectionState.Reconnecting({ attempt, delay: delay.value, reason, code })
-        )
+        yield* setState(ConnectionState.Reconnecting({ attempt, delay: delay.value, reason, code, status, body }))
         yield* Effect.logWarning("socket closed, reconnecting").pipe(
           Effect.annotateLogs({ attempt, reason, code: code ?? "none", delayMs: Duration.toMillis(delay.value) })
         )
@@ -681,7 +886,7 @@ export const make = (
         yield* FiberHandle.clear(handle)
         open = false
         failAll(new SocketClosed({ reason }))
-        yield* SubscriptionRef.set(state, ConnectionState.Closed({ reason }))
+        yield* setState(ConnectionState.Closed({ reason }))
       })
 
     yield* Effect.addFinalizer(() => disconnect({ reason: "transport closed" }))
@@ -689,7 +894,7 @@ export const make = (
     return Transport.of({
       endpoint: endpoint.display,
       vsn,
-      state: SubscriptionRef.get(state),
+      state: Effect.sync(() => currentState),
       stateChanges: state.changes,
       heartbeats: Stream.fromPubSub(heartbeatHub),
       connect: FiberHandle.run(handle, loop, { onlyIfMissing: true }).pipe(Effect.asVoid),
@@ -697,6 +902,19 @@ export const make = (
       makeRef,
       push,
       request,
+      unsafeRequest,
+      unsafePush: (message) => {
+        const encoded = serializer.encode(message)
+        if (encoded._tag === "Left") return encoded.left
+        return open && !flushing ? writeNow(encoded.right) : new SocketClosed({ reason: "not connected" })
+      },
+      unsafeIsOpen: () => open,
+      unsafeOnState: (listener) => {
+        stateListeners.add(listener)
+        return () => {
+          stateListeners.delete(listener)
+        }
+      },
       route: (topic, handler) =>
         Effect.suspend(() => {
           const added = unsafeRoute(topic, handler)

@@ -204,18 +204,50 @@ describe("RealtimeChannel", () => {
     }
   })
 
-  it.scoped("a join without reply times out with JoinTimeout and leaves the late join", () =>
+  it.scoped("a first join without reply times out, leaves the late join, and is retried after 1 s", () =>
     Effect.gen(function*() {
       const harness = yield* setup({ timeout: "5 seconds" })
       const channel = yield* harness.client.channel("slow")
-      const fiber = yield* Effect.fork(Effect.flip(channel.subscribe))
+      const statuses = yield* statusesUntil(channel, "Subscribed")
+      const fiber = yield* Effect.fork(channel.subscribe)
       const connection = yield* Queue.take(harness.server.connections)
       const join = yield* nextOf(connection, "phx_join")
       yield* TestClock.adjust("5 seconds")
-      const error = yield* Fiber.join(fiber)
-      assert.strictEqual(error._tag, "JoinTimeout")
       const leave = yield* nextOf(connection, "phx_leave")
       assert.strictEqual(leave.joinRef, join.ref)
+      yield* awaitStatus(channel, "Rejoining")
+      yield* TestClock.adjust("1 second")
+      const again = yield* nextOf(connection, "phx_join")
+      yield* reply(connection, again, "ok", { postgres_changes: [] })
+      yield* Fiber.join(fiber)
+      assert.deepStrictEqual((yield* Fiber.join(statuses)).map((s) => s._tag), [
+        "Idle",
+        "Joining",
+        "TimedOut",
+        "Rejoining",
+        "Joining",
+        "Subscribed"
+      ])
+    }))
+
+  it.scoped("a first join that keeps timing out fails subscribe with JoinTimeout after maxRejoinFailures", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup({ timeout: "5 seconds" })
+      const channel = yield* harness.client.channel("slow", {}, { maxRejoinFailures: 3 })
+      const fiber = yield* Effect.fork(Effect.flip(channel.subscribe))
+      const connection = yield* Queue.take(harness.server.connections)
+      for (const backoff of [1000, 2000]) {
+        yield* nextOf(connection, "phx_join")
+        yield* TestClock.adjust("5 seconds")
+        yield* awaitStatus(channel, "Rejoining")
+        yield* TestClock.adjust(backoff)
+      }
+      yield* nextOf(connection, "phx_join")
+      yield* TestClock.adjust("5 seconds")
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "JoinTimeout")
+      const closed = yield* channel.status
+      assert.include(closed._tag === "Closed" ? closed.reason : "", "gave up after 3 failed joins")
     }))
 
   it.scoped("a subscriber that gives up before the reply leaves the join that may still land", () =>
@@ -415,6 +447,8 @@ describe("RealtimeChannel", () => {
       const harness = yield* setup()
       const channel = yield* harness.client.channel("room", {}, { maxRejoinFailures: 3 })
       const { connection, join } = yield* joined(harness, channel)
+      // the join held (a heartbeat interval): losing it is no failure
+      yield* TestClock.adjust("25 seconds")
       yield* serverSend(connection, {
         joinRef: join.ref,
         ref: join.ref,
@@ -430,7 +464,7 @@ describe("RealtimeChannel", () => {
         })
       }
       const closed = yield* awaitStatus(channel, "Closed")
-      assert.include(closed._tag === "Closed" ? closed.reason : "", "gave up after 3 failed rejoins")
+      assert.include(closed._tag === "Closed" ? closed.reason : "", "gave up after 3 failed joins")
     }))
 
   describe("broadcast", () => {

@@ -261,7 +261,7 @@ describe("Transport", () => {
       yield* awaitState(transport, "Open")
     }))
 
-  it.scoped("backs off 1 s, 2 s, 5 s, 10 s, 10 s while refused, and resets after an open", () =>
+  it.scoped("backs off 1 s, 2 s, 5 s, 10 s, 10 s while refused, and resets after a connection held 25 s", () =>
     Effect.gen(function*() {
       const { connection, server, transport } = yield* connected()
       const delays = yield* transport.stateChanges.pipe(
@@ -278,6 +278,8 @@ describe("Transport", () => {
       const second = yield* Queue.take(server.connections)
       yield* awaitState(transport, "Open")
       assert.strictEqual(yield* Ref.get(server.attempts), 6)
+      // held for a heartbeat interval: the backoff starts over
+      yield* TestClock.adjust("25 seconds")
       yield* second.terminate
       yield* awaitState(transport, "Reconnecting")
       yield* TestClock.adjust("1 second")
@@ -302,9 +304,32 @@ describe("Transport", () => {
       yield* TestClock.adjust("1 second")
       const second = yield* Queue.take(server.connections)
       yield* awaitState(transport, "Open")
+      yield* TestClock.adjust("25 seconds")
       yield* second.close(1000, "normal")
       const again = yield* awaitState(transport, "Reconnecting")
       assert.strictEqual(again._tag === "Reconnecting" && again.attempt, 1)
+      assert.strictEqual(again._tag === "Reconnecting" && again.code, 1000)
+      assert.strictEqual(again._tag === "Reconnecting" && again.reason, "closed by the server (1000: normal)")
+    }))
+
+  it.scoped("a server that closes every connection at once is reconnected to on the backoff, not every second", () =>
+    Effect.gen(function*() {
+      const { connection, server, transport } = yield* connected()
+      const delays = yield* transport.stateChanges.pipe(
+        Stream.filterMap((s) => s._tag === "Reconnecting" ? Option.some(Duration.toMillis(s.delay)) : Option.none()),
+        Stream.take(4),
+        Stream.runCollect,
+        Effect.fork
+      )
+      yield* connection.close(1011, "internal error")
+      for (const ms of [1000, 2000, 5000]) {
+        yield* TestClock.adjust(ms)
+        const next = yield* Queue.take(server.connections)
+        yield* awaitState(transport, "Open")
+        yield* next.close(1011, "internal error")
+        yield* awaitState(transport, "Reconnecting")
+      }
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(delays)), [1000, 2000, 5000, 10000])
     }))
 
   it.scoped("in-flight requests fail with SocketClosed when the connection drops", () =>

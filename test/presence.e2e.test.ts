@@ -136,6 +136,8 @@ describe("presence end to end", () => {
               else {
                 const connection = (yield* server.state).connections[step.client]?.id
                 if (connection === undefined) continue
+                // a connection that held a heartbeat interval: the reconnect backoff starts over
+                yield* TestClock.adjust("25 seconds")
                 yield* server.dropConnection({ connection, abrupt: true })
                 yield* TestClock.adjust("1 second")
                 yield* channel.statusChanges.pipe(

@@ -3,8 +3,10 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -24,10 +26,14 @@ import {
   joinRejected,
   JoinTimeout,
   PayloadTooLarge,
-  PushRejected
+  type ProtocolError,
+  PushRejected,
+  type PushTimeout,
+  type SocketClosed
 } from "../RealtimeError.js"
 import type * as Transport from "../Transport.js"
 import * as Backoff from "./backoff.js"
+import * as State from "./channel/state.js"
 
 /** @internal */
 export const metrics = {
@@ -59,6 +65,12 @@ export interface Deps {
   readonly int8: PostgresChanges.ConvertOptions["int8"]
   /** Starts a fiber of the client (a root fiber: the channel interrupts its own when it leaves). */
   readonly runFork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
+  /** Runs a synchronous effect with the client's services (its clock and random). */
+  readonly runSync: <A>(effect: Effect.Effect<A>) => A
+  /** The client's clock, in milliseconds. */
+  readonly now: () => number
+  /** How long a join must hold before losing it no longer counts as a failure (a heartbeat interval). */
+  readonly stableAfter: Duration.Duration
   /** Checks the channel is still the client's, and connects the socket. */
   readonly register: (channel: ChannelImpl) => Effect.Effect<void, ChannelClosed>
   /** A channel became subscribed (+1) or stopped being (-1). */
@@ -233,7 +245,6 @@ const configKeys = new WeakMap<Channel.ChannelConfig, string>()
 export const topicOf = (name: string): string => name.startsWith("realtime:") ? name : `realtime:${name}`
 
 const initialSyncer = Presence.makeSyncer()
-const isSettled = (s: Channel.ChannelStatus) => s._tag === "Subscribed" || s._tag === "Closed"
 
 /**
  * A stream over a fresh inbox that `register` connects to its source when the stream starts (the
@@ -256,15 +267,66 @@ const removeFrom = <A>(array: Array<A> | undefined, value: A): void => {
   if (i >= 0) array.splice(i, 1)
 }
 
-interface StatusWaiter {
-  readonly until: (status: Channel.ChannelStatus) => boolean
-  readonly resume: (status: Channel.ChannelStatus) => void
+/**
+ * One wait for the join's outcome (a subscriber's, or a send's that waits for the join): settled
+ * once, by the join, a give-up or a leave. A callback, not a `Deferred` (cheaper to make and wait on).
+ */
+class JoinWaiter {
+  private exit: Exit.Exit<void, JoinFailure> | undefined = undefined
+  private resume: ((exit: Exit.Exit<void, JoinFailure>) => void) | undefined = undefined
+  readonly settle = (exit: Exit.Exit<void, JoinFailure>): void => {
+    if (this.exit !== undefined) return
+    this.exit = exit
+    const resume = this.resume
+    this.resume = undefined
+    resume?.(exit)
+  }
+  /** The outcome; `forget` runs if the waiter is interrupted first. */
+  await(forget: () => void): Effect.Effect<void, JoinFailure> {
+    return Effect.async<void, JoinFailure>((resume) => {
+      if (this.exit !== undefined) return resume(this.exit)
+      this.resume = resume
+      return Effect.sync(() => {
+        this.resume = undefined
+        forget()
+      })
+    })
+  }
 }
+
+type Failure = State.Failure<JoinFailure>
+
+const toStatus = (status: State.Status): Channel.ChannelStatus => {
+  switch (status._tag) {
+    case "Idle":
+      return Channel.ChannelStatus.Idle()
+    case "Joining":
+      return Channel.ChannelStatus.Joining({ attempt: status.attempt })
+    case "Subscribed":
+      return Channel.ChannelStatus.Subscribed()
+    case "Errored":
+      return Channel.ChannelStatus.Errored({ reason: status.reason })
+    case "TimedOut":
+      return Channel.ChannelStatus.TimedOut({ timeoutMillis: status.timeoutMillis })
+    case "Rejoining":
+      return Channel.ChannelStatus.Rejoining({ attempt: status.attempt, delay: Duration.millis(status.delayMillis) })
+    case "Closed":
+      return Channel.ChannelStatus.Closed({ reason: status.reason })
+  }
+}
+
+/** What a socket event means for a channel (built once per event by the client, for every channel). */
+export const socketFailure = (error: SocketClosed, permanent: boolean): Failure => ({
+  error,
+  reason: error.message,
+  permanent
+})
 
 /**
  * A channel. Creating one allocates no fiber, scope or Effect: the status is a field with plain
- * listeners, the rejoin and re-track fibers exist only while they run, and the streams and effects
- * are built when asked for.
+ * listeners, the backoff and re-track fibers exist only while they run, and the streams and effects
+ * are built when asked for. The lifecycle is the state machine of `channel/state.ts`: this class
+ * carries out its commands (`run`) and feeds it what happens (`dispatch`).
  *
  * @internal
  */
@@ -273,16 +335,27 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   readonly topic: string
   readonly key: string
 
+  private machine: State.Machine<JoinFailure>
+  // the current join's ref (the machine's, cached for the per-frame check)
   private joinRef: string | null = null
   private subscribers = 0
-  private leaving = false
   private removed = false
   private currentStatus: Channel.ChannelStatus = Channel.ChannelStatus.Idle()
   private statusInboxes: Array<Inbox<Channel.ChannelStatus>> | undefined
-  private statusWaiters: Array<StatusWaiter> | undefined
-  // set while the first join runs: the subscribers that wait for it besides the one running it
-  private joinWaiters: Array<(exit: Exit.Exit<void, JoinFailure>) => void> | undefined
+  private joinWaiters: Array<JoinWaiter> | undefined
+  // events that arrive while a step's commands run are handled after it, in order
+  private dispatching = false
+  private readonly queued: Array<State.Event<JoinFailure>> = []
+  // a join attempt that wants its token fetched (set by FetchToken; run inline or forked)
+  private tokenWanted: number | undefined
+  private token: Option.Option<string> = Option.none()
+  private forgetJoin: (() => void) | undefined
+  private timer: Fiber.RuntimeFiber<void> | undefined
+  private readonly env: State.Env
+  private readonly backoff: Backoff.Backoff
   private lastSystemError: string | undefined
+  // pushes waiting for a reply on the current join, failed at once when the server ends it
+  private lossWaiters: Array<(reason: string) => void> | undefined
   private ids: Option.Option<ReadonlyArray<ReadonlyArray<number>>> = Option.none()
   private joinPayload: Option.Option<Protocol.JoinPayload> = Option.none()
   private tokenSent: Option.Option<string> = Option.none()
@@ -302,7 +375,6 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private presenceListeners:
     | Array<Listener<ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState>>
     | undefined
-  private rejoinFiber: Fiber.RuntimeFiber<void> | undefined
   private retrackFiber: Fiber.RuntimeFiber<void> | undefined
   private dropsLogged = 0
 
@@ -322,6 +394,19 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     this.timeout = options.timeout === undefined ? deps.timeout : Duration.decode(options.timeout)
     this.maxRejoinFailures = options.maxRejoinFailures ?? 10
     this.httpFallback = options.httpFallback ?? true
+    this.machine = State.initial(deps.transport.unsafeIsOpen())
+    this.backoff = Backoff.make(deps.rejoin)
+    this.env = {
+      now: deps.now,
+      nextDelay: () => {
+        const delay = deps.runSync(this.backoff.next(undefined))
+        return Option.isSome(delay) ? Duration.toMillis(delay.value) : undefined
+      },
+      resetDelay: () => this.backoff.reset(),
+      makeRef: deps.transport.makeRef,
+      maxFailures: this.maxRejoinFailures,
+      stableMillis: Duration.toMillis(deps.stableAfter)
+    }
   }
 
   // ---------------------------------------------------------------------------
@@ -354,29 +439,249 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   private setStatus(status: Channel.ChannelStatus): void {
+    if (Equal.equals(status, this.currentStatus)) return
     this.currentStatus = status
     const inboxes = this.statusInboxes
     if (inboxes !== undefined) { for (let i = 0; i < inboxes.length; i++) inboxes[i]!.offer(status, true) }
-    const waiters = this.statusWaiters
-    if (waiters === undefined) return
-    for (let i = 0; i < waiters.length;) {
-      const waiter = waiters[i]!
-      if (waiter.until(status)) {
-        waiters.splice(i, 1)
-        waiter.resume(status)
-      } else i++
+  }
+
+  // ---------------------------------------------------------------------------
+  // the state machine's shell
+  // ---------------------------------------------------------------------------
+
+  /** Feeds the machine an event and carries out its commands (re-entrant calls are queued). */
+  private dispatch(event: State.Event<JoinFailure>): void {
+    if (this.dispatching) {
+      this.queued.push(event)
+      return
+    }
+    this.dispatching = true
+    try {
+      let next: State.Event<JoinFailure> | undefined = event
+      while (next !== undefined) {
+        const { commands, machine } = State.step(this.machine, next, this.env)
+        this.machine = machine
+        this.joinRef = State.joinRefOf(machine.state) ?? null
+        for (let i = 0; i < commands.length; i++) this.run(commands[i]!)
+        next = this.queued.shift()
+      }
+    } finally {
+      this.dispatching = false
     }
   }
 
-  /** The first status (the current one included) that satisfies `until`. */
-  private awaitStatus(until: (status: Channel.ChannelStatus) => boolean): Effect.Effect<Channel.ChannelStatus> {
-    return Effect.async<Channel.ChannelStatus>((resume) => {
-      const current = this.currentStatus
-      if (until(current)) return resume(Effect.succeed(current))
-      const waiter: StatusWaiter = { until, resume: (status) => resume(Effect.succeed(status)) }
-      ;(this.statusWaiters ??= []).push(waiter)
-      return Effect.sync(() => removeFrom(this.statusWaiters, waiter))
+  /** Dispatches from a callback (no fiber at hand): a token fetch it wants runs in a fiber of its own. */
+  private dispatchSync(event: State.Event<JoinFailure>): void {
+    this.dispatch(event)
+    const job = this.takeTokenJob()
+    if (job !== undefined) this.deps.runFork(job)
+  }
+
+  /** Dispatches from a fiber: a token fetch it wants runs in that fiber. */
+  private dispatchIn(event: State.Event<JoinFailure>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.dispatch(event)
+      return this.takeTokenJob() ?? Effect.void
     })
+  }
+
+  /** The token fetch the last step asked for (never a token-less join while a fetch is pending). */
+  private takeTokenJob(): Effect.Effect<void> | undefined {
+    const attempt = this.tokenWanted
+    if (attempt === undefined) return undefined
+    this.tokenWanted = undefined
+    return Effect.flatMap(this.fetchToken, (token) =>
+      Effect.sync(() => {
+        this.token = token
+        this.dispatchSync({ _tag: "TokenReady", attempt })
+      }))
+  }
+
+  private run(command: State.Command<JoinFailure>): void {
+    switch (command._tag) {
+      case "Status":
+        return this.setStatus(toStatus(command.status))
+      case "FetchToken":
+        this.tokenWanted = command.attempt
+        return
+      case "WriteJoin":
+        return this.writeJoin(command.joinRef)
+      case "WriteLeave": {
+        this.forgetJoin?.()
+        this.forgetJoin = undefined
+        this.deps.transport.unsafePush({
+          joinRef: command.joinRef,
+          ref: this.deps.transport.makeRef(),
+          topic: this.topic,
+          event: "phx_leave",
+          payload: {}
+        })
+        return
+      }
+      case "ArmTimer": {
+        this.cancelTimer()
+        const fiber = this.deps.runFork(
+          Effect.sleep(Duration.millis(command.delayMillis)).pipe(
+            Effect.zipRight(Effect.suspend(() => {
+              if (this.timer === fiber) this.timer = undefined
+              return this.dispatchIn({ _tag: "TimerFired" })
+            }))
+          )
+        )
+        this.timer = fiber
+        return
+      }
+      case "CancelTimer":
+        return this.cancelTimer()
+      case "Settle":
+        return this.settle(command.outcome)
+      case "Joined": {
+        // the server forgot this client's presence with the old join: track it again
+        if (this.tracked !== undefined) this.retrack(this.tracked)
+        if (command.rejoined) {
+          this.deps.runFork(Effect.logInfo("channel rejoined").pipe(Effect.annotateLogs({ topic: this.topic })))
+        }
+        return
+      }
+    }
+  }
+
+  private cancelTimer() {
+    const timer = this.timer
+    if (timer === undefined) return
+    this.timer = undefined
+    timer.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  private settle(outcome: State.Outcome<JoinFailure>) {
+    const waiters = this.joinWaiters
+    if (waiters === undefined || waiters.length === 0) return
+    this.joinWaiters = undefined
+    // errors are built only when someone waits (a Schema error costs tens of µs)
+    const exit: Exit.Exit<void, JoinFailure> = outcome._tag === "Joined"
+      ? Exit.void
+      : outcome._tag === "Failed"
+      ? Exit.fail(outcome.failure.error)
+      : Exit.fail(new ChannelClosed({ topic: this.topic, reason: outcome.reason }))
+    for (let i = 0; i < waiters.length; i++) waiters[i]!.settle(exit)
+  }
+
+  /** Waits for the join's outcome; `subscribe` also asks for the join. */
+  private awaitJoin(subscribe: boolean): Effect.Effect<void, JoinFailure> {
+    return Effect.suspend(() => {
+      if (this.machine.state._tag === "Joined") return Effect.void
+      const waiter = new JoinWaiter()
+      ;(this.joinWaiters ??= []).push(waiter)
+      const wait = waiter.await(() => removeFrom(this.joinWaiters, waiter))
+      return subscribe ? Effect.zipRight(this.dispatchIn({ _tag: "Subscribe" }), wait) : wait
+    })
+  }
+
+  private writeJoin(joinRef: string) {
+    const token = this.token
+    const payload = this.buildJoinPayload(token)
+    this.lastSystemError = undefined
+    this.tokenSent = token
+    this.joinPayload = Option.some(
+      Option.isSome(token) ? { ...payload, access_token: "<redacted>" } as Protocol.JoinPayload : payload
+    )
+    const timeout = this.joinTimeout
+    this.forgetJoin = this.deps.transport.unsafeRequest(
+      { joinRef, ref: joinRef, topic: this.topic, event: "phx_join", payload },
+      timeout,
+      (exit) => {
+        this.forgetJoin = undefined
+        this.onJoinReply(joinRef, exit, Duration.toMillis(timeout))
+      }
+    )
+  }
+
+  private onJoinReply(
+    joinRef: string,
+    exit: Exit.Exit<Transport.Reply, SocketClosed | PushTimeout | ProtocolError>,
+    timeoutMillis: number
+  ) {
+    if (Exit.isFailure(exit)) {
+      const error = Cause.failureOption(exit.cause)
+      if (Option.isNone(error)) return
+      switch (error.value._tag) {
+        // the socket ended first: the transport's state change follows, and says why
+        case "SocketClosed":
+          return
+        case "PushTimeout":
+          return this.dispatchSync({
+            _tag: "JoinFailed",
+            joinRef,
+            failure: {
+              error: new JoinTimeout({ topic: this.topic, timeoutMillis }),
+              reason: `no reply to the join within ${timeoutMillis} ms`,
+              permanent: false,
+              timeoutMillis
+            }
+          })
+        case "ProtocolError":
+          return this.dispatchSync({
+            _tag: "JoinFailed",
+            joinRef,
+            failure: { error: error.value, reason: error.value.message, permanent: true }
+          })
+      }
+    }
+    const reply = exit.value
+    if (reply.status !== "ok") {
+      const rejected = joinRejected(this.topic, reply.response)
+      return this.dispatchSync({
+        _tag: "JoinFailed",
+        joinRef,
+        failure: {
+          error: rejected,
+          reason: rejected.message,
+          // an expired token on a subscribe's own join came fresh from the token source: retrying
+          // will not help; on a rejoin it may be a stale one, and the next attempt refreshes it
+          permanent: isPermanent(rejected) || (rejected._tag === "TokenExpired" && this.machine.pending)
+        }
+      })
+    }
+    const serverBindings = (reply.response as { readonly postgres_changes?: unknown } | null)?.postgres_changes
+    const matched = PostgresChanges.matchBindingIds(this.wireBindings, serverBindings)
+    if (Either.isLeft(matched)) {
+      this.deps.transport.unsafePush({
+        joinRef,
+        ref: this.deps.transport.makeRef(),
+        topic: this.topic,
+        event: "phx_leave",
+        payload: {}
+      })
+      return this.dispatchSync({
+        _tag: "JoinFailed",
+        joinRef,
+        failure: { error: matched.left, reason: matched.left.message, permanent: true }
+      })
+    }
+    this.ids = Option.some(matched.right)
+    this.dispatchSync({ _tag: "JoinOk", joinRef })
+  }
+
+  /** The server ended the current join. */
+  private lost(joinRef: string, reason: string) {
+    this.lastSystemError = undefined
+    const waiters = this.lossWaiters
+    this.lossWaiters = undefined
+    if (waiters !== undefined) { for (const fail of waiters) fail(reason) }
+    this.deps.runFork(
+      Effect.logWarning("channel lost its join").pipe(Effect.annotateLogs({ topic: this.topic, reason }))
+    )
+    this.dispatchSync({
+      _tag: "Lost",
+      joinRef,
+      failure: { error: new ChannelClosed({ topic: this.topic, reason }), reason, permanent: false }
+    })
+  }
+
+  /** @internal called by the client on every change of the connection (`down`: not open any more) */
+  onSocket(down: Failure | undefined): void {
+    if (this.removed) return
+    this.dispatchSync(down === undefined ? { _tag: "SocketOpen" } : { _tag: "SocketDown", failure: down })
   }
 
   // ---------------------------------------------------------------------------
@@ -400,13 +705,28 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       case "system":
         return this.onSystem(message.payload)
       case "phx_close":
-        if (message.ref !== null && message.ref !== this.joinRef) return
-        if (this.leaving || this.joinRef === null) return
-        return this.onLost(this.lastSystemError ?? "closed by the server", true)
-      case "phx_error":
-        if (message.ref !== null && message.ref !== this.joinRef) return
-        if (this.joinRef === null) return
-        return this.onLost("channel crashed on the server", true)
+      case "phx_error": {
+        const joinRef = this.joinRef
+        if (joinRef === null) return
+        if (message.ref !== null && message.ref !== joinRef) return
+        if (this.machine.state._tag === "Joining") {
+          // the join's process ended before it replied: a failed attempt
+          const reason = this.lastSystemError ?? `the server ended the join (${message.event})`
+          this.forgetJoin?.()
+          this.forgetJoin = undefined
+          return this.dispatchSync({
+            _tag: "JoinFailed",
+            joinRef,
+            failure: { error: new ChannelClosed({ topic: this.topic, reason }), reason, permanent: false }
+          })
+        }
+        return this.lost(
+          joinRef,
+          message.event === "phx_close"
+            ? this.lastSystemError ?? "closed by the server"
+            : this.lastSystemError ?? "channel crashed on the server"
+        )
+      }
     }
   }
 
@@ -485,27 +805,6 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     }
   }
 
-  /** The join is gone (server close or crash, or the socket): rejoin. */
-  private onLost(reason: string, backoffFirst: boolean) {
-    this.joinRef = null
-    this.lastSystemError = undefined
-    this.deps.runFork(
-      Effect.logWarning("channel lost its join").pipe(Effect.annotateLogs({ topic: this.topic, reason }))
-    )
-    this.setStatus(Channel.ChannelStatus.Errored({ reason }))
-    this.startRejoin(backoffFirst)
-  }
-
-  /** @internal called by the client when the socket went down */
-  onSocketDown(reason: string) {
-    if (this.subscribers === 0 || this.removed) return
-    if (this.joinRef !== null || this.currentStatus._tag === "Joining") {
-      this.joinRef = null
-      this.setStatus(Channel.ChannelStatus.Errored({ reason }))
-      this.startRejoin(false)
-    }
-  }
-
   /** @internal called by the client when the token changed */
   onToken(token: Option.Option<string>): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -525,7 +824,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   // ---------------------------------------------------------------------------
-  // join / rejoin / leave
+  // join / leave
   // ---------------------------------------------------------------------------
 
   private buildJoinPayload(token: Option.Option<string>): Protocol.JoinPayload {
@@ -565,7 +864,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     return this.timeout
   }
 
-  private get token(): Effect.Effect<Option.Option<string>> {
+  private get fetchToken(): Effect.Effect<Option.Option<string>> {
     return Effect.catchAll(
       this.deps.accessToken.refresh,
       (error) =>
@@ -574,70 +873,6 @@ export class ChannelImpl implements Channel.RealtimeChannel {
           Effect.zipRight(this.deps.accessToken.current)
         )
     )
-  }
-
-  private leavePush(joinRef: string): Effect.Effect<void> {
-    return this.deps.transport.push({
-      joinRef,
-      ref: this.deps.transport.makeRef(),
-      topic: this.topic,
-      event: "phx_leave",
-      payload: {}
-    }).pipe(Effect.ignore)
-  }
-
-  /** One join attempt: the token first (never a token-less join while a fetch is pending). */
-  private joinOnce(attempt: number): Effect.Effect<void, JoinFailure> {
-    return Effect.flatMap(this.token, (token) => {
-      const ref = this.deps.transport.makeRef()
-      const payload = this.buildJoinPayload(token)
-      this.joinRef = ref
-      this.lastSystemError = undefined
-      this.tokenSent = token
-      this.joinPayload = Option.some(
-        Option.isSome(token) ? { ...payload, access_token: "<redacted>" } as Protocol.JoinPayload : payload
-      )
-      this.syncer = initialSyncer
-      this.setStatus(Channel.ChannelStatus.Joining({ attempt }))
-      const timeout = this.joinTimeout
-      return this.deps.transport.request(
-        { joinRef: ref, ref, topic: this.topic, event: "phx_join", payload },
-        { timeout }
-      ).pipe(
-        Effect.catchTag("PushTimeout", () => {
-          // as realtime-js: leave the join that may still land, so the server holds no ghost
-          this.joinRef = null
-          const timeoutMillis = Duration.toMillis(timeout)
-          return this.leavePush(ref).pipe(
-            Effect.zipRight(Effect.suspend(() => {
-              this.setStatus(Channel.ChannelStatus.TimedOut({ timeoutMillis }))
-              return Effect.fail(new JoinTimeout({ topic: this.topic, timeoutMillis }))
-            }))
-          )
-        }),
-        Effect.flatMap((reply): Effect.Effect<void, JoinFailure> => {
-          if (this.joinRef !== ref) {
-            return Effect.fail(new ChannelClosed({ topic: this.topic, reason: "the join was superseded" }))
-          }
-          if (reply.status !== "ok") {
-            this.joinRef = null
-            return Effect.fail(joinRejected(this.topic, reply.response))
-          }
-          const serverBindings = (reply.response as { readonly postgres_changes?: unknown } | null)?.postgres_changes
-          const matched = PostgresChanges.matchBindingIds(this.wireBindings, serverBindings)
-          if (Either.isLeft(matched)) {
-            this.joinRef = null
-            return Effect.zipRight(this.leavePush(ref), Effect.fail(matched.left))
-          }
-          this.ids = Option.some(matched.right)
-          this.setStatus(Channel.ChannelStatus.Subscribed())
-          // the server forgot this client's presence with the old join: track it again (the channel
-          // is already Subscribed for everyone else meanwhile)
-          if (this.tracked !== undefined) this.retrack(this.tracked)
-          return Effect.void
-        })
-      )
-    })
   }
 
   private retrack(meta: object) {
@@ -656,143 +891,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     })
   }
 
-  private get awaitSocketOpen(): Effect.Effect<void> {
-    return this.deps.transport.stateChanges.pipe(
-      Stream.filter((s) => s._tag === "Open"),
-      Stream.take(1),
-      Stream.runDrain
-    )
-  }
-
-  private stop(reason: string): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      this.joinRef = null
-      this.failJoinWaiters(reason)
-      this.setStatus(Channel.ChannelStatus.Closed({ reason }))
-      return Effect.logError("channel stopped").pipe(Effect.annotateLogs({ topic: this.topic, reason }))
-    })
-  }
-
-  private rejoinLoop(backoffFirst: boolean): Effect.Effect<void> {
-    const self = this
-    return Effect.gen(function*() {
-      const backoff = Backoff.make(self.deps.rejoin)
-      let failures = 0
-      let attempt = 0
-      let wait = backoffFirst
-      while (true) {
-        if (wait) {
-          const delay = yield* backoff.next(undefined)
-          if (Option.isNone(delay)) return yield* self.stop("the rejoin schedule ended")
-          self.setStatus(Channel.ChannelStatus.Rejoining({ attempt: attempt + 1, delay: delay.value }))
-          yield* Effect.sleep(delay.value)
-        }
-        wait = true
-        yield* self.awaitSocketOpen
-        attempt++
-        metrics.rejoins.unsafeUpdate(1, [])
-        const exit = yield* Effect.exit(self.joinOnce(attempt))
-        if (Exit.isSuccess(exit)) return
-        const error = Cause.failureOption(exit.cause)
-        if (Option.isNone(error)) return yield* self.stop("the rejoin was interrupted")
-        if (error.value._tag === "SocketClosed") {
-          // not a failure of the join: wait for the socket, then rejoin at once
-          wait = false
-          continue
-        }
-        if (isPermanent(error.value)) return yield* self.stop(error.value.message)
-        failures++
-        if (failures >= self.maxRejoinFailures) {
-          return yield* self.stop(`gave up after ${failures} failed rejoins: ${error.value.message}`)
-        }
-        yield* Effect.logWarning("rejoin failed").pipe(
-          Effect.annotateLogs({ topic: self.topic, attempt, error: error.value.message })
-        )
-      }
-    })
-  }
-
-  /** Starts the rejoin loop unless it runs already. */
-  private startRejoin(backoffFirst: boolean): void {
-    if (this.subscribers === 0 || this.removed || this.rejoinFiber !== undefined) return
-    const fiber = this.deps.runFork(this.rejoinLoop(backoffFirst))
-    this.rejoinFiber = fiber
-    fiber.addObserver(() => {
-      if (this.rejoinFiber === fiber) this.rejoinFiber = undefined
-    })
-  }
-
-  /**
-   * The first join. A socket that drops before the reply is no verdict on the join: the rejoin loop
-   * (the one joiner after a drop) takes over, and this waits for its outcome.
-   */
-  private firstJoin(): Effect.Effect<void, JoinFailure> {
-    const waiters: Array<(exit: Exit.Exit<void, JoinFailure>) => void> = []
-    this.joinWaiters = waiters
-    return this.joinOnce(0).pipe(
-      Effect.catchIf(
-        (error) => error._tag === "SocketClosed" && this.subscribers > 0 && !this.removed,
-        () => {
-          this.startRejoin(false)
-          return this.awaitJoined(this.joinTimeout)
-        }
-      ),
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          if (this.joinWaiters === waiters) this.settleJoin(exit)
-        })
-      )
-    )
-  }
-
-  /** Hands the first join's outcome to the subscribers waiting for it. */
-  private settleJoin(exit: Exit.Exit<void, JoinFailure>) {
-    const waiters = this.joinWaiters
-    this.joinWaiters = undefined
-    if (waiters !== undefined) { for (const resume of waiters) resume(exit) }
-  }
-
-  /** The first join will not complete: its waiters fail with `ChannelClosed` (built only if any wait). */
-  private failJoinWaiters(reason: string) {
-    if (this.joinWaiters === undefined) return
-    if (this.joinWaiters.length === 0) {
-      this.joinWaiters = undefined
-      return
-    }
-    this.settleJoin(Exit.fail(new ChannelClosed({ topic: this.topic, reason })))
-  }
-
-  /** Resolves when joined (or fails with why not). */
-  private ensureJoined(timeout: Duration.Duration): Effect.Effect<void, JoinFailure> {
-    const status = this.currentStatus
-    if (status._tag === "Subscribed") return Effect.void
-    const waiters = this.joinWaiters
-    if (waiters !== undefined) {
-      return Effect.async<void, JoinFailure>((resume) => {
-        waiters.push(resume)
-        return Effect.sync(() => removeFrom(waiters, resume))
-      })
-    }
-    if (status._tag === "Idle" || (status._tag === "Closed" && this.subscribers <= 1)) return this.firstJoin()
-    // a rejoin is under way: wait for its outcome
-    return this.awaitJoined(timeout)
-  }
-
-  /** The outcome of a join under way (the first one handed over, or a rejoin), within `timeout`. */
-  private awaitJoined(timeout: Duration.Duration): Effect.Effect<void, ChannelClosed | JoinTimeout> {
-    return this.awaitStatus(isSettled).pipe(
-      Effect.flatMap((s) =>
-        s._tag === "Closed" ? Effect.fail(new ChannelClosed({ topic: this.topic, reason: s.reason })) : Effect.void
-      ),
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () => new JoinTimeout({ topic: this.topic, timeoutMillis: Duration.toMillis(timeout) })
-      })
-    )
-  }
-
-  // The bookkeeping is uninterruptible; the join itself is not (its timeout must be able to fire,
-  // and a caller may give up on it).
+  // The bookkeeping is uninterruptible; the wait is not (a caller may give up on it).
   get subscribe(): Effect.Effect<void, Channel.JoinError, Scope.Scope> {
     return Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
@@ -801,12 +900,11 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         }
         return Effect.flatMap(this.deps.register(this), () => {
           this.addSubscriber()
-          return Effect.matchCauseEffect(restore(Effect.suspend(() => this.ensureJoined(this.joinTimeout))), {
+          return Effect.matchCauseEffect(restore(this.awaitJoin(true)), {
             onFailure: (cause) => {
               this.dropSubscriber()
               if (this.subscribers > 0) return Effect.failCause(cause)
-              // no one is left: stop a rejoin the join handed over to, and leave a join that may
-              // still land (a caller that gave up before the reply)
+              // no one is left: leave (a join that may still land is left on the server)
               return Effect.zipRight(this.leave("the join failed"), Effect.failCause(cause))
             },
             // the scope's own finalizer list: `Effect.addFinalizer` would also diff the fiber's refs
@@ -826,43 +924,21 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     })
   }
 
-  /** Leaves the topic (if joined) and ends the channel's streams. */
+  /** Leaves the topic (if joined) and ends the channel's join: written now, never awaited. */
   leave(reason: string): Effect.Effect<void> {
     return Effect.suspend(() => {
-      const fibers: Array<Fiber.RuntimeFiber<void>> = []
-      if (this.rejoinFiber !== undefined) fibers.push(this.rejoinFiber)
-      if (this.retrackFiber !== undefined) fibers.push(this.retrackFiber)
-      this.rejoinFiber = undefined
+      const retrack = this.retrackFiber
       this.retrackFiber = undefined
-      const interrupted = fibers.length === 0 ? Effect.void : Fiber.interruptAll(fibers)
-      return Effect.zipRight(interrupted, Effect.suspend(() => this.leaveNow(reason)))
+      this.dispatch({ _tag: "Leave", reason })
+      this.forgetJoin?.()
+      this.forgetJoin = undefined
+      this.tokenWanted = undefined
+      this.tracked = undefined
+      this.ids = Option.none()
+      this.syncer = initialSyncer
+      const unregister = this.deps.unregister(this)
+      return retrack === undefined ? unregister : Effect.zipRight(Fiber.interrupt(retrack), unregister)
     }).pipe(Effect.uninterruptible)
-  }
-
-  private leaveNow(reason: string): Effect.Effect<void> {
-    const joinRef = this.joinRef
-    // Written now, never buffered nor awaited: closing a scope must not hang on a round trip, and a
-    // socket that is not open has no join on the server to leave.
-    const left = joinRef === null ? Effect.void : Effect.suspend(() => {
-      this.leaving = true
-      return this.deps.transport.push(
-        { joinRef, ref: this.deps.transport.makeRef(), topic: this.topic, event: "phx_leave", payload: {} },
-        { buffer: false }
-      ).pipe(Effect.ignore)
-    })
-    return Effect.zipRight(
-      left,
-      Effect.suspend(() => {
-        this.joinRef = null
-        this.leaving = false
-        this.tracked = undefined
-        this.ids = Option.none()
-        this.syncer = initialSyncer
-        this.failJoinWaiters(reason)
-        this.setStatus(Channel.ChannelStatus.Closed({ reason }))
-        return this.deps.unregister(this)
-      })
-    )
   }
 
   /** Removed from the client: leave and end every stream. */
@@ -1088,16 +1164,21 @@ export class ChannelImpl implements Channel.RealtimeChannel {
 
   /** The join ref to push with: now when joined, else once joined (within `timeout`). */
   private joinedRef(timeout: Duration.Duration): Effect.Effect<string, ChannelClosed> {
-    if (this.currentStatus._tag === "Subscribed" && this.joinRef !== null) return Effect.succeed(this.joinRef)
+    if (this.machine.state._tag === "Joined" && this.joinRef !== null) return Effect.succeed(this.joinRef)
     if (this.removed || this.subscribers === 0) {
       return Effect.fail(
         new ChannelClosed({ topic: this.topic, reason: "not subscribed: call subscribe before sending" })
       )
     }
-    return this.awaitJoined(timeout).pipe(
-      Effect.catchTag(
-        "JoinTimeout",
-        (e) => Effect.fail(new ChannelClosed({ topic: this.topic, reason: `not joined within ${e.timeoutMillis} ms` }))
+    return this.awaitJoin(false).pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          new ChannelClosed({ topic: this.topic, reason: `not joined within ${Duration.toMillis(timeout)} ms` })
+      }),
+      Effect.catchIf(
+        (error): error is Exclude<JoinFailure, ChannelClosed> => error._tag !== "ChannelClosed",
+        (error) => Effect.fail(new ChannelClosed({ topic: this.topic, reason: error.message }))
       ),
       Effect.flatMap(() =>
         this.joinRef !== null

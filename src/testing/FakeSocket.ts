@@ -134,6 +134,8 @@ export class FakeWebSocket extends EventTarget {
   readyState: number = CONNECTING
   /** @since 0.1.0 */
   binaryType: "blob" | "arraybuffer" | "nodebuffer" = "blob"
+  /** The HTTP answer when the server refused the upgrade (set before the `error` event). */
+  upgradeResponse: { readonly status: number; readonly body: string } | undefined = undefined
   /** @since 0.1.0 */
   readonly bufferedAmount = 0
   /** @since 0.1.0 */
@@ -185,6 +187,7 @@ export class FakeWebSocket extends EventTarget {
       const result = acceptor(peer)
       if ("refuse" in result) {
         this.readyState = CLOSED
+        this.upgradeResponse = { status: result.refuse.status, body: result.refuse.body ?? "" }
         this.emit("error", makeEvent("error", { message: `Unexpected server response: ${result.refuse.status}` }))
         this.emit("close", makeEvent("close", { code: 1006, reason: "", wasClean: false }))
         return

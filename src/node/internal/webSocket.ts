@@ -1,5 +1,7 @@
 import WebSocket from "ws"
 
+const MAX_BODY = 2048
+
 type MessageListener = (this: unknown, event: { readonly type: "message"; readonly data: unknown }) => void
 
 /**
@@ -12,6 +14,35 @@ type MessageListener = (this: unknown, event: { readonly type: "message"; readon
  */
 export class NativeMessageWebSocket extends WebSocket {
   private readonly nativeListeners = new Map<MessageListener, (data: WebSocket.RawData, isBinary: boolean) => void>()
+  /** The HTTP answer when the server refused the upgrade (set before the `error` event). */
+  upgradeResponse: { readonly status: number; readonly body: string } | undefined = undefined
+
+  constructor(address: string | URL, protocols?: string | Array<string>, options?: WebSocket.ClientOptions) {
+    super(address, protocols, options)
+    // ws reports a refused upgrade as "Unexpected server response: 401" and drops the body: keep
+    // both (the body up to 2 KB), then abort the handshake as ws would.
+    this.once("unexpected-response", (_request, response) => {
+      const chunks: Array<Buffer> = []
+      let size = 0
+      const done = () => {
+        if (this.upgradeResponse !== undefined) return
+        this.upgradeResponse = {
+          status: response.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString("utf8").slice(0, MAX_BODY)
+        }
+        response.destroy()
+        this.terminate()
+      }
+      response.on("data", (chunk: Buffer) => {
+        chunks.push(chunk)
+        size += chunk.length
+        if (size >= MAX_BODY) done()
+      })
+      response.once("end", done)
+      response.once("error", done)
+      response.once("close", done)
+    })
+  }
 
   override addEventListener(type: any, listener: any, options?: any): void {
     if (type !== "message" || typeof listener !== "function" || this.nativeListeners.has(listener)) {
