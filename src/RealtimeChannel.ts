@@ -307,15 +307,27 @@ export interface RealtimeChannel {
   /** `system` messages. */
   readonly system: Stream.Stream<SystemMessage>
 
-  /** Tracks this client's presence with `meta` (tracked again after every rejoin). */
+  /**
+   * Tracks this client's presence with `meta` (tracked again after every rejoin). Fails with
+   * `PayloadTooLarge` when the server closes the channel for it (`Track message size exceeded`;
+   * the meta is then forgotten, not tracked again), and with `ChannelClosed` when the server ends
+   * the join before it answers.
+   */
   readonly track: (meta: object, options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<
     void,
-    PushTimeout | PushRejected | SocketClosed | BufferFull | ProtocolError | ChannelClosed | InvalidArgument
+    | PushTimeout
+    | PushRejected
+    | PayloadTooLarge
+    | SocketClosed
+    | BufferFull
+    | ProtocolError
+    | ChannelClosed
+    | InvalidArgument
   >
   /** Stops tracking. */
   readonly untrack: (options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<
     void,
-    PushTimeout | PushRejected | SocketClosed | BufferFull | ProtocolError | ChannelClosed
+    PushTimeout | PushRejected | PayloadTooLarge | SocketClosed | BufferFull | ProtocolError | ChannelClosed
   >
 
   /**

@@ -583,10 +583,8 @@ describe("RealtimeChannel", () => {
         const requests: Array<{ url: string; body: unknown }> = []
         const http = HttpClient.make((request) =>
           Effect.sync(() => {
-            requests.push({
-              url: request.url,
-              body: request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : null
-            })
+            const text = request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
+            requests.push({ url: request.url, body: text.startsWith("{") ? JSON.parse(text) : null })
             return HttpClientResponse.fromWeb(request, new Response(null, { status: 202 }))
           })
         )
@@ -598,10 +596,15 @@ describe("RealtimeChannel", () => {
         const harness = yield* setup({}, httpLayer)
         const channel = yield* harness.client.channel("room")
         yield* channel.send("hello", { a: 1 })
+        // the batch endpoint, as realtime-js: every server version has it (the single-event one
+        // exists from v2.97.0 on)
         assert.deepStrictEqual(requests, [{
-          url: "http://realtime.test/api/broadcast/room/events/hello",
-          body: { a: 1 }
+          url: "http://realtime.test/api/broadcast",
+          body: { messages: [{ topic: "room", event: "hello", payload: { a: 1 }, private: false }] }
         }])
+        // bytes need the single-event endpoint
+        yield* channel.send("bytes", new Uint8Array([1, 2]))
+        assert.strictEqual(requests[1]?.url, "http://realtime.test/api/broadcast/room/events/bytes")
         assert.strictEqual(yield* Ref.get(harness.server.attempts), 0, "no socket was opened")
       }))
 
@@ -773,6 +776,225 @@ describe("RealtimeChannel", () => {
         const state = yield* view.state
         assert.deepStrictEqual([...state.keys()], ["ada", "bob"])
         assert.deepStrictEqual(state.get("bob"), [{ name: "Bob", presence_ref: "r2" }])
+      }))
+  })
+
+  describe("lifecycle (every subscribe settles, nothing loops)", () => {
+    const systemError = (connection: FakeSocket.FakeConnection, join: Protocol.Message, message: string) =>
+      Effect.zipRight(
+        serverSend(connection, {
+          joinRef: join.ref,
+          ref: null,
+          topic: join.topic,
+          event: "system",
+          payload: { extension: "system", status: "error", message, channel: "room" }
+        }),
+        serverSend(connection, { joinRef: join.ref, ref: join.ref, topic: join.topic, event: "phx_close", payload: {} })
+      )
+
+    it.scoped("a first join refused with a transient error is retried after 1 s; subscribe waits for it", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room")
+        const fiber = yield* Effect.fork(channel.subscribe)
+        const connection = yield* Queue.take(harness.server.connections)
+        const join = yield* nextOf(connection, "phx_join")
+        yield* reply(connection, join, "error", {
+          reason: "RealtimeRestarting: Realtime is restarting, please standby"
+        })
+        const rejoining = yield* awaitStatus(channel, "Rejoining")
+        assert.strictEqual(rejoining._tag === "Rejoining" && Duration.toMillis(rejoining.delay), 1000)
+        yield* TestClock.adjust("1 second")
+        const again = yield* nextOf(connection, "phx_join")
+        yield* reply(connection, again, "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+        assert.strictEqual((yield* channel.status)._tag, "Subscribed")
+      }))
+
+    it.scoped("a server that closes every join at once: joins back off 1/2/5 s and stop with its reason", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room", {}, { maxRejoinFailures: 4 })
+        const { connection, join } = yield* joined(harness, channel)
+        const reason = "ChannelRateLimitReached: Too many channels"
+        yield* systemError(connection, join, reason)
+        for (const delay of [1000, 2000, 5000]) {
+          yield* awaitStatus(channel, "Rejoining")
+          // nothing before the backoff ends
+          yield* TestClock.adjust(delay - 1)
+          assert.isTrue(Option.isNone(yield* Queue.poll(connection.sent)), `no join before ${delay} ms`)
+          yield* TestClock.adjust(1)
+          const rejoin = yield* nextOf(connection, "phx_join")
+          yield* reply(connection, rejoin, "ok", { postgres_changes: [] })
+          yield* awaitStatus(channel, "Subscribed")
+          yield* systemError(connection, rejoin, reason)
+        }
+        const closed = yield* awaitStatus(channel, "Closed")
+        assert.strictEqual(closed._tag === "Closed" && closed.reason, `gave up after 4 failed joins: ${reason}`)
+        yield* TestClock.adjust("1 minute")
+        const frames = Chunk.toReadonlyArray(yield* Queue.takeAll(connection.sent))
+          .map((f) => Either.getOrThrow(Protocol.serverV2.decode(f)).event)
+        assert.notInclude(frames, "phx_join")
+      }))
+
+    it.scoped("an oversized track fails with PayloadTooLarge, and the meta is not tracked again after the rejoin", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room", { presence: { key: "me" } })
+        const { connection, join } = yield* joined(harness, channel)
+        const track = yield* Effect.fork(Effect.flip(channel.track({ blob: "x".repeat(1000) })))
+        yield* nextOf(connection, "presence")
+        yield* systemError(connection, join, "Track message size exceeded")
+        assert.strictEqual((yield* Fiber.join(track))._tag, "PayloadTooLarge")
+        yield* awaitStatus(channel, "Rejoining")
+        yield* TestClock.adjust("1 second")
+        const rejoin = yield* nextOf(connection, "phx_join")
+        yield* reply(connection, rejoin, "ok", { postgres_changes: [] })
+        yield* awaitStatus(channel, "Subscribed")
+        yield* TestClock.adjust("1 second")
+        const frames = Chunk.toReadonlyArray(yield* Queue.takeAll(connection.sent))
+          .map((f) => Either.getOrThrow(Protocol.serverV2.decode(f)).event)
+        assert.notInclude(frames, "presence")
+      }))
+
+    it.scoped("presence after a rejoin: who left while we were away gets a Leave; who stayed gets no new Join", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room", { presence: { key: "me" } })
+        const { connection, join } = yield* joined(harness, channel)
+        const meta = (ref: string) => ({ metas: [{ phx_ref: ref, name: ref }] })
+        const events = yield* channel.presence().events.pipe(
+          Stream.map((e) => e._tag === "Sync" ? "Sync" : `${e._tag} ${e.key}`),
+          Stream.take(6),
+          Stream.runCollect,
+          Effect.fork
+        )
+        yield* Effect.yieldNow()
+        const presence = (joinRef: string, event: string, payload: unknown) =>
+          serverSend(connection, { joinRef, ref: null, topic: join.topic, event, payload })
+        yield* presence(join.ref!, "presence_state", {})
+        yield* presence(join.ref!, "presence_diff", { joins: { stay: meta("1") }, leaves: {} })
+        yield* presence(join.ref!, "presence_diff", { joins: { gone: meta("2") }, leaves: {} })
+        yield* serverSend(connection, {
+          joinRef: join.ref,
+          ref: join.ref,
+          topic: join.topic,
+          event: "phx_error",
+          payload: {}
+        })
+        yield* awaitStatus(channel, "Rejoining")
+        yield* TestClock.adjust("1 second")
+        const rejoin = yield* nextOf(connection, "phx_join")
+        yield* reply(connection, rejoin, "ok", { postgres_changes: [] })
+        yield* presence(rejoin.ref!, "presence_state", { stay: meta("1") })
+        assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(events)), [
+          "Sync",
+          "Join stay",
+          "Sync",
+          "Join gone",
+          "Sync",
+          "Leave gone"
+        ])
+        const state = yield* channel.presence().state
+        assert.deepStrictEqual([...state.keys()], ["stay"])
+      }))
+
+    it.scoped("a reply with the join's ref but another topic or join ref does not subscribe the channel", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room")
+        const fiber = yield* Effect.fork(channel.subscribe)
+        const connection = yield* Queue.take(harness.server.connections)
+        const join = yield* nextOf(connection, "phx_join")
+        const ok = { status: "ok", response: { postgres_changes: [] } }
+        yield* serverSend(connection, {
+          joinRef: join.ref,
+          ref: join.ref,
+          topic: "realtime:other",
+          event: "phx_reply",
+          payload: ok
+        })
+        yield* serverSend(connection, {
+          joinRef: "999",
+          ref: join.ref,
+          topic: join.topic,
+          event: "phx_reply",
+          payload: ok
+        })
+        // a frame after them, awaited, proves they were processed
+        const system = yield* channel.system.pipe(Stream.take(1), Stream.runDrain, Effect.fork)
+        yield* Effect.yieldNow()
+        yield* serverSend(connection, {
+          joinRef: null,
+          ref: null,
+          topic: join.topic,
+          event: "system",
+          payload: { extension: "system", status: "ok", message: "probe", channel: "room" }
+        })
+        yield* Fiber.join(system)
+        yield* Effect.repeatN(Effect.yieldNow(), 10)
+        assert.isTrue(Option.isNone(yield* Fiber.poll(fiber)), "subscribe settled on a foreign reply")
+        assert.strictEqual((yield* channel.status)._tag, "Joining")
+        yield* reply(connection, join, "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+        assert.strictEqual((yield* channel.status)._tag, "Subscribed")
+      }))
+
+    it.scoped("disconnect cancels the idle disconnect armed when the last channel left", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup({ disconnectOnEmptyAfter: "50 seconds" })
+        const scope = yield* Scope.make()
+        const channel = yield* harness.client.channel("room").pipe(Scope.extend(scope))
+        const fiber = yield* Effect.fork(Scope.extend(channel.subscribe, scope))
+        const connection = yield* Queue.take(harness.server.connections)
+        yield* reply(connection, yield* nextOf(connection, "phx_join"), "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+        yield* Scope.close(scope, Exit.void)
+        yield* harness.client.disconnect
+        yield* harness.client.connect
+        yield* Queue.take(harness.server.connections)
+        yield* TestClock.adjust("60 seconds")
+        const state = yield* harness.client.state
+        assert.strictEqual(state._tag, "Open", "the old idle timer closed the new connection")
+      }))
+
+    it.scoped("statusChanges shows one Closed when the subscription and then the channel's scope close", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const outer = yield* Scope.make()
+        const channel = yield* harness.client.channel("room").pipe(Scope.extend(outer))
+        const statuses = yield* channel.statusChanges.pipe(Stream.runCollect, Effect.fork)
+        yield* Effect.yieldNow()
+        const inner = yield* Scope.make()
+        const fiber = yield* Effect.fork(Scope.extend(channel.subscribe, inner))
+        const connection = yield* Queue.take(harness.server.connections)
+        yield* reply(connection, yield* nextOf(connection, "phx_join"), "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+        yield* Scope.close(inner, Exit.void)
+        yield* Scope.close(outer, Exit.void)
+        const tags = Chunk.toReadonlyArray(yield* Fiber.join(statuses)).map((s) => s._tag)
+        assert.deepStrictEqual(tags, ["Idle", "Joining", "Subscribed", "Closed"])
+      }))
+
+    it.scoped("a refused connection says so: 503 is retried with its status and body, 401 stops with them", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        yield* Ref.set(harness.server.refuseNext, 1)
+        const channel = yield* harness.client.channel("room")
+        const fiber = yield* Effect.fork(channel.subscribe)
+        const reconnecting = yield* harness.client.stateChanges.pipe(
+          Stream.filter((s) => s._tag === "Reconnecting"),
+          Stream.runHead,
+          Effect.map(Option.getOrThrow)
+        )
+        assert.deepInclude(reconnecting, { status: 503, body: "refused by FakeServer" })
+        assert.include(reconnecting._tag === "Reconnecting" ? reconnecting.reason : "", "HTTP 503")
+        const errored = yield* awaitStatus(channel, "Errored")
+        assert.include(errored._tag === "Errored" ? errored.reason : "", "HTTP 503 refused by FakeServer")
+        yield* TestClock.adjust("1 second")
+        const connection = yield* Queue.take(harness.server.connections)
+        yield* reply(connection, yield* nextOf(connection, "phx_join"), "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
       }))
   })
 })

@@ -2,10 +2,12 @@
  * The client against the in-process Realtime server, in memory (TestClock): what users see.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Clock, Context, Effect, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
+import { Chunk, Clock, Context, Effect, Fiber, Layer, Option, Schedule, Schema, Stream, TestClock } from "effect"
+import { createServer } from "node:net"
 import * as NodeRealtime from "../src/node/NodeRealtime.js"
 import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
+import * as Reconnect from "../src/Reconnect.js"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
 import * as RealtimeTest from "../src/testing/RealtimeTest.js"
 import { awaitStatus, statusesUntil } from "./support/status.js"
@@ -289,6 +291,49 @@ const tenMinuteToken = Effect.map(
 )
 
 describe("end to end over real sockets (127.0.0.1)", () => {
+  it.scopedLive("a bad API key fails subscribe at once with the upgrade's status and body, and stops reconnecting", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.makeListen()
+      const context = yield* Layer.build(NodeRealtime.layer({ url: server.url, apiKey: "not-a-key" }))
+      const client = Context.get(context, RealtimeClient.RealtimeClient)
+      const room = yield* client.channel("room")
+      const error = yield* Effect.flip(room.subscribe)
+      assert.strictEqual(error._tag, "SocketClosed")
+      if (error._tag === "SocketClosed") {
+        assert.strictEqual(error.status, 401)
+        assert.include(error.body ?? "", "error")
+      }
+      const state = yield* client.state
+      assert.strictEqual(state._tag, "Closed")
+      assert.strictEqual(state._tag === "Closed" && state.status, 401)
+      assert.include(state._tag === "Closed" ? state.reason : "", "upgrade refused: HTTP 401")
+      const status = yield* room.status
+      assert.include(status._tag === "Closed" ? status.reason : "", "HTTP 401")
+    }))
+
+  it.scopedLive("a closed port: subscribe is retried on the schedule, then fails with the connection's error", () =>
+    Effect.gen(function*() {
+      // a port that was just free: nothing listens there
+      const port = yield* Effect.async<number>((resume) => {
+        const probe = createServer().listen(0, "127.0.0.1", () => {
+          const { port } = probe.address() as { port: number }
+          probe.close(() => resume(Effect.succeed(port)))
+        })
+      })
+      const layer = NodeRealtime.layer({ url: `ws://127.0.0.1:${port}/socket`, apiKey: "anon" }).pipe(
+        Layer.provide(
+          Reconnect.layer({ reconnect: Schedule.spaced("20 millis"), rejoin: Schedule.spaced("20 millis") })
+        )
+      )
+      const client = Context.get(yield* Layer.build(layer), RealtimeClient.RealtimeClient)
+      const room = yield* client.channel("room", {}, { maxRejoinFailures: 3 })
+      const error = yield* Effect.flip(room.subscribe)
+      assert.strictEqual(error._tag, "SocketClosed")
+      assert.include(error.message, "ECONNREFUSED")
+      const status = yield* room.status
+      assert.include(status._tag === "Closed" ? status.reason : "", "gave up after 3 failed joins")
+    }))
+
   it.scopedLive("two clients in one room: broadcasts both ways (JSON and binary), presence, HTTP send", () =>
     Effect.gen(function*() {
       const server = yield* RealtimeServer.makeListen()

@@ -96,6 +96,9 @@ const permanentCodes = new Set([
 
 type JoinFailure = Channel.JoinError
 
+/** The server's reason for closing a channel whose `track` payload was too large. */
+const TRACK_TOO_LARGE = "Track message size exceeded"
+
 const isPermanent = (error: JoinFailure): boolean =>
   (error._tag === "JoinRejected" && permanentCodes.has(error.code)) || error._tag === "InvalidArgument" ||
   error._tag === "PostgresBindingMismatch"
@@ -260,6 +263,9 @@ const inboxStream = <A>(capacity: number, register: (inbox: Inbox<A>) => () => v
       return Stream.repeatEffectChunkOption(inbox.pull)
     }).pipe(Stream.ensuring(Effect.sync(() => unregister?.())))
   })
+
+const isJsonObject = (u: unknown): boolean =>
+  typeof u === "object" && u !== null && !Array.isArray(u) && !ArrayBuffer.isView(u) && !(u instanceof ArrayBuffer)
 
 const removeFrom = <A>(array: Array<A> | undefined, value: A): void => {
   if (array === undefined) return
@@ -665,6 +671,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   /** The server ended the current join. */
   private lost(joinRef: string, reason: string) {
     this.lastSystemError = undefined
+    // the server closes a channel whose tracked meta is too large: tracking it again after the
+    // rejoin would close it again, forever
+    if (reason.includes(TRACK_TOO_LARGE)) this.tracked = undefined
     const waiters = this.lossWaiters
     this.lossWaiters = undefined
     if (waiters !== undefined) { for (const fail of waiters) fail(reason) }
@@ -1225,11 +1234,15 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const joinRef = this.currentStatus._tag === "Subscribed" ? this.joinRef : null
     if (joinRef !== null) return this.pushBroadcast(joinRef, event, payload, persist, timeout)
     if (this.httpFallback && Option.isSome(this.deps.httpBroadcast)) {
-      return this.deps.httpBroadcast.value.send(this.name.replace(/^realtime:/, ""), event, payload, {
-        private: this.config.private ?? false,
-        persist,
-        timeout
-      })
+      const http = this.deps.httpBroadcast.value
+      const topic = this.name.replace(/^realtime:/, "")
+      const isPrivate = this.config.private ?? false
+      // the batch endpoint, as realtime-js: every server version has it (the single-event one only
+      // from v2.97.0); bytes and `persist` need the single-event one
+      if (persist === undefined && isJsonObject(payload)) {
+        return http.sendBatch([{ topic, event, payload, private: isPrivate }], { timeout })
+      }
+      return http.send(topic, event, payload, { private: isPrivate, persist, timeout })
     }
     return Effect.flatMap(
       this.joinedRef(timeout),
@@ -1267,16 +1280,34 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     })
   }
 
+  /**
+   * Fails when the server ends the current join before `effect` completes: a push whose reply will
+   * never come (the server drops a channel's pending pushes with it) fails at once, with the reason.
+   */
+  private orLost<A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | ChannelClosed | PayloadTooLarge> {
+    const lost = Effect.async<never, ChannelClosed | PayloadTooLarge>((resume) => {
+      const fail = (reason: string) =>
+        resume(Effect.fail(
+          reason.includes(TRACK_TOO_LARGE)
+            ? new PayloadTooLarge({ topic: this.topic, event: "presence" })
+            : new ChannelClosed({ topic: this.topic, reason })
+        ))
+      ;(this.lossWaiters ??= []).push(fail)
+      return Effect.sync(() => removeFrom(this.lossWaiters, fail))
+    })
+    return Effect.raceFirst(effect, lost)
+  }
+
   private pushPresence(payload: object, timeout: Duration.Duration) {
     return Effect.suspend(() => this.joinedRef(timeout)).pipe(
       Effect.flatMap((joinRef) =>
-        this.deps.transport.request({
+        this.orLost(this.deps.transport.request({
           joinRef,
           ref: this.deps.transport.makeRef(),
           topic: this.topic,
           event: "presence",
           payload
-        }, { timeout })
+        }, { timeout }))
       ),
       Effect.flatMap((reply) =>
         reply.status === "ok"
