@@ -106,7 +106,7 @@ export type Command<E> =
   | { readonly _tag: "CancelTimer" }
   /** Show a status. */
   | { readonly _tag: "Status"; readonly status: Status }
-  /** Resolve the subscribers waiting for the join. */
+  /** Resolve whoever waits for the join (subscribers, and sends waiting for a rejoin). */
   | { readonly _tag: "Settle"; readonly outcome: Outcome<E> }
   /** The join was accepted (`rejoined`: not the first of this subscription). */
   | { readonly _tag: "Joined"; readonly rejoined: boolean }
@@ -183,13 +183,10 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
   }
 
   const close = (reason: string, last: Failure<E> | undefined) => {
-    commands.push({ _tag: "CancelTimer" })
-    if (m.pending) {
-      commands.push({
-        _tag: "Settle",
-        outcome: last === undefined ? { _tag: "Closed", reason } : { _tag: "Failed", reason, failure: last }
-      })
-    }
+    commands.push({ _tag: "CancelTimer" }, {
+      _tag: "Settle",
+      outcome: last === undefined ? { _tag: "Closed", reason } : { _tag: "Failed", reason, failure: last }
+    })
     set({ _tag: "Closed", reason, last }, { pending: false })
     commands.push(status({ _tag: "Closed", reason }))
   }
@@ -253,8 +250,11 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
       if (s._tag !== "Joining" || s.joinRef !== event.joinRef) break
       const rejoined = !m.pending
       set({ _tag: "Joined", joinRef: event.joinRef, since: env.now(), rejoined }, { pending: false })
-      if (!rejoined) commands.push({ _tag: "Settle", outcome: { _tag: "Joined" } })
-      commands.push(status({ _tag: "Subscribed" }), { _tag: "Joined", rejoined })
+      commands.push(
+        { _tag: "Settle", outcome: { _tag: "Joined" } },
+        status({ _tag: "Subscribed" }),
+        { _tag: "Joined", rejoined }
+      )
       break
     }
     case "JoinFailed": {
