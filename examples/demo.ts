@@ -1,11 +1,13 @@
 /**
  * `npm run demo`: an embedded Realtime server and three clients, live in the terminal for a few
- * seconds — broadcast chat, presence, and Postgres changes with a filter — then a summary, exit 0.
+ * seconds — broadcast chat, presence, Postgres changes with a filter (and why a filtered row does
+ * not arrive), then a dropped socket and the recovery — then a summary, exit 0.
  * With SUPABASE_URL and SUPABASE_ANON_KEY set it runs against your project instead (Postgres
- * changes then need rows inserted into public.todos by you).
+ * changes then need rows inserted into public.todos by you, and the socket is not dropped).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Duration, Effect, Fiber, Option, Ref, Schema, Stream } from "effect"
+import { Console, Duration, Effect, Fiber, Logger, LogLevel, Option, Ref, Schedule, Schema, Stream } from "effect"
+import type { RealtimeClient } from "supabase-realtime-effect"
 import { PostgresChanges, RealtimeChannel } from "supabase-realtime-effect"
 import { connect, Endpoint, EndpointLive } from "./support.js"
 
@@ -28,6 +30,27 @@ const lines: Record<string, ReadonlyArray<string>> = {
   ada: ["hi all 👋", "the socket is typed end to end", "bye for now"],
   bob: ["hello ada", "presence updates are one event now, not leave+join", "see you"]
 }
+
+// logs a client's connection states (after the current one) for the scope
+const watchConnection = (client: RealtimeClient.RealtimeClient) =>
+  client.stateChanges.pipe(
+    Stream.drop(1),
+    Stream.runForEach((state) =>
+      say(
+        "eve",
+        dim(
+          state._tag === "Reconnecting"
+            ? `socket ${state.reason}${
+              state.code === undefined ? "" : ` (${state.code})`
+            }: reconnecting, attempt ${state.attempt} in ${Duration.format(state.delay)}`
+            : `socket ${state._tag.toLowerCase()}`
+        )
+      )
+    ),
+    Effect.forkScoped
+  )
+
+let recovered = false
 
 const program = Effect.gen(function*() {
   const endpoint = yield* Endpoint
@@ -108,6 +131,14 @@ const program = Effect.gen(function*() {
     ]
     yield* Effect.forEach(rows, (record) =>
       server.emitChange({ table: "todos", type: "INSERT", record }).pipe(
+        Effect.tap((channels) =>
+          channels > 0 ? Effect.void : say(
+            "db",
+            dim(
+              `todos #${record.id} (owner ${record.owner}) reached no one: every binding filters owner=eq.ada, and the server applies the filter before sending`
+            )
+          )
+        ),
         Effect.zipRight(Effect.sleep("700 millis"))
       ), { discard: true })
   })
@@ -120,6 +151,42 @@ const program = Effect.gen(function*() {
   yield* Fiber.join(talking)
   yield* Effect.sleep("500 millis")
 
+  // the server drops every socket without a close frame; the clients reconnect on their
+  // schedule (realtime-js's 1 s, 2 s, 5 s, 10 s), rejoin, re-track their presence, and eve gets
+  // the next row as if nothing happened
+  if (Option.isSome(endpoint.server)) {
+    const server = endpoint.server.value
+    yield* watchConnection(eve)
+    const rejoined = yield* room.statusChanges.pipe(
+      Stream.dropWhile((status) => status._tag === "Subscribed"),
+      Stream.filter((status) => status._tag === "Subscribed"),
+      Stream.take(1),
+      Stream.runDrain,
+      Effect.timed,
+      Effect.fork
+    )
+    const dropped = yield* server.dropConnection({ abrupt: true })
+    yield* Console.log(dim(`server: dropped ${dropped} sockets (no close frame: 1006)`))
+    const [took] = yield* Fiber.join(rejoined)
+    yield* say("eve", dim(`channel subscribed again, ${Math.round(Duration.toMillis(took))} ms after the drop`))
+    recovered = true
+    // presence comes back as each client rejoins and tracks its meta again
+    yield* room.presence(Member).changes.pipe(
+      Stream.filter((state) => state.get("ada")?.[0]?.mood === "delighted" && state.has("bob")),
+      Stream.take(1),
+      Stream.runDrain
+    )
+    const before = yield* Ref.get(stats.changes)
+    yield* server.emitChange({
+      table: "todos",
+      type: "INSERT",
+      record: { id: "4", title: "after the reconnect", owner: "ada" }
+    })
+    yield* Ref.get(stats.changes).pipe(
+      Effect.repeat({ until: (n) => n > before, schedule: Schedule.spaced("50 millis") })
+    )
+  }
+
   const state = yield* room.presence(Member).state
   yield* Console.log(dim("—".repeat(60)))
   yield* Console.log(
@@ -131,10 +198,22 @@ const program = Effect.gen(function*() {
     )} presence events, ${yield* Ref
       .get(stats.changes)} postgres changes`
   )
+  if (Option.isSome(endpoint.server)) {
+    yield* Console.log(
+      `filtered: todos #2 is bob's, and every binding asked for owner=eq.ada, so the server sent it to no one`
+    )
+    yield* Console.log(
+      recovered
+        ? "recovered: after the dropped socket every client reconnected and rejoined, presence was re-tracked and todos #4 arrived"
+        : "not recovered"
+    )
+  }
 }).pipe(
   Effect.scoped,
-  Effect.timeout(Duration.seconds(20)),
-  Effect.provide(EndpointLive)
+  Effect.timeout(Duration.seconds(30)),
+  Effect.provide(EndpointLive),
+  // the SDK logs each reconnect as a warning; the demo narrates them itself, so only errors are logged
+  Logger.withMinimumLogLevel(LogLevel.Error)
 )
 
 NodeRuntime.runMain(program)

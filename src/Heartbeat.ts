@@ -8,7 +8,9 @@
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Policy from "./internal/policy.js"
 
 /**
  * @since 0.1.0
@@ -58,13 +60,38 @@ export const HeartbeatStatus = Data.taggedEnum<HeartbeatStatus>()
 export const defaults: Heartbeat = { interval: Duration.seconds(25), timeout: Duration.seconds(25) }
 
 /**
+ * The options of `layer` (and of the `heartbeat` option of `NodeRealtime.layer` /
+ * `BrowserRealtime.layer`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** How often to send a heartbeat; default 25 s. */
+  readonly interval?: Duration.DurationInput | undefined
+  /** How long to wait for its answer before closing the socket; default the interval. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The policy from options, with the defaults for what is left out.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Heartbeat => {
+  const interval = Duration.decode(options.interval ?? defaults.interval)
+  return { interval, timeout: Duration.decode(options.timeout ?? interval) }
+}
+
+/**
+ * The policy, read by the client when its layer is built: provide this layer to the client's layer
+ * (`Layer.provide`) or outside it, or pass `heartbeat` in `NodeRealtime.layer` /
+ * `BrowserRealtime.layer` options instead. Provided inside an already built client, it cannot
+ * reach it, and logs a warning saying so.
+ *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: {
-  readonly interval?: Duration.DurationInput | undefined
-  readonly timeout?: Duration.DurationInput | undefined
-}): Layer.Layer<Heartbeat> => {
-  const interval = Duration.decode(options.interval ?? defaults.interval)
-  return Layer.succeed(Heartbeat, { interval, timeout: Duration.decode(options.timeout ?? interval) })
-}
+export const layer = (options: Options): Layer.Layer<Heartbeat> =>
+  Layer.effect(Heartbeat, Effect.as(Policy.warnIfLate("Heartbeat.layer", "heartbeat"), make(options)))

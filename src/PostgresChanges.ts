@@ -279,7 +279,20 @@ export type FilterTypeId = typeof FilterTypeId
  * @since 0.1.0
  * @category models
  */
-export type FilterOperator = internal.Operator
+export type FilterOperator =
+  | "eq"
+  | "neq"
+  | "lt"
+  | "lte"
+  | "gt"
+  | "gte"
+  | "in"
+  | "like"
+  | "ilike"
+  | "is"
+  | "match"
+  | "imatch"
+  | "isdistinct"
 
 /**
  * A scalar filter value (`bigint` for exact `int8` values).

@@ -8,8 +8,10 @@
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import * as Policy from "./internal/policy.js"
 
 /**
  * @since 0.1.0
@@ -79,11 +81,16 @@ export const exponential = (options?: {
 export const defaults: Reconnect = { reconnect: realtimeJs, rejoin: realtimeJs }
 
 /**
+ * The schedules, read by the client when its layer is built: provide this layer to the client's
+ * layer (`Layer.provide`) or outside it, or pass `reconnect` in `NodeRealtime.layer` /
+ * `BrowserRealtime.layer` options instead. Provided inside an already built client, it cannot
+ * reach it, and logs a warning saying so.
+ *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (options: Partial<Reconnect>): Layer.Layer<Reconnect> =>
-  Layer.succeed(Reconnect, { ...defaults, ...options })
+  Layer.effect(Reconnect, Effect.as(Policy.warnIfLate("Reconnect.layer", "reconnect"), { ...defaults, ...options }))
 
 /**
  * @since 0.1.0

@@ -8,10 +8,12 @@ import * as Socket from "@effect/platform/Socket"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as AccessToken from "../AccessToken.js"
+import type * as Heartbeat from "../Heartbeat.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
 import * as Batteries from "../internal/batteries.js"
 import type * as RealtimeClient from "../RealtimeClient.js"
 import type { InvalidArgument } from "../RealtimeError.js"
+import type * as Reconnect from "../Reconnect.js"
 import type * as Transport from "../Transport.js"
 
 /**
@@ -38,11 +40,26 @@ export interface Options extends RealtimeClient.Options {
   readonly accessToken?: string | Effect.Effect<string | null> | undefined
   /** Provide the HTTP broadcast service (and with it the fallback of `send`). Default true. */
   readonly httpBroadcast?: boolean | undefined
+  /**
+   * The reconnect and rejoin schedules. They win over a `Reconnect` layer; left out, the client
+   * uses the `Reconnect` in context when its layer is built, else realtime-js's 1 s, 2 s, 5 s, 10 s.
+   */
+  readonly reconnect?: Partial<Reconnect.Reconnect> | undefined
+  /**
+   * The heartbeat policy. It wins over a `Heartbeat` layer; left out, the client uses the
+   * `Heartbeat` in context when its layer is built, else 25 s / 25 s.
+   */
+  readonly heartbeat?: Heartbeat.Options | undefined
 }
 
 /**
  * The client for browsers: global `WebSocket`, HTTP broadcast over `fetch`. Provides
  * `RealtimeClient`, `Transport`, `AccessToken` and `HttpBroadcast`.
+ *
+ * Policies: the `reconnect` / `heartbeat` options, or `Reconnect.layer` / `Heartbeat.layer`
+ * provided to this layer (`layer(options).pipe(Layer.provide(Reconnect.layer(...)))`) or outside
+ * it. They are read when the layer is built: a policy provided inside the built client cannot
+ * reach it (it logs a warning), nor can a sibling in `Layer.mergeAll`.
  *
  * @since 0.1.0
  * @category layers

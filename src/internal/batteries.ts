@@ -6,16 +6,38 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import * as AccessToken from "../AccessToken.js"
+import * as Heartbeat from "../Heartbeat.js"
 import * as HttpBroadcast from "../HttpBroadcast.js"
 import * as RealtimeClient from "../RealtimeClient.js"
 import type { InvalidArgument } from "../RealtimeError.js"
+import * as Reconnect from "../Reconnect.js"
 import type * as Transport from "../Transport.js"
 
 /** @internal */
 export interface Options extends RealtimeClient.Options {
   readonly accessToken?: string | Effect.Effect<string | null> | undefined
   readonly httpBroadcast?: boolean | undefined
+  readonly reconnect?: Partial<Reconnect.Reconnect> | undefined
+  readonly heartbeat?: Heartbeat.Options | undefined
 }
+
+/**
+ * The policies given in the options. They are provided to the client's layer itself, so they win
+ * over a `Reconnect` / `Heartbeat` in the surrounding context, wherever the battery is provided;
+ * what the options leave out is read from that context when the layer is built (else the
+ * defaults).
+ *
+ * @internal
+ */
+export const policies = (options: Options): Layer.Layer<Reconnect.Reconnect | Heartbeat.Heartbeat> =>
+  Layer.mergeAll(
+    options.reconnect === undefined
+      ? Layer.empty as unknown as Layer.Layer<Reconnect.Reconnect>
+      : Layer.succeed(Reconnect.Reconnect, { ...Reconnect.defaults, ...options.reconnect }),
+    options.heartbeat === undefined
+      ? Layer.empty as unknown as Layer.Layer<Heartbeat.Heartbeat>
+      : Layer.succeed(Heartbeat.Heartbeat, Heartbeat.make(options.heartbeat))
+  )
 
 /** @internal */
 export const layer = (
@@ -34,7 +56,8 @@ export const layer = (
   return RealtimeClient.layer(options).pipe(
     Layer.provideMerge(http),
     Layer.provideMerge(token),
-    Layer.provide(webSocket)
+    Layer.provide(webSocket),
+    Layer.provide(policies(options))
   )
 }
 

@@ -8,22 +8,10 @@
  * @internal
  */
 import * as Either from "effect/Either"
+import type { FilterOperator } from "../PostgresChanges.js"
 
 /** @internal */
-export type Operator =
-  | "eq"
-  | "neq"
-  | "lt"
-  | "lte"
-  | "gt"
-  | "gte"
-  | "in"
-  | "like"
-  | "ilike"
-  | "is"
-  | "match"
-  | "imatch"
-  | "isdistinct"
+export type Operator = FilterOperator
 
 /** @internal */
 export const operators: ReadonlyArray<Operator> = [

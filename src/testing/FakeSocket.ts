@@ -147,7 +147,9 @@ export class FakeWebSocket extends EventTarget {
   /** @since 0.1.0 */
   onmessage: ((event: MessageEvent) => void) | null = null
   /** @since 0.1.0 */
-  onclose: ((event: CloseEvent) => void) | null = null
+  onclose:
+    | ((event: Event & { readonly code: number; readonly reason: string; readonly wasClean: boolean }) => void)
+    | null = null
   /** @since 0.1.0 */
   onerror: ((event: Event) => void) | null = null
 
@@ -221,7 +223,12 @@ export class FakeWebSocket extends EventTarget {
   }
 
   /** @since 0.1.0 */
-  override addEventListener(type: string, listener: Listener | null, options?: AddEventListenerOptions | boolean) {
+  override addEventListener(
+    type: string,
+    listener: Listener | null,
+    // spelled out: `AddEventListenerOptions` is a DOM type, and the published types must not need the DOM lib
+    options?: boolean | { readonly once?: boolean; readonly capture?: boolean; readonly passive?: boolean }
+  ) {
     super.addEventListener(type, listener as EventListener, options)
   }
 

@@ -1,0 +1,31 @@
+/**
+ * A CommonJS consumer of the packed tarball: `require` of the package's ESM build (Node ≥ 20.19).
+ * Compiled by tsc under NodeNext to `require(...)` calls and run with plain `node`.
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { RealtimeClient } from "supabase-realtime-effect"
+import { NodeRealtime } from "supabase-realtime-effect/node"
+import { RealtimeServer } from "supabase-realtime-effect/testing"
+
+const program = Effect.gen(function*() {
+  const server = yield* RealtimeServer.makeListen()
+  const text = yield* Effect.gen(function*() {
+    const client = yield* RealtimeClient.RealtimeClient
+    const room = yield* client.channel("consumer-cjs", { broadcast: { self: true } })
+    const heard = yield* room.broadcast("ping").pipe(Stream.runHead, Effect.fork)
+    yield* room.subscribe
+    yield* room.send("ping", { text: "hello from require" })
+    const message = yield* heard.await.pipe(Effect.flatten)
+    return message._tag === "Some" ? (message.value.payload as { text: string }).text : "nothing"
+  }).pipe(Effect.scoped, Effect.provide(NodeRealtime.layer({ url: server.url, apiKey: server.apiKey })))
+  console.log(`received over require: ${text}`)
+}).pipe(Effect.scoped, Effect.timeout("60 seconds"))
+
+Effect.runPromise(program).then(
+  () => console.log("cjs consumer ok"),
+  (error) => {
+    console.error(error)
+    process.exitCode = 1
+  }
+)
