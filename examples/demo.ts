@@ -40,9 +40,7 @@ const watchConnection = (client: RealtimeClient.RealtimeClient) =>
         "eve",
         dim(
           state._tag === "Reconnecting"
-            ? `socket ${state.reason}${
-              state.code === undefined ? "" : ` (${state.code})`
-            }: reconnecting, attempt ${state.attempt} in ${Duration.format(state.delay)}`
+            ? `socket ${state.reason}: reconnecting, attempt ${state.attempt} in ${Duration.format(state.delay)}`
             : `socket ${state._tag.toLowerCase()}`
         )
       )

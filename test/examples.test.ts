@@ -56,7 +56,7 @@ const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
     "present: ada (delighted), bob (curious)",
     "delivered: 6 chat messages",
     "todos #2 (owner bob) reached no one: every binding filters owner=eq.ada",
-    "socket closed by the server: reconnecting, attempt 1",
+    "socket connection lost (1006): reconnecting, attempt 1",
     "recovered: after the dropped socket every client reconnected and rejoined"
   ]]
 ]
