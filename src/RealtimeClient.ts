@@ -250,7 +250,7 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     const stopListening = transport.unsafeOnState((state) => {
       if (state._tag === "Connecting") return
       const down = state._tag === "Open" ? undefined : InternalChannel.socketFailure(
-        new SocketClosed({
+        state._tag === "Offline" ? new SocketClosed({ reason: state.reason }) : new SocketClosed({
           reason: state.reason,
           code: state.code,
           status: state.status,

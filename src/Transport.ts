@@ -30,6 +30,7 @@ import * as Heartbeat from "./Heartbeat.js"
 import * as Backoff from "./internal/backoff.js"
 import { withExactPostgresNumbers } from "./internal/exactNumbers.js"
 import { parseEndpoint } from "./internal/url.js"
+import * as Network from "./Network.js"
 import * as Protocol from "./Protocol.js"
 import { BufferFull, InvalidArgument, type ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
 import * as Reconnect from "./Reconnect.js"
@@ -42,6 +43,9 @@ import * as Reconnect from "./Reconnect.js"
  * - `Reconnecting`: the last connection ended or could not open, and the next attempt starts after
  *   `delay`. `reason` says what happened in words; `code` is the close code when the socket closed,
  *   `status` and `body` the HTTP answer when the server refused the upgrade.
+ * - `Offline`: the device reports no network (a `Network` service is provided, as in the browser):
+ *   no attempt is made, and none of the reconnect schedule is spent, until it reports the network
+ *   back; then the client connects at once.
  * - `Closed`: not connected and not trying: before the first `connect`, after `disconnect`, when
  *   the reconnect schedule gave up, or when the server refused the upgrade for good (a 4xx other
  *   than 408 and 429: a bad key, a wrong path; `status` and `body` say which) until the next
@@ -61,6 +65,7 @@ export type ConnectionState = Data.TaggedEnum<{
     readonly status?: number | undefined
     readonly body?: string | undefined
   }
+  Offline: { readonly reason: string }
   Closed: {
     readonly reason: string
     readonly code?: number | undefined
@@ -381,6 +386,7 @@ export const make = (
     const defaultTimeout = Duration.decode(options.timeout ?? "10 seconds")
     const heartbeat = Option.getOrElse(yield* Effect.serviceOption(Heartbeat.Heartbeat), () => Heartbeat.defaults)
     const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)
+    const network = Option.getOrUndefined(yield* Effect.serviceOption(Network.Network))
     const clock = yield* Effect.clock
 
     // Normalise what reaches the handler: a "blob" binaryType would be decoded asynchronously and
@@ -715,8 +721,30 @@ export const make = (
       for (const entry of buffer.splice(0)) Deferred.unsafeDone(entry.done, Exit.fail(error))
     }
 
+    // The device's signals (when a `Network` is provided): the network or the page came back. It
+    // ends a reconnect backoff or an offline wait at once, and makes an open socket send its
+    // heartbeat now (a socket may have died while the page was frozen or the network away).
+    let wake: (() => void) | undefined
+    const woken = Effect.async<void>((resume) => {
+      wake = () => {
+        wake = undefined
+        resume(Effect.void)
+      }
+      return Effect.sync(() => {
+        wake = undefined
+      })
+    })
+    if (network !== undefined) {
+      const unsubscribe = network.unsafeSubscribe((signal) => {
+        if (signal._tag !== "Offline") wake?.()
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
+    }
+    const sleepUnlessWoken = (duration: Duration.Duration) =>
+      network === undefined ? Effect.sleep(duration) : Effect.raceFirst(Effect.sleep(duration), woken)
+
     const heartbeatLoop: Effect.Effect<never, HeartbeatTimeout> = Effect.gen(function*() {
-      yield* Effect.sleep(heartbeat.interval)
+      yield* sleepUnlessWoken(heartbeat.interval)
       const ref = makeRef()
       const reply = Deferred.unsafeMake<Reply>(FiberId.none)
       heartbeatRef = ref
@@ -824,6 +852,14 @@ export const make = (
       const backoff = Backoff.make(reconnect.reconnect)
       let attempt = 0
       while (true) {
+        if (network !== undefined && !network.unsafeIsOnline()) {
+          // no attempt while the device says there is no network: wait for it, then start over
+          yield* setState(ConnectionState.Offline({ reason: "the device reports no network" }))
+          yield* Effect.logInfo("offline: waiting for the network")
+          while (!network.unsafeIsOnline()) yield* woken
+          backoff.reset()
+          if (attempt > 0) attempt = 1
+        }
         yield* setState(ConnectionState.Connecting({ attempt }))
         let openedAt: number | undefined
         const exit = yield* Effect.exit(connection({
@@ -848,6 +884,8 @@ export const make = (
           )
           return
         }
+        // the network went away: the failure says nothing about the server, wait for the network
+        if (network !== undefined && !network.unsafeIsOnline()) continue
         const delay = yield* backoff.next(exit)
         if (Option.isNone(delay)) {
           const gaveUp = `gave up reconnecting after ${attempt} attempts: ${reason}`
@@ -860,7 +898,7 @@ export const make = (
         yield* Effect.logWarning("socket closed, reconnecting").pipe(
           Effect.annotateLogs({ attempt, reason, code: code ?? "none", delayMs: Duration.toMillis(delay.value) })
         )
-        yield* Effect.sleep(delay.value)
+        yield* sleepUnlessWoken(delay.value)
       }
     }).pipe(Effect.annotateLogs({ module: "Transport", endpoint: endpoint.display }))
 

@@ -16,6 +16,11 @@ export * as HttpBroadcast from "./HttpBroadcast.js"
 /**
  * @since 0.1.0
  */
+export * as Network from "./Network.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as PostgresChanges from "./PostgresChanges.js"
 
 /**

@@ -51,7 +51,7 @@ const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 
 describe("browser", () => {
   it.skipIf(skip)(
-    `two Chromium tabs and a Node client share a room: broadcast, presence, HTTP broadcast, a filtered Postgres change${
+    `two Chromium tabs and a Node client share a room: broadcast, presence, HTTP broadcast, a filtered Postgres change; offline, online and resume${
       hasChromium ? "" : ` (${chromiumPath} is missing: apt-get install chromium)`
     }`,
     async () => {
@@ -115,7 +115,7 @@ describe("browser", () => {
           })
           page.on("request", (request) => urls.push(request.url()))
           page.on("websocket", (ws) => urls.push(ws.url()))
-          const query = new URLSearchParams({ url: server.url, apiKey: server.apiKey, name, room })
+          const query = new URLSearchParams({ url: server.url, apiKey: server.apiKey, name, room, reconnect: "slow" })
           await page.goto(`${pageBase}?${query}`)
           return page
         }
@@ -199,6 +199,43 @@ describe("browser", () => {
         // the HTTP broadcast came from the page's origin, through CORS
         expect(state.stats.httpRequests).toBeGreaterThanOrEqual(1)
 
+        // the page's network and lifecycle (both tabs reconnect only once an hour by themselves)
+        const cdp = await context.newCDPSession(ada)
+        await cdp.send("Network.enable")
+        const network = (offline: boolean) =>
+          cdp.send("Network.emulateNetworkConditions", {
+            offline,
+            latency: 0,
+            downloadThroughput: -1,
+            uploadThroughput: -1
+          })
+        const adaSocket = async () => {
+          const connections = (await run(server.state)).connections
+          const id = connections.find((c) => c.open && c.params["tab"] === "ada")?.id
+          expect(id).toBeDefined() // else dropConnection would drop every socket
+          return id
+        }
+        const opened = async () => (await run(server.state)).stats.connectionsOpened
+        // offline, the socket lost: the tab says Offline and makes no attempt
+        await network(true)
+        expect(await ada.evaluate(() => navigator.onLine)).toBe(false)
+        await run(server.dropConnection({ connection: await adaSocket(), abrupt: true }))
+        await ada.locator("#connection[data-state=Offline]").waitFor({ timeout: 10_000 })
+        const openedOffline = await opened()
+        // the network back: a reconnect at once, not in an hour, and the channel subscribed again
+        await network(false)
+        await ada.locator("#connection[data-state=Open]").waitFor({ timeout: 10_000 })
+        await ada.locator("#status[data-state=Subscribed]").waitFor({ timeout: 10_000 })
+        expect(await opened()).toBe(openedOffline + 1)
+        // online, the socket lost: Reconnecting for an hour, until the page resumes
+        await run(server.dropConnection({ connection: await adaSocket(), abrupt: true }))
+        await ada.locator("#connection[data-state=Reconnecting]").waitFor({ timeout: 10_000 })
+        // headless Chromium neither hides nor freezes a page (Page.setWebLifecycleState refuses a
+        // visible one), so the page's own `resume` event is dispatched as Chrome does after a freeze
+        await ada.evaluate(() => document.dispatchEvent(new Event("resume")))
+        await ada.locator("#connection[data-state=Open]").waitFor({ timeout: 10_000 })
+        await ada.locator("#status[data-state=Subscribed]").waitFor({ timeout: 10_000 })
+
         await ada.bringToFront()
         await ada.screenshot({ path: screenshot, fullPage: true })
         expect(new URL(ada.url()).searchParams.get("name")).toBe("ada") // the form never navigated
@@ -214,6 +251,6 @@ describe("browser", () => {
         for (const dir of temp) Fs.rmSync(dir, { recursive: true, force: true })
       }
     },
-    20_000
+    40_000
   )
 })

@@ -11,6 +11,7 @@ import type * as AccessToken from "../AccessToken.js"
 import type * as Heartbeat from "../Heartbeat.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
 import * as Batteries from "../internal/batteries.js"
+import * as Network from "../Network.js"
 import type * as RealtimeClient from "../RealtimeClient.js"
 import type { InvalidArgument } from "../RealtimeError.js"
 import type * as Reconnect from "../Reconnect.js"
@@ -50,11 +51,17 @@ export interface Options extends RealtimeClient.Options {
    * `Heartbeat` in context when its layer is built, else 25 s / 25 s.
    */
   readonly heartbeat?: Heartbeat.Options | undefined
+  /**
+   * Follow the page's network and visibility (`Network.layerBrowser`): no reconnect attempts
+   * while offline, and a reconnect (or a heartbeat) at once when the network or the page comes
+   * back. Default true.
+   */
+  readonly network?: boolean | undefined
 }
 
 /**
- * The client for browsers: global `WebSocket`, HTTP broadcast over `fetch`. Provides
- * `RealtimeClient`, `Transport`, `AccessToken` and `HttpBroadcast`.
+ * The client for browsers: global `WebSocket`, HTTP broadcast over `fetch`, the page's network
+ * and visibility signals. Provides `RealtimeClient`, `Transport`, `AccessToken` and `HttpBroadcast`.
  *
  * Policies: the `reconnect` / `heartbeat` options, or `Reconnect.layer` / `Heartbeat.layer`
  * provided to this layer (`layer(options).pipe(Layer.provide(Reconnect.layer(...)))`) or outside
@@ -67,4 +74,9 @@ export interface Options extends RealtimeClient.Options {
 export const layer = (options: Options): Layer.Layer<
   RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
   InvalidArgument
-> => Batteries.layer(options, layerWebSocketConstructor)
+> =>
+  Batteries.layer(
+    options,
+    layerWebSocketConstructor,
+    options.network === false ? undefined : Network.layerBrowser
+  )

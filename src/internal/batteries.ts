@@ -8,6 +8,7 @@ import type * as Redacted from "effect/Redacted"
 import * as AccessToken from "../AccessToken.js"
 import * as Heartbeat from "../Heartbeat.js"
 import * as HttpBroadcast from "../HttpBroadcast.js"
+import type * as Network from "../Network.js"
 import * as RealtimeClient from "../RealtimeClient.js"
 import type { InvalidArgument } from "../RealtimeError.js"
 import * as Reconnect from "../Reconnect.js"
@@ -42,7 +43,8 @@ export const policies = (options: Options): Layer.Layer<Reconnect.Reconnect | He
 /** @internal */
 export const layer = (
   options: Options,
-  webSocket: Layer.Layer<Socket.WebSocketConstructor>
+  webSocket: Layer.Layer<Socket.WebSocketConstructor>,
+  network?: Layer.Layer<Network.Network> | undefined
 ): Layer.Layer<
   RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
   InvalidArgument
@@ -53,12 +55,13 @@ export const layer = (
     : HttpBroadcast.layer({ url: options.url, apiKey: options.apiKey, timeout: options.timeout }).pipe(
       Layer.provide(FetchHttpClient.layer)
     )
-  return RealtimeClient.layer(options).pipe(
+  const client = RealtimeClient.layer(options).pipe(
     Layer.provideMerge(http),
     Layer.provideMerge(token),
     Layer.provide(webSocket),
     Layer.provide(policies(options))
   )
+  return network === undefined ? client : Layer.provide(client, network)
 }
 
 /** @internal */
@@ -71,8 +74,9 @@ export const config: Config.Config<{ readonly url: string; readonly apiKey: Reda
 /** @internal */
 export const layerConfig = (
   webSocket: Layer.Layer<Socket.WebSocketConstructor>,
-  options: Omit<Options, "url" | "apiKey"> = {}
+  options: Omit<Options, "url" | "apiKey"> = {},
+  network?: Layer.Layer<Network.Network> | undefined
 ): Layer.Layer<
   RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
   InvalidArgument | ConfigError.ConfigError
-> => Layer.unwrapEffect(Effect.map(config, (c) => layer({ ...options, ...c }, webSocket)))
+> => Layer.unwrapEffect(Effect.map(config, (c) => layer({ ...options, ...c }, webSocket, network)))

@@ -12,6 +12,7 @@
 // minified instead of ~350 KiB for this page)
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { HttpBroadcast, PostgresChanges, RealtimeChannel, RealtimeClient } from "supabase-realtime-effect"
@@ -22,6 +23,9 @@ const url = query.get("url") ?? ""
 const apiKey = query.get("apiKey") ?? ""
 const name = query.get("name") ?? `guest-${Math.random().toString(36).slice(2, 6)}`
 const room = query.get("room") ?? "browser:room"
+// `reconnect=slow`: an hour between reconnect attempts, so that a quick reconnect can only come
+// from the page's network or lifecycle signals
+const slowReconnect = query.get("reconnect") === "slow"
 
 const Chat = RealtimeChannel.broadcastEvent("chat", Schema.Struct({ from: Schema.String, text: Schema.String }))
 const Member = Schema.Struct({ name: Schema.String })
@@ -136,7 +140,12 @@ const program = Effect.gen(function*() {
 Effect.runFork(
   program.pipe(
     Effect.scoped,
-    Effect.provide(BrowserRealtime.layer({ url, apiKey })),
+    Effect.provide(BrowserRealtime.layer({
+      url,
+      apiKey,
+      params: { tab: name },
+      ...(slowReconnect ? { reconnect: { reconnect: Schedule.spaced("1 hour") } } : {})
+    })),
     Effect.catchAllCause(showError)
   )
 )
