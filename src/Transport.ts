@@ -30,6 +30,7 @@ import * as Heartbeat from "./Heartbeat.js"
 import * as Backoff from "./internal/backoff.js"
 import { withExactPostgresNumbers } from "./internal/exactNumbers.js"
 import { parseEndpoint } from "./internal/url.js"
+import { Waiter } from "./internal/waiter.js"
 import * as Network from "./Network.js"
 import * as Protocol from "./Protocol.js"
 import { BufferFull, InvalidArgument, type ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
@@ -243,43 +244,26 @@ const { framesBad, framesIn, framesOut, framesUnrouted, heartbeatLatency, reconn
 
 /**
  * A request waiting for its reply: completed once (by the reply, its timer or the end of the
- * connection), then handed to its waiter. A callback, not a `Deferred`: a Deferred costs ~3 µs to
- * make (Effect 3.22, `bench/effect-costs.ts`), a wait through it 5 µs against 0.8 µs.
+ * connection), then handed to its waiter. Completing or forgetting it disarms its timer.
  */
-class Pending {
+class Pending extends Waiter<Reply, SocketClosed | PushTimeout> {
   written = false
   timer: Timer | undefined = undefined
-  constructor(readonly topic: string, readonly joinRef: string | null) {}
-  private exit: Exit.Exit<Reply, SocketClosed | PushTimeout> | undefined = undefined
-  private resume: ((exit: Exit.Exit<Reply, SocketClosed | PushTimeout>) => void) | undefined = undefined
+  constructor(readonly topic: string, readonly joinRef: string | null) {
+    super()
+  }
   complete(exit: Exit.Exit<Reply, SocketClosed | PushTimeout>): void {
-    if (this.exit !== undefined) return
-    this.exit = exit
     if (this.timer !== undefined) this.timer.fire = undefined
-    const resume = this.resume
-    this.resume = undefined
-    resume?.(exit)
+    this.settle(exit)
   }
-  /** Calls `f` with the outcome (once). */
-  listen(f: (exit: Exit.Exit<Reply, SocketClosed | PushTimeout>) => void): void {
-    if (this.exit !== undefined) return f(this.exit)
-    this.resume = f
-  }
-  /** Forgets the waiter: the outcome goes nowhere. */
-  cancel(): void {
-    this.resume = undefined
+  override cancel(): void {
+    super.cancel()
     if (this.timer !== undefined) this.timer.fire = undefined
   }
-  /** Waits for the outcome; `forget` runs if the waiter is interrupted first. */
-  await(forget: () => void): Effect.Effect<Reply, SocketClosed | PushTimeout> {
-    return Effect.async<Reply, SocketClosed | PushTimeout>((resume) => {
-      if (this.exit !== undefined) return resume(this.exit)
-      this.resume = resume
-      return Effect.sync(() => {
-        this.resume = undefined
-        if (this.timer !== undefined) this.timer.fire = undefined
-        forget()
-      })
+  override await(forget: () => void): Effect.Effect<Reply, SocketClosed | PushTimeout> {
+    return super.await(() => {
+      if (this.timer !== undefined) this.timer.fire = undefined
+      forget()
     })
   }
 }

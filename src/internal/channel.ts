@@ -34,6 +34,7 @@ import {
 import type * as Transport from "../Transport.js"
 import * as Backoff from "./backoff.js"
 import * as State from "./channel/state.js"
+import { Waiter } from "./waiter.js"
 
 /** @internal */
 export const metrics = {
@@ -275,30 +276,9 @@ const removeFrom = <A>(array: Array<A> | undefined, value: A): void => {
 
 /**
  * One wait for the join's outcome (a subscriber's, or a send's that waits for the join): settled
- * once, by the join, a give-up or a leave. A callback, not a `Deferred` (cheaper to make and wait on).
+ * once, by the join, a give-up or a leave.
  */
-class JoinWaiter {
-  private exit: Exit.Exit<void, JoinFailure> | undefined = undefined
-  private resume: ((exit: Exit.Exit<void, JoinFailure>) => void) | undefined = undefined
-  readonly settle = (exit: Exit.Exit<void, JoinFailure>): void => {
-    if (this.exit !== undefined) return
-    this.exit = exit
-    const resume = this.resume
-    this.resume = undefined
-    resume?.(exit)
-  }
-  /** The outcome; `forget` runs if the waiter is interrupted first. */
-  await(forget: () => void): Effect.Effect<void, JoinFailure> {
-    return Effect.async<void, JoinFailure>((resume) => {
-      if (this.exit !== undefined) return resume(this.exit)
-      this.resume = resume
-      return Effect.sync(() => {
-        this.resume = undefined
-        forget()
-      })
-    })
-  }
-}
+type JoinWaiter = Waiter<void, JoinFailure>
 
 type Failure = State.Failure<JoinFailure>
 
@@ -576,7 +556,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private awaitJoin(subscribe: boolean): Effect.Effect<void, JoinFailure> {
     return Effect.suspend(() => {
       if (this.machine.state._tag === "Joined") return Effect.void
-      const waiter = new JoinWaiter()
+      const waiter: JoinWaiter = new Waiter()
       ;(this.joinWaiters ??= []).push(waiter)
       const wait = waiter.await(() => removeFrom(this.joinWaiters, waiter))
       return subscribe ? Effect.zipRight(this.dispatchIn({ _tag: "Subscribe" }), wait) : wait
