@@ -7,6 +7,7 @@
  */
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as Describe from "./internal/describe.js"
 
 /**
  * @since 0.1.0
@@ -365,7 +366,7 @@ export const isRealtimeError = (u: unknown): u is RealtimeError => Predicate.has
  */
 export const joinRejected = (topic: string, response: unknown): JoinRejected | TokenExpired => {
   const reason = Predicate.hasProperty(response, "reason") && typeof response.reason === "string"
-    ? response.reason
+    ? Describe.truncate(response.reason)
     : describe(response)
   const match = /^([A-Za-z]+): /.exec(reason)
   const code = match ? match[1]! : "Unknown"
@@ -375,11 +376,5 @@ export const joinRejected = (topic: string, response: unknown): JoinRejected | T
   return new JoinRejected({ topic, code, reason })
 }
 
-const describe = (u: unknown): string => {
-  if (typeof u === "string") return u
-  try {
-    return JSON.stringify(u) ?? String(u)
-  } catch {
-    return String(u)
-  }
-}
+// depth-safe and bounded: a reply's response comes from the wire
+const describe = (u: unknown): string => typeof u === "string" ? Describe.truncate(u) : Describe.describe(u)

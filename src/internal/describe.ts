@@ -93,13 +93,16 @@ export const describe = (
       } else {
         let n = 0
         for (const key in value as object) {
+          // as JSON: fields set to `undefined` are left out
           if (!Object.prototype.hasOwnProperty.call(value, key)) continue
+          const field = (value as Record<string, unknown>)[key]
+          if (field === undefined) continue
           if (n >= room) {
             more = true
             break
           }
           if (n > 0) parts.push(",")
-          parts.push(quote(key, maxLength) + ":", { value: (value as Record<string, unknown>)[key], depth: depth + 1 })
+          parts.push(quote(key, maxLength) + ":", { value: field, depth: depth + 1 })
           n++
         }
       }
