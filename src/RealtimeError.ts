@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as Describe from "./internal/describe.js"
@@ -310,7 +311,9 @@ export class PostgresBindingMismatch extends Schema.TaggedError<PostgresBindingM
 }
 
 /**
- * A payload did not match the schema the subscriber gave.
+ * A payload did not match the schema the subscriber gave: what a typed stream with
+ * `onDecodeError: "fail"` fails with. `detail` is the parse issue as bounded text; `issue` is the
+ * issue itself (see {@link payloadDecodeError}).
  *
  * @since 0.1.0
  * @category errors
@@ -322,10 +325,41 @@ export class PayloadDecodeError extends Schema.TaggedError<PayloadDecodeError>()
 }) {
   /** @since 0.1.0 */
   readonly [TypeId]: TypeId = TypeId
+  /**
+   * The schema's parse issue, when it reported one. Not enumerable: it holds the payload, which
+   * the sender may have nested at will, so printing or logging the error never walks it.
+   *
+   * @since 0.1.0
+   */
+  declare readonly issue: ParseResult.ParseIssue | undefined
   /** @since 0.1.0 */
   override get message(): string {
     return `payload of '${this.event}' on '${this.topic}' does not match its schema: ${this.detail}`
   }
+}
+
+/**
+ * A {@link PayloadDecodeError} for a parse issue (or the text of why decoding failed): `detail` is
+ * the issue described without recursion and bounded in length, `issue` the issue itself.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const payloadDecodeError = (
+  topic: string,
+  event: string,
+  issue: ParseResult.ParseIssue | string
+): PayloadDecodeError => {
+  const error = new PayloadDecodeError({
+    topic,
+    event: Describe.truncate(event, 200),
+    detail: typeof issue === "string" ? Describe.truncate(issue) : Describe.describeIssue(issue)
+  })
+  Object.defineProperty(error, "issue", {
+    value: typeof issue === "string" ? undefined : issue,
+    enumerable: false
+  })
+  return error
 }
 
 /**

@@ -6,6 +6,7 @@ import * as Socket from "@effect/platform/Socket"
 import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
 import {
   Cause,
+  Chunk,
   Context,
   Effect,
   Either,
@@ -23,7 +24,7 @@ import { describe as describeValue, describeIssue } from "../src/internal/descri
 import * as PostgresChanges from "../src/PostgresChanges.js"
 import * as Presence from "../src/Presence.js"
 import * as Protocol from "../src/Protocol.js"
-import type * as RealtimeChannel from "../src/RealtimeChannel.js"
+import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as RealtimeError from "../src/RealtimeError.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
@@ -350,5 +351,101 @@ describe("hostile input: depth", () => {
     assert.match(text, /\["title"\]: Expected string, actual 1/)
     // what it replaces cannot
     assert.throws(() => ParseResult.TreeFormatter.formatIssueSync(issue))
+  })
+})
+
+describe("hostile input: decode errors (PayloadDecodeError)", () => {
+  const Cursor = RealtimeChannel.broadcastEvent("cursor", Schema.Struct({ x: Schema.Number }))
+
+  it.scoped("onDecodeError 'fail': a typed broadcast stream emits what came before, then fails with PayloadDecodeError", () =>
+    Effect.gen(function*() {
+      const { client, server } = yield* setup()
+      const channel = yield* client.channel("room")
+      const failing = yield* collect(channel.broadcast(Cursor, { onDecodeError: "fail" }))
+      const named = yield* collect(channel.broadcast("cursor", Cursor.schema, { onDecodeError: "fail" }))
+      const skipping = yield* collect(channel.broadcast(Cursor, { onDecodeError: "skip" }))
+      const byDefault = yield* collect(channel.broadcast(Cursor))
+      yield* Effect.yieldNow()
+      const { connection } = yield* joined(server, channel)
+      const send = (payload: string) =>
+        pushText(
+          connection,
+          null,
+          "realtime:room",
+          "broadcast",
+          `{"type":"broadcast","event":"cursor","payload":${payload}}`
+        )
+      yield* send(`{"x":1}`)
+      yield* send(`{"x":${deepObject(DEPTH)}}`)
+      yield* send(`{"x":2}`)
+      for (const collected of [failing, named]) {
+        const exit = yield* Fiber.await(collected.fiber)
+        const error = Exit.isFailure(exit) ? Option.getOrThrow(Cause.failureOption(exit.cause)) : undefined
+        assert.deepStrictEqual(
+          (yield* Queue.takeAll(collected.items)).pipe(Chunk.map((b) => b.payload), Chunk.toArray),
+          [{
+            x: 1
+          }]
+        )
+        assert.isDefined(error)
+        if (error === undefined) return
+        assert.strictEqual(error._tag, "PayloadDecodeError")
+        assert.strictEqual(error.topic, "realtime:room")
+        assert.strictEqual(error.event, "cursor")
+        assert.match(error.detail, /^\["x"\]: Expected number, actual \{"a":/)
+        assert.isTrue(error.message.length < 1_200)
+        assert.strictEqual(error.issue?._tag, "Composite")
+        // printing the error (as runMain does) never walks the payload
+        assert.isTrue(Cause.pretty(Cause.fail(error)).length < 5_000)
+        assert.isTrue(JSON.stringify(error).length < 1_200)
+      }
+      // the default and "skip": skipped, the stream goes on
+      for (const collected of [skipping, byDefault]) {
+        assert.deepStrictEqual((yield* takeAlive(collected)).payload, { x: 1 })
+        assert.deepStrictEqual((yield* takeAlive(collected)).payload, { x: 2 })
+      }
+    }))
+
+  it.scoped("onDecodeError 'fail': a typed postgres stream fails with PayloadDecodeError; malformed changes stay skipped", () =>
+    Effect.gen(function*() {
+      const { client, server } = yield* setup()
+      const channel = yield* client.channel("db", { postgresChanges: [binding] })
+      const failing = yield* channel.postgresChanges(binding, Todo, { onDecodeError: "fail" }).pipe(
+        Stream.runCollect,
+        Effect.either,
+        Effect.fork
+      )
+      yield* Effect.yieldNow()
+      const { connection } = yield* joined(server, channel)
+      const send = (json: string) => pushText(connection, null, "realtime:db", "postgres_changes", json)
+      yield* send(changeJson(`{"id":1,"title":"a"}`))
+      yield* send(`{"ids":[7],"data":{"type":"NOPE"}}`) // malformed: skipped and logged, not a decode error
+      yield* send(changeJson(`{"id":"x","title":"b"}`))
+      yield* send(changeJson(`{"id":3,"title":"c"}`))
+      const result = yield* Fiber.join(failing)
+      const error = Either.getLeft(result).pipe(Option.getOrThrow)
+      assert.strictEqual(error._tag, "PayloadDecodeError")
+      if (error._tag !== "PayloadDecodeError") return
+      assert.strictEqual(error.event, "postgres_changes todos")
+      assert.match(error.detail, /\["id"\]: Expected number, actual "x"/)
+    }))
+
+  it("types: the error channel follows onDecodeError", () => {
+    type ErrorOf<S> = S extends Stream.Stream<any, infer E, any> ? E : never
+    const channel = null as unknown as RealtimeChannel.RealtimeChannel
+    // compiles only when A and B are the same type
+    const check = <A, B extends A>(_: [A] extends [B] ? true : false) => {}
+    if (channel !== null) {
+      const byDefault = () => channel.broadcast(Cursor)
+      check<ErrorOf<ReturnType<typeof byDefault>>, never>(true)
+      const fail = () => channel.broadcast(Cursor, { onDecodeError: "fail" })
+      const skip = () => channel.broadcast(Cursor, { onDecodeError: "skip" })
+      const either = (mode: "skip" | "fail") => channel.broadcast("cursor", Cursor.schema, { onDecodeError: mode })
+      const pg = () => channel.postgresChanges(binding, Todo, { onDecodeError: "fail" })
+      check<ErrorOf<ReturnType<typeof fail>>, RealtimeError.PayloadDecodeError>(true)
+      check<ErrorOf<ReturnType<typeof skip>>, never>(true)
+      check<ErrorOf<ReturnType<typeof either>>, RealtimeError.PayloadDecodeError>(true)
+      check<ErrorOf<ReturnType<typeof pg>>, RealtimeError.PayloadDecodeError | RealtimeError.InvalidArgument>(true)
+    }
   })
 })
