@@ -127,6 +127,15 @@ export class PushRejected extends Schema.TaggedError<PushRejected>()("PushReject
   override get message(): string {
     return `'${this.event}' on '${this.topic}' rejected: ${describe(this.response)}`
   }
+  /**
+   * The fields, with the server's response described (bounded, depth-safe): logging the error
+   * never walks what the server sent.
+   *
+   * @since 0.1.0
+   */
+  override toJSON(): unknown {
+    return { _tag: this._tag, topic: this.topic, event: this.event, response: describe(this.response) }
+  }
 }
 
 /**
@@ -254,6 +263,21 @@ export class HttpBroadcastFailed extends Schema.TaggedError<HttpBroadcastFailed>
     return this.status === undefined
       ? `HTTP broadcast failed (${this.reason}): ${this.detail}`
       : `HTTP broadcast failed with ${this.status} (${this.reason}): ${this.detail}`
+  }
+  /**
+   * The fields, with the server's body described (bounded, depth-safe): logging the error never
+   * walks what the server sent.
+   *
+   * @since 0.1.0
+   */
+  override toJSON(): unknown {
+    return {
+      _tag: this._tag,
+      reason: this.reason,
+      status: this.status,
+      body: this.body === undefined ? undefined : describe(this.body),
+      detail: Describe.truncate(this.detail)
+    }
   }
 }
 

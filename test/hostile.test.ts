@@ -2,6 +2,8 @@
  * Hostile input from the wire (issue 11): what a server, or a peer through it, sends must not
  * crash the process, kill a stream or make an operation die with a defect.
  */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Socket from "@effect/platform/Socket"
 import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
 import {
@@ -12,6 +14,7 @@ import {
   Either,
   Exit,
   Fiber,
+  Inspectable,
   Layer,
   Option,
   ParseResult,
@@ -20,6 +23,8 @@ import {
   type Scope,
   Stream
 } from "effect"
+import * as AccessToken from "../src/AccessToken.js"
+import * as HttpBroadcast from "../src/HttpBroadcast.js"
 import { describe as describeValue, describeIssue } from "../src/internal/describe.js"
 import * as PostgresChanges from "../src/PostgresChanges.js"
 import * as Presence from "../src/Presence.js"
@@ -448,4 +453,49 @@ describe("hostile input: decode errors (PayloadDecodeError)", () => {
       check<ErrorOf<ReturnType<typeof pg>>, RealtimeError.PayloadDecodeError | RealtimeError.InvalidArgument>(true)
     }
   })
+})
+
+describe("hostile input: errors that carry what the server sent", () => {
+  it("PushRejected, HttpBroadcastFailed, JoinRejected: printing and logging them never walks a deep value", () => {
+    const deep = deepValue(DEPTH)
+    const errors = [
+      new RealtimeError.PushRejected({ topic: "t", event: "e", response: deep }),
+      new RealtimeError.HttpBroadcastFailed({ reason: "Invalid", status: 422, body: deep, detail: "d" }),
+      RealtimeError.joinRejected("t", JSON.parse(deepArray(DEPTH)))
+    ]
+    for (const error of errors) {
+      assert.isBelow(JSON.stringify(error).length, 2_000)
+      assert.isBelow(Inspectable.format(error).length, 2_000)
+      assert.isBelow(Cause.pretty(Cause.fail(error)).length, 5_000)
+      assert.isBelow(error.message.length, 1_200)
+    }
+  })
+
+  it.effect("an HTTP broadcast answered with deeply nested `errors` fails with HttpBroadcastFailed, not a defect", () =>
+    Effect.gen(function*() {
+      const body = `{"errors":{"payload":${deepArray(DEPTH, `"too deep"`)}}}`
+      const client = HttpClient.make((request) =>
+        Effect.succeed(
+          HttpClientResponse.fromWeb(
+            request,
+            new Response(body, { status: 422, headers: { "content-type": "application/json" } })
+          )
+        )
+      )
+      const exit = yield* Effect.flatMap(HttpBroadcast.HttpBroadcast, (http) => http.send("room", "e", { a: 1 })).pipe(
+        Effect.provide(
+          HttpBroadcast.layer({ url: "https://abc.supabase.co", apiKey: "anon" }).pipe(
+            Layer.provide(Layer.succeed(HttpClient.HttpClient, client)),
+            Layer.provide(AccessToken.layerNone)
+          )
+        ),
+        Effect.exit
+      )
+      const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+      assert.isTrue(Option.isSome(error), `a failure, not a defect: ${String(exit).slice(0, 300)}`)
+      const failed = Option.getOrThrow(error) as RealtimeError.HttpBroadcastFailed
+      assert.strictEqual(failed._tag, "HttpBroadcastFailed")
+      assert.strictEqual(failed.status, 422)
+      assert.isBelow(failed.message.length, 1_200)
+    }))
 })
