@@ -29,6 +29,7 @@ import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
 import { AccessToken } from "./AccessToken.js"
+import * as Describe from "./internal/describe.js"
 import { parseEndpoint } from "./internal/url.js"
 import type { AccessTokenError } from "./RealtimeError.js"
 import { HttpBroadcastFailed, InvalidArgument } from "./RealtimeError.js"
@@ -483,13 +484,15 @@ const parseBody = (text: string): unknown => {
   }
 }
 
-const formatErrors = (u: unknown): string => {
+// the body comes from the wire: below the few levels of an error map, it is described bounded
+const formatErrors = (u: unknown, depth = 0): string => {
   if (typeof u === "string") return u
-  if (Array.isArray(u)) return u.map(formatErrors).join(", ")
+  if (depth >= 4) return Describe.describe(u, { maxLength: 200 })
+  if (Array.isArray(u)) return u.map((e) => formatErrors(e, depth + 1)).join(", ")
   if (Predicate.isRecord(u)) {
-    return Object.entries(u).map(([key, value]) => `${key}: ${formatErrors(value)}`).join("; ")
+    return Object.entries(u).map(([key, value]) => `${key}: ${formatErrors(value, depth + 1)}`).join("; ")
   }
-  return JSON.stringify(u) ?? String(u)
+  return Describe.describe(u)
 }
 
 const detailOf = (body: unknown): string | undefined => {
@@ -497,7 +500,7 @@ const detailOf = (body: unknown): string | undefined => {
   if (!Predicate.isRecord(body)) return undefined
   if (typeof body.message === "string" && body.message !== "") return body.message
   if (typeof body.error === "string" && body.error !== "") return body.error
-  if (body.errors !== undefined && body.errors !== null) return formatErrors(body.errors)
+  if (body.errors !== undefined && body.errors !== null) return Describe.truncate(formatErrors(body.errors))
   return undefined
 }
 

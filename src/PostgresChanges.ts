@@ -15,6 +15,7 @@
 import * as Either from "effect/Either"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import * as Predicate from "effect/Predicate"
+import * as Describe from "./internal/describe.js"
 import * as internal from "./internal/postgresFilter.js"
 import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "./RealtimeError.js"
 
@@ -219,7 +220,10 @@ const contentKey = (entry: {
     absent(entry.schema),
     absent(entry.table),
     absent(typeof entry.filter === "string" ? entry.filter.trim() : entry.filter),
-    Array.isArray(entry.select) && entry.select.length > 0 ? entry.select : null
+    // a non-string column (from the wire, of any depth) matches no binding
+    Array.isArray(entry.select) && entry.select.length > 0
+      ? entry.select.map((column: unknown) => typeof column === "string" ? column : null)
+      : null
   ])
 
 const bindingKey = (binding: Binding): string =>
@@ -240,13 +244,8 @@ const describeBinding = (binding: Binding): string =>
     select: binding.select
   })
 
-const describe = (u: unknown): string => {
-  try {
-    return JSON.stringify(u) ?? String(u)
-  } catch {
-    return String(u)
-  }
-}
+// bounded and depth-safe: replies and changes come from the wire
+const describe = (u: unknown): string => Describe.describe(u, { maxLength: 300 })
 
 /**
  * The id the in-process server gives a binding's params (a stand-in for the server's
@@ -705,14 +704,34 @@ const convertNumeric = (value: unknown, mode: "string" | "number"): unknown => {
 }
 
 const convertArray = (elementType: string, value: unknown, options: ConvertOptions | undefined): unknown => {
-  const convert = (elements: ReadonlyArray<unknown>): Array<unknown> =>
-    elements.map((e) => (Array.isArray(e) ? convert(e) : e === null ? null : convertCell(elementType, e, options)))
-  if (Array.isArray(value)) return convert(value)
+  const convert = (e: unknown) => convertCell(elementType, e, options)
+  if (Array.isArray(value)) return convertElements(value, convert)
   if (typeof value !== "string") return value
   const trimmed = value.trim()
   if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return value
   const parsed = internal.parseArrayLiteral(trimmed)
-  return parsed === undefined ? value : convert(parsed)
+  return parsed === undefined ? value : convertElements(parsed, convert)
+}
+
+// A copy of nested arrays with `f` applied to every element that is neither an array nor null.
+// Iterative (a stack of the arrays still to copy): the nesting comes from the wire.
+const convertElements = (root: ReadonlyArray<unknown>, f: (element: unknown) => unknown): Array<unknown> => {
+  const out: Array<unknown> = new Array(root.length)
+  const stack: Array<readonly [ReadonlyArray<unknown>, Array<unknown>]> = [[root, out]]
+  while (stack.length > 0) {
+    const [from, to] = stack.pop()!
+    for (let i = 0; i < from.length; i++) {
+      const e = from[i]
+      if (Array.isArray(e)) {
+        const copy: Array<unknown> = new Array(e.length)
+        to[i] = copy
+        stack.push([e, copy])
+      } else {
+        to[i] = e === null ? null : f(e)
+      }
+    }
+  }
+  return out
 }
 
 /**
@@ -813,7 +832,7 @@ export const convertChange = (data: unknown, options?: ConvertOptions): Either.E
     })),
     record: data["record"] as Row | null | undefined,
     old_record: data["old_record"] as Row | null | undefined,
-    errors: Array.isArray(errors) ? errors.map(String) : null
+    errors: Array.isArray(errors) ? errors.map((e) => typeof e === "string" ? e : describe(e)) : null
   }, options))
 }
 

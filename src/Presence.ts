@@ -337,22 +337,35 @@ const sameFields = (a: RawMeta, b: RawMeta): boolean => {
   return jsonEquals(restA, restB)
 }
 
-const jsonEquals = (a: unknown, b: unknown): boolean => {
-  if (a === b) return true
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) {
-    return typeof a === "number" && typeof b === "number" && Number.isNaN(a) && Number.isNaN(b)
+// JSON equality (keys in any order, `undefined` fields as absent). Iterative: a meta comes from a
+// peer, who chooses its depth, so no recursion here (an explicit stack of pairs still to compare).
+const jsonEquals = (left: unknown, right: unknown): boolean => {
+  const stack: Array<unknown> = [left, right]
+  while (stack.length > 0) {
+    const b = stack.pop()
+    const a = stack.pop()
+    if (a === b) continue
+    if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) {
+      if (typeof a === "number" && typeof b === "number" && Number.isNaN(a) && Number.isNaN(b)) continue
+      return false
+    }
+    if (Array.isArray(a)) {
+      if (!Array.isArray(b) || a.length !== b.length) return false
+      for (let i = 0; i < a.length; i++) stack.push(a[i], b[i])
+      continue
+    }
+    if (Array.isArray(b)) return false
+    const ra = a as Record<string, unknown>
+    const rb = b as Record<string, unknown>
+    const ka = Object.keys(ra).filter((k) => ra[k] !== undefined)
+    const kb = Object.keys(rb).filter((k) => rb[k] !== undefined)
+    if (ka.length !== kb.length) return false
+    for (const k of ka) {
+      if (!Object.prototype.hasOwnProperty.call(rb, k)) return false
+      stack.push(ra[k], rb[k])
+    }
   }
-  if (Array.isArray(a)) {
-    return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEquals(x, b[i]))
-  }
-  if (Array.isArray(b)) return false
-  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined)
-  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined)
-  return ka.length === kb.length &&
-    ka.every((k) =>
-      Object.prototype.hasOwnProperty.call(b, k) &&
-      jsonEquals((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
-    )
+  return true
 }
 
 /**

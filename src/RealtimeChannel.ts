@@ -25,6 +25,7 @@ import type {
   InvalidArgument,
   JoinRejected,
   JoinTimeout,
+  PayloadDecodeError,
   PayloadTooLarge,
   PostgresBindingMismatch,
   ProtocolError,
@@ -172,6 +173,41 @@ export const isBroadcastEvent = (u: unknown): u is BroadcastEvent<unknown, unkno
   Predicate.hasProperty(u, "event") && Predicate.hasProperty(u, "schema") && typeof u.event === "string"
 
 /**
+ * Options of a typed stream (`broadcast` or `postgresChanges` with a schema).
+ *
+ * `onDecodeError`: what a payload that does not match the schema does. `"skip"` (the default): it
+ * is skipped, counted in `realtime_payload_decode_failures` and logged, and the stream goes on.
+ * `"fail"`: the stream emits what came before it, then fails with `PayloadDecodeError` (the event,
+ * the parse issue, and the issue as bounded text).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DecodeOptions {
+  readonly onDecodeError?: "skip" | "fail" | undefined
+}
+
+/**
+ * {@link DecodeOptions} that end the stream on a payload that does not match.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FailOnDecodeError extends DecodeOptions {
+  readonly onDecodeError: "fail"
+}
+
+/**
+ * {@link DecodeOptions} that skip a payload that does not match (the default).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SkipOnDecodeError extends DecodeOptions {
+  readonly onDecodeError?: "skip" | undefined
+}
+
+/**
  * A `system` message: `extension` (`system` or `postgres_changes`), `status` (`ok` or `error`), a
  * human `message`, and the subtopic.
  *
@@ -273,12 +309,25 @@ export interface RealtimeChannel {
   readonly subscribe: Effect.Effect<void, JoinError, Scope.Scope>
 
   /**
-   * Broadcasts of one event (`"*"` for all), decoded with `schema` (payloads that do not match are
-   * logged, counted and skipped). Start the stream before `subscribe` to see everything from the join.
+   * Broadcasts of one event (`"*"` for all), decoded with `schema`: payloads that do not match are
+   * logged, counted and skipped, or end the stream with `PayloadDecodeError` with
+   * `{ onDecodeError: "fail" }`. Start the stream before `subscribe` to see everything from the join.
    */
   readonly broadcast: {
-    <A, I>(event: BroadcastEvent<A, I>): Stream.Stream<Broadcast<A>>
-    <A, I>(event: string, schema: Schema.Schema<A, I>): Stream.Stream<Broadcast<A>>
+    <A, I>(event: BroadcastEvent<A, I>, options: FailOnDecodeError): Stream.Stream<Broadcast<A>, PayloadDecodeError>
+    <A, I>(event: BroadcastEvent<A, I>, options?: SkipOnDecodeError): Stream.Stream<Broadcast<A>>
+    <A, I>(event: BroadcastEvent<A, I>, options: DecodeOptions): Stream.Stream<Broadcast<A>, PayloadDecodeError>
+    <A, I>(
+      event: string,
+      schema: Schema.Schema<A, I>,
+      options: FailOnDecodeError
+    ): Stream.Stream<Broadcast<A>, PayloadDecodeError>
+    <A, I>(event: string, schema: Schema.Schema<A, I>, options?: SkipOnDecodeError): Stream.Stream<Broadcast<A>>
+    <A, I>(
+      event: string,
+      schema: Schema.Schema<A, I>,
+      options: DecodeOptions
+    ): Stream.Stream<Broadcast<A>, PayloadDecodeError>
     (event: string): Stream.Stream<Broadcast<unknown>>
   }
 
@@ -294,13 +343,26 @@ export interface RealtimeChannel {
 
   /**
    * The changes of one binding of `config.postgresChanges` (matched by content), or of all of
-   * them, with rows decoded by `schema` (or left as converted JSON).
+   * them, with rows decoded by `schema` (or left as converted JSON). Rows that do not match are
+   * logged, counted and skipped, or end the stream with `PayloadDecodeError` with
+   * `{ onDecodeError: "fail" }`.
    */
   readonly postgresChanges: {
     <A, I>(
       binding: PostgresChanges.Binding | undefined,
-      schema: Schema.Schema<A, I>
+      schema: Schema.Schema<A, I>,
+      options: FailOnDecodeError
+    ): Stream.Stream<PostgresChanges.Change<A>, InvalidArgument | PayloadDecodeError>
+    <A, I>(
+      binding: PostgresChanges.Binding | undefined,
+      schema: Schema.Schema<A, I>,
+      options?: SkipOnDecodeError
     ): Stream.Stream<PostgresChanges.Change<A>, InvalidArgument>
+    <A, I>(
+      binding: PostgresChanges.Binding | undefined,
+      schema: Schema.Schema<A, I>,
+      options: DecodeOptions
+    ): Stream.Stream<PostgresChanges.Change<A>, InvalidArgument | PayloadDecodeError>
     (binding?: PostgresChanges.Binding): Stream.Stream<PostgresChanges.Change<Record<string, unknown>>, InvalidArgument>
   }
 

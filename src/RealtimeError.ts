@@ -5,8 +5,10 @@
  *
  * @since 0.1.0
  */
+import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as Describe from "./internal/describe.js"
 
 /**
  * @since 0.1.0
@@ -124,6 +126,15 @@ export class PushRejected extends Schema.TaggedError<PushRejected>()("PushReject
   /** @since 0.1.0 */
   override get message(): string {
     return `'${this.event}' on '${this.topic}' rejected: ${describe(this.response)}`
+  }
+  /**
+   * The fields, with the server's response described (bounded, depth-safe): logging the error
+   * never walks what the server sent.
+   *
+   * @since 0.1.0
+   */
+  override toJSON(): unknown {
+    return { _tag: this._tag, topic: this.topic, event: this.event, response: describe(this.response) }
   }
 }
 
@@ -253,6 +264,21 @@ export class HttpBroadcastFailed extends Schema.TaggedError<HttpBroadcastFailed>
       ? `HTTP broadcast failed (${this.reason}): ${this.detail}`
       : `HTTP broadcast failed with ${this.status} (${this.reason}): ${this.detail}`
   }
+  /**
+   * The fields, with the server's body described (bounded, depth-safe): logging the error never
+   * walks what the server sent.
+   *
+   * @since 0.1.0
+   */
+  override toJSON(): unknown {
+    return {
+      _tag: this._tag,
+      reason: this.reason,
+      status: this.status,
+      body: this.body === undefined ? undefined : describe(this.body),
+      detail: Describe.truncate(this.detail)
+    }
+  }
 }
 
 /**
@@ -309,7 +335,9 @@ export class PostgresBindingMismatch extends Schema.TaggedError<PostgresBindingM
 }
 
 /**
- * A payload did not match the schema the subscriber gave.
+ * A payload did not match the schema the subscriber gave: what a typed stream with
+ * `onDecodeError: "fail"` fails with. `detail` is the parse issue as bounded text; `issue` is the
+ * issue itself (see {@link payloadDecodeError}).
  *
  * @since 0.1.0
  * @category errors
@@ -321,10 +349,41 @@ export class PayloadDecodeError extends Schema.TaggedError<PayloadDecodeError>()
 }) {
   /** @since 0.1.0 */
   readonly [TypeId]: TypeId = TypeId
+  /**
+   * The schema's parse issue, when it reported one. Not enumerable: it holds the payload, which
+   * the sender may have nested at will, so printing or logging the error never walks it.
+   *
+   * @since 0.1.0
+   */
+  declare readonly issue: ParseResult.ParseIssue | undefined
   /** @since 0.1.0 */
   override get message(): string {
     return `payload of '${this.event}' on '${this.topic}' does not match its schema: ${this.detail}`
   }
+}
+
+/**
+ * A {@link PayloadDecodeError} for a parse issue (or the text of why decoding failed): `detail` is
+ * the issue described without recursion and bounded in length, `issue` the issue itself.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const payloadDecodeError = (
+  topic: string,
+  event: string,
+  issue: ParseResult.ParseIssue | string
+): PayloadDecodeError => {
+  const error = new PayloadDecodeError({
+    topic,
+    event: Describe.truncate(event, 200),
+    detail: typeof issue === "string" ? Describe.truncate(issue) : Describe.describeIssue(issue)
+  })
+  Object.defineProperty(error, "issue", {
+    value: typeof issue === "string" ? undefined : issue,
+    enumerable: false
+  })
+  return error
 }
 
 /**
@@ -365,7 +424,7 @@ export const isRealtimeError = (u: unknown): u is RealtimeError => Predicate.has
  */
 export const joinRejected = (topic: string, response: unknown): JoinRejected | TokenExpired => {
   const reason = Predicate.hasProperty(response, "reason") && typeof response.reason === "string"
-    ? response.reason
+    ? Describe.truncate(response.reason)
     : describe(response)
   const match = /^([A-Za-z]+): /.exec(reason)
   const code = match ? match[1]! : "Unknown"
@@ -375,11 +434,5 @@ export const joinRejected = (topic: string, response: unknown): JoinRejected | T
   return new JoinRejected({ topic, code, reason })
 }
 
-const describe = (u: unknown): string => {
-  if (typeof u === "string") return u
-  try {
-    return JSON.stringify(u) ?? String(u)
-  } catch {
-    return String(u)
-  }
-}
+// depth-safe and bounded: a reply's response comes from the wire
+const describe = (u: unknown): string => typeof u === "string" ? Describe.truncate(u) : Describe.describe(u)

@@ -25,6 +25,8 @@ import {
   InvalidArgument,
   joinRejected,
   JoinTimeout,
+  type PayloadDecodeError,
+  payloadDecodeError,
   PayloadTooLarge,
   type ProtocolError,
   PushRejected,
@@ -34,6 +36,7 @@ import {
 import type * as Transport from "../Transport.js"
 import * as Backoff from "./backoff.js"
 import * as State from "./channel/state.js"
+import * as Describe from "./describe.js"
 import { Waiter } from "./waiter.js"
 
 /** @internal */
@@ -231,6 +234,32 @@ const canonical = (value: unknown): unknown => {
     return out
   }
   return value
+}
+
+/**
+ * A schema's decoder that never throws: a recursive schema overflows the stack on a payload nested
+ * deep enough, and that is a payload that does not match, not a defect. The failure is the parse
+ * issue, or the text of what was thrown.
+ */
+const safeDecoder = <A>(schema: Schema.Schema<A, any>) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  return (u: unknown): Either.Either<A, ParseResult.ParseIssue | string> => {
+    try {
+      const result = decode(u)
+      return result._tag === "Right" ? result as Either.Either<A, never> : Either.left(result.left.issue)
+    } catch (cause) {
+      return Either.left(
+        `the schema could not decode the payload (${
+          cause instanceof Error ? Describe.truncate(cause.message, 200) : "a throw"
+        })`
+      )
+    }
+  }
+}
+
+/** An item a typed stream does not emit: a payload that does not match (`error`), or a malformed one. */
+class Skipped {
+  constructor(readonly log: Effect.Effect<void>, readonly error?: PayloadDecodeError) {}
 }
 
 /** A stable text of what makes two configs the same channel on the wire. @internal */
@@ -969,22 +998,61 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     })
   }
 
-  private decodeFailed(event: string, error: ParseResult.ParseError) {
+  /** A payload that does not match: counted; logged when skipped. The issue is described bounded. */
+  private mismatch(event: string, issue: ParseResult.ParseIssue | string): Skipped {
     metrics.decodeFailures.unsafeUpdate(1, [])
-    return Effect.logWarning("payload does not match the schema: skipped").pipe(
-      Effect.annotateLogs({ topic: this.topic, event, error: ParseResult.TreeFormatter.formatErrorSync(error) })
+    const error = payloadDecodeError(this.topic, event, issue)
+    return new Skipped(
+      Effect.logWarning("payload does not match the schema: skipped").pipe(
+        Effect.annotateLogs({ topic: this.topic, event: error.event, error: error.detail })
+      ),
+      error
     )
   }
 
-  broadcast(event: string): Stream.Stream<Channel.Broadcast<unknown>>
-  broadcast<A, I>(event: string, schema: Schema.Schema<A, I>): Stream.Stream<Channel.Broadcast<A>>
-  broadcast<A, I>(event: Channel.BroadcastEvent<A, I>): Stream.Stream<Channel.Broadcast<A>>
+  /**
+   * `decode` applied to every item, as one synchronous `mapChunks`. A `Skipped` item is left out and
+   * logged from a fiber of its own; with `onDecodeError: "fail"`, a payload that does not match ends
+   * the stream with its `PayloadDecodeError` once what came before it is emitted.
+   */
+  private decodeStream<A, B>(
+    stream: Stream.Stream<A>,
+    options: Channel.DecodeOptions | undefined,
+    decode: (item: A) => B | Skipped
+  ): Stream.Stream<B, PayloadDecodeError> {
+    const fail = options?.onDecodeError === "fail"
+    const decoded = Stream.mapChunks(stream, (chunk) => {
+      const out: Array<any> = []
+      let logs: Array<Effect.Effect<void>> | undefined
+      for (const item of chunk) {
+        const result = decode(item)
+        if (!(result instanceof Skipped)) {
+          out.push(fail ? Exit.succeed(result) : result)
+        } else if (fail && result.error !== undefined) {
+          out.push(Exit.fail(Option.some(result.error)))
+          break
+        } else {
+          ;(logs ??= []).push(result.log)
+        }
+      }
+      if (logs !== undefined) this.deps.runFork(Effect.all(logs, { discard: true }))
+      return Chunk.unsafeFromArray(out)
+    })
+    return fail
+      ? Stream.flattenExitOption(decoded as Stream.Stream<Exit.Exit<B, Option.Option<PayloadDecodeError>>>)
+      : decoded as Stream.Stream<B>
+  }
+
+  // the overloads are `Channel.RealtimeChannel`'s (the error type follows `onDecodeError`)
   broadcast(
     eventOrDefinition: string | Channel.BroadcastEvent<any, any>,
-    maybeSchema?: Schema.Schema<any, any>
-  ): Stream.Stream<Channel.Broadcast<any>> {
-    const event = typeof eventOrDefinition === "string" ? eventOrDefinition : eventOrDefinition.event
-    const schema = typeof eventOrDefinition === "string" ? maybeSchema : eventOrDefinition.schema
+    schemaOrOptions?: Schema.Schema<any, any> | Channel.DecodeOptions,
+    maybeOptions?: Channel.DecodeOptions
+  ): any {
+    const named = typeof eventOrDefinition === "string"
+    const event = named ? eventOrDefinition : eventOrDefinition.event
+    const schema = named ? schemaOrOptions as Schema.Schema<any, any> | undefined : eventOrDefinition.schema
+    const options = named ? maybeOptions : schemaOrOptions as Channel.DecodeOptions | undefined
     const key = event === "*" ? "*" : event.toLowerCase()
     const stream = this.listen<Channel.Broadcast<unknown>>((listener) => {
       const listeners = this.broadcastListeners.get(key)
@@ -998,17 +1066,12 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     })
     // the inbox already holds `Broadcast`s: no per-element work without a schema
     if (schema === undefined) return stream
-    const decode = Schema.decodeUnknownEither(schema)
-    return Stream.mapChunks(stream, (chunk) => {
-      const out: Array<Channel.Broadcast<unknown>> = []
-      let failures: Array<Effect.Effect<void>> | undefined
-      for (const b of chunk) {
-        const decoded = decode(b.payload)
-        if (decoded._tag === "Right") out.push({ event: b.event, payload: decoded.right, meta: b.meta })
-        else (failures ??= []).push(this.decodeFailed(b.event, decoded.left))
-      }
-      if (failures !== undefined) this.deps.runFork(Effect.all(failures, { discard: true }))
-      return Chunk.unsafeFromArray(out)
+    const decode = safeDecoder(schema)
+    return this.decodeStream(stream, options, (b): Channel.Broadcast<unknown> | Skipped => {
+      const decoded = decode(b.payload)
+      return decoded._tag === "Right"
+        ? { event: b.event, payload: decoded.right, meta: b.meta }
+        : this.mismatch(b.event, decoded.left)
     })
   }
 
@@ -1020,16 +1083,10 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   postgresChanges(
-    binding?: PostgresChanges.Binding
-  ): Stream.Stream<PostgresChanges.Change<Record<string, unknown>>, InvalidArgument>
-  postgresChanges<A, I>(
-    binding: PostgresChanges.Binding | undefined,
-    schema: Schema.Schema<A, I>
-  ): Stream.Stream<PostgresChanges.Change<A>, InvalidArgument>
-  postgresChanges(
     binding?: PostgresChanges.Binding,
-    schema?: Schema.Schema<any, any>
-  ): Stream.Stream<PostgresChanges.Change<any>, InvalidArgument> {
+    schema?: Schema.Schema<any, any>,
+    options?: Channel.DecodeOptions
+  ): any {
     let index = -1
     if (binding !== undefined) {
       const wanted = JSON.stringify(canonical(PostgresChanges.toWire(binding)))
@@ -1044,41 +1101,30 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         )
       }
     }
-    const decodeRow = schema === undefined ? undefined : Schema.decodeUnknownEither(schema)
-    const decodeOld = schema === undefined ? undefined : Schema.decodeUnknownEither(Schema.partial(schema))
+    const decodeRow = schema === undefined ? undefined : safeDecoder(schema)
+    const decodeOld = schema === undefined ? undefined : safeDecoder(Schema.partial(schema))
     const int8 = this.deps.int8
     const stream = this.listen<unknown>((listener) => {
       const entry = { index, listener }
       ;(this.postgresListeners ??= []).push(entry)
       return () => removeFrom(this.postgresListeners, entry)
     })
-    return Stream.mapChunks(stream, (chunk) => {
-      const out: Array<PostgresChanges.Change<any>> = []
-      let failures: Array<Effect.Effect<void>> | undefined
-      for (const payload of chunk) {
-        const change = PostgresChanges.convertChange((payload as { readonly data: unknown }).data, { int8 })
-        if (Either.isLeft(change)) {
-          ;(failures ??= []).push(
-            Effect.logWarning("malformed postgres_changes payload: skipped").pipe(
-              Effect.annotateLogs({ topic: this.topic, error: change.left.message })
-            )
+    return this.decodeStream(stream, options, (payload): PostgresChanges.Change<any> | Skipped => {
+      const change = PostgresChanges.convertChange((payload as { readonly data: unknown }).data, { int8 })
+      if (Either.isLeft(change)) {
+        return new Skipped(
+          Effect.logWarning("malformed postgres_changes payload: skipped").pipe(
+            Effect.annotateLogs({ topic: this.topic, error: change.left.message })
           )
-          continue
-        }
-        if (decodeRow === undefined) {
-          out.push(change.right)
-          continue
-        }
-        const c = change.right
-        const row = c.eventType === "DELETE" ? Either.right({}) : decodeRow(c.new)
-        const old = c.eventType === "INSERT" ? Either.right({}) : decodeOld!(c.old)
-        if (Either.isLeft(row)) (failures ??= []).push(this.decodeFailed(`postgres_changes ${c.table}`, row.left))
-        else if (Either.isLeft(old)) {
-          ;(failures ??= []).push(this.decodeFailed(`postgres_changes ${c.table}`, old.left))
-        } else out.push({ ...c, new: row.right, old: old.right } as PostgresChanges.Change<any>)
+        )
       }
-      if (failures !== undefined) this.deps.runFork(Effect.all(failures, { discard: true }))
-      return Chunk.unsafeFromArray(out)
+      if (decodeRow === undefined) return change.right
+      const c = change.right
+      const row = c.eventType === "DELETE" ? Either.right({}) : decodeRow(c.new)
+      if (Either.isLeft(row)) return this.mismatch(`postgres_changes ${c.table}`, row.left)
+      const old = c.eventType === "INSERT" ? Either.right({}) : decodeOld!(c.old)
+      if (Either.isLeft(old)) return this.mismatch(`postgres_changes ${c.table}`, old.left)
+      return { ...c, new: row.right, old: old.right } as PostgresChanges.Change<any>
     })
   }
 
@@ -1086,7 +1132,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   presence(): Channel.PresenceView<{ readonly [field: string]: unknown }>
   presence(schema?: Schema.Schema<any, any>): Channel.PresenceView<any> {
     if (this.currentStatus._tag === "Idle") this.presenceEnabled = true
-    const decode = schema === undefined ? undefined : Schema.decodeUnknownEither(schema)
+    const decode = schema === undefined ? undefined : safeDecoder(schema)
     const convertMeta = (meta: Presence.RawMeta): Presence.PresenceMeta<any> | undefined => {
       const publicMeta = Presence.toPublicMeta(meta)
       if (decode === undefined) return publicMeta
@@ -1194,7 +1240,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     return Schema.encodeUnknown(eventOrDefinition.schema)(value).pipe(
       Effect.mapError((error) =>
         new InvalidArgument({
-          detail: `payload of '${event}' does not match its schema: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
+          detail: `payload of '${event}' does not match its schema: ${Describe.describeIssue(error.issue)}`
         })
       ),
       Effect.flatMap((payload) => this.sendPayload(event, payload, options))

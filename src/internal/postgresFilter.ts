@@ -606,23 +606,31 @@ export type PgArray = ReadonlyArray<string | null | PgArray>
  * @internal
  */
 export const parseArrayLiteral = (text: string): PgArray | undefined => {
+  // iterative (a stack of the open arrays): the literal may come from the wire, nested at will
   const s = text.trim()
-  let i = 0
-  const parseArray = (): PgArray | undefined => {
-    if (s[i] !== "{") return undefined
-    i++
-    const out: Array<string | null | PgArray> = []
+  if (s[0] !== "{") return undefined
+  let i = 1
+  const skipSpace = () => {
+    while (i < s.length && /\s/.test(s[i]!)) i++
+  }
+  const root: Array<string | null | PgArray> = []
+  const open: Array<Array<string | null | PgArray>> = [root]
+  // expecting an element (after `{` or `,`); `opened`: right after `{`, where `}` closes it empty
+  let expecting = true
+  let opened = true
+  while (open.length > 0) {
     skipSpace()
-    if (s[i] === "}") {
-      i++
-      return out
-    }
-    for (;;) {
-      skipSpace()
+    if (expecting && !(opened && s[i] === "}")) {
+      const out = open[open.length - 1]!
+      opened = false
+      expecting = false
       if (s[i] === "{") {
-        const nested = parseArray()
-        if (nested === undefined) return undefined
+        i++
+        const nested: Array<string | null | PgArray> = []
         out.push(nested)
+        open.push(nested)
+        expecting = true
+        opened = true
       } else if (s[i] === "\"") {
         i++
         let value = ""
@@ -656,23 +664,24 @@ export const parseArrayLiteral = (text: string): PgArray | undefined => {
         if (trimmed === "") return undefined
         out.push(!escaped && trimmed.toUpperCase() === "NULL" ? null : trimmed)
       }
-      skipSpace()
-      if (s[i] === ",") {
-        i++
-        continue
-      }
-      if (s[i] === "}") {
-        i++
-        return out
-      }
-      return undefined
+      continue
     }
+    // after an element, or at the `}` of an empty array
+    if (s[i] === "," && !opened) {
+      i++
+      expecting = true
+      continue
+    }
+    if (s[i] === "}") {
+      i++
+      open.pop()
+      expecting = false
+      opened = false
+      continue
+    }
+    return undefined
   }
-  const skipSpace = () => {
-    while (i < s.length && /\s/.test(s[i]!)) i++
-  }
-  const result = parseArray()
-  return result !== undefined && i === s.length ? result : undefined
+  return i === s.length ? root : undefined
 }
 
 // -----------------------------------------------------------------------------
