@@ -421,6 +421,41 @@ export interface PresenceView<A extends object> {
   readonly changes: Stream.Stream<PresenceSnapshot<A>>
   /** Sync, join, leave and update events. */
   readonly events: Stream.Stream<PresenceChange<A>>
+  /**
+   * How many are present now, without decoding a meta: `keys` distinct presence keys, `connections`
+   * metas (one per tracking connection: a key open in two tabs counts once and twice).
+   */
+  readonly occupancy: Effect.Effect<Occupancy>
+  /** The occupancy, then every change of it (equal counts are not repeated). */
+  readonly occupancyChanges: Stream.Stream<Occupancy>
+  /**
+   * Tracks this client with `meta`, encoded with the view's schema first (a meta that does not
+   * encode fails with `InvalidArgument` and sends nothing). Otherwise as the channel's `track`.
+   */
+  readonly track: (meta: A, options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<
+    void,
+    | PushTimeout
+    | PushRejected
+    | PayloadTooLarge
+    | SocketClosed
+    | BufferFull
+    | ProtocolError
+    | ChannelClosed
+    | InvalidArgument
+  >
+}
+
+/**
+ * How many are present on a channel.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Occupancy {
+  /** Distinct presence keys. */
+  readonly keys: number
+  /** Metas: one per connection tracking under a key. */
+  readonly connections: number
 }
 
 /**

@@ -2,7 +2,7 @@
  * Presence end to end: several clients of the in-process server (in memory, TestClock).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Schema, Scope, Stream, TestClock, TestContext, TestServices } from "effect"
+import { Chunk, Effect, Exit, Fiber, Option, Schema, Scope, Stream, TestClock, TestContext, TestServices } from "effect"
 import * as fc from "fast-check"
 import type * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
@@ -97,6 +97,61 @@ describe("presence end to end", () => {
       yield* server.waitUntil((s) => "bob" in s.presence(TOPIC))
       yield* converged(server, observer)
       assert.deepStrictEqual((yield* observer.presence(Meta).state).get("bob")!.map((m) => m.n), [1])
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
+  it.effect("typed track: the meta is encoded with the view's schema; one that does not encode sends nothing", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      // a schema whose encoded side differs: `since` is a Date here, an ISO string on the wire
+      const Member = Schema.Struct({ name: Schema.String, since: Schema.Date })
+      const observer = yield* join(yield* RealtimeClient.RealtimeClient, "observer")
+      const ada = yield* join(yield* RealtimeTest.makeClient(), "ada")
+      const since = new Date("2026-12-03T10:00:00.000Z")
+      yield* ada.presence(Member).track({ name: "ada", since })
+      const table = yield* server.waitFor((s) => s.presence(TOPIC)["ada"])
+      assert.deepStrictEqual(table.metas.map((m) => m.since), ["2026-12-03T10:00:00.000Z"])
+      const seen = yield* observer.presence(Member).changes.pipe(
+        Stream.filter((state) => state.has("ada")),
+        Stream.runHead
+      )
+      const meta = seen.pipe(Option.getOrThrow).get("ada")![0]!
+      assert.strictEqual(meta.since.getTime(), since.getTime())
+
+      const framesBefore = (yield* server.state).stats.framesReceived
+      const error = yield* Effect.flip(
+        ada.presence(Member).track({ name: "ada", since: new Date(Number.NaN) })
+      )
+      assert.strictEqual(error._tag, "InvalidArgument")
+      assert.include(error.message, "does not match its schema")
+      assert.strictEqual((yield* server.state).stats.framesReceived, framesBefore, "nothing was sent")
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
+  it.effect("occupancy counts keys and connections without decoding, and changes only when they change", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      const observer = yield* join(yield* RealtimeClient.RealtimeClient, "observer")
+      const view = observer.presence()
+      assert.deepStrictEqual(yield* view.occupancy, { keys: 0, connections: 0 })
+      const counts = yield* view.occupancyChanges.pipe(Stream.take(4), Stream.runCollect, Effect.fork)
+      const ada1 = yield* join(yield* RealtimeTest.makeClient(), "ada")
+      const ada2 = yield* join(yield* RealtimeTest.makeClient(), "ada")
+      const bob = yield* join(yield* RealtimeTest.makeClient(), "bob")
+      yield* ada1.track({ tab: 1 })
+      yield* server.waitUntil((s) => s.presence(TOPIC)["ada"]?.metas.length === 1)
+      yield* ada2.track({ tab: 2 })
+      yield* server.waitUntil((s) => s.presence(TOPIC)["ada"]?.metas.length === 2)
+      yield* ada1.track({ tab: 1, again: true }) // an update: the same counts, not repeated
+      yield* bob.track({ tab: 3 })
+      assert.deepStrictEqual(
+        Chunk.toReadonlyArray(yield* Fiber.join(counts)),
+        [
+          { keys: 0, connections: 0 },
+          { keys: 1, connections: 1 },
+          { keys: 1, connections: 2 },
+          { keys: 2, connections: 3 }
+        ]
+      )
+      assert.deepStrictEqual(yield* view.occupancy, { keys: 2, connections: 3 })
     }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
   type Op =

@@ -257,6 +257,12 @@ const safeDecoder = <A>(schema: Schema.Schema<A, any>) => {
   }
 }
 
+const occupancyOf = (state: Presence.PresenceState): Channel.Occupancy => {
+  let connections = 0
+  for (const metas of state.values()) connections += metas.length
+  return { keys: state.size, connections }
+}
+
 /** An item a typed stream does not emit: a payload that does not match (`error`), or a malformed one. */
 class Skipped {
   constructor(readonly log: Effect.Effect<void>, readonly error?: PayloadDecodeError) {}
@@ -1177,7 +1183,25 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       ;(this.presenceListeners ??= []).push(listener)
       return () => removeFrom(this.presenceListeners, listener)
     })
+    const encode = schema === undefined ? undefined : Schema.encodeUnknown(schema)
     return {
+      occupancy: Effect.sync(() => occupancyOf(this.syncer.state)),
+      occupancyChanges: Stream.concat(
+        Stream.sync(() => occupancyOf(this.syncer.state)),
+        raw.pipe(
+          Stream.filter((item): item is Presence.PresenceState => item instanceof Map),
+          Stream.map(occupancyOf)
+        )
+      ).pipe(Stream.changesWith((a, b) => a.keys === b.keys && a.connections === b.connections)),
+      track: (meta, options) =>
+        encode === undefined ? this.track(meta, options) : encode(meta).pipe(
+          Effect.mapError((error) =>
+            new InvalidArgument({
+              detail: `track: the presence meta does not match its schema: ${Describe.describeIssue(error.issue)}`
+            })
+          ),
+          Effect.flatMap((encoded) => this.track(encoded as object, options))
+        ),
       state: Effect.sync(() => snapshot(this.syncer.state)),
       changes: Stream.concat(
         Stream.sync(() => snapshot(this.syncer.state)),
