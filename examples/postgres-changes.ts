@@ -1,7 +1,8 @@
 /**
  * Postgres changes with a filter: only rows of `todos` where `done = false` and `owner = ada`
- * arrive, typed by a Schema. The embedded server plays the database: it evaluates the filter the
- * way Realtime does. Against a real project, insert rows into `public.todos` yourself.
+ * arrive, typed by a Schema. Then the same table typed by a generated `Database` type (no Schema to
+ * write). The embedded server plays the database: it evaluates the filter the way Realtime does.
+ * Against a real project, insert rows into `public.todos` yourself.
  * Run: npx tsx --conditions=source examples/postgres-changes.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -17,6 +18,23 @@ const binding: PostgresChanges.Binding = {
   table: "todos",
   filter: PostgresChanges.Filter.make().eq("owner", "ada").eq("done", false)
 }
+
+// what `supabase gen types typescript` writes, trimmed to one table
+type Database = {
+  public: {
+    Tables: {
+      todos: {
+        Row: { id: number; title: string; done: boolean; owner: string; price: number | null }
+        Insert: { id?: number; title: string; done?: boolean; owner: string; price?: number | null }
+        Update: { id?: number; title?: string; done?: boolean; owner?: string; price?: number | null }
+        Relationships: []
+      }
+    }
+  }
+}
+
+// schema and table checked against Database; the stream carries its todos Row
+const typedTodos = PostgresChanges.typed<Database>()({ event: "INSERT", schema: "public", table: "todos" })
 
 const program = Effect.gen(function*() {
   const client = yield* connect()
@@ -50,6 +68,27 @@ const program = Effect.gen(function*() {
     yield* emit({ id: "9007199254740993", title: "an int8 past 2^53, kept exact", done: false, owner: "ada" })
   }
   yield* changes.await
+
+  // typed by the generated types: int8 and numeric arrive as the numbers the types promise
+  const typed = yield* client.channel("db-typed", { postgresChanges: [typedTodos] })
+  const first = yield* typed.postgresChanges(typedTodos).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+  yield* typed.subscribe
+  if (Option.isSome(server)) {
+    yield* server.value.emitChange({
+      table: "todos",
+      type: "INSERT",
+      record: { id: "42", title: "typed by Database", done: false, owner: "ada", price: "19.90" },
+      columns: [{ name: "id", type: "int8" }, { name: "title", type: "text" }, { name: "done", type: "bool" }, {
+        name: "owner",
+        type: "text"
+      }, { name: "price", type: "numeric" }]
+    })
+  }
+  for (const change of yield* first.await.pipe(Effect.flatten)) {
+    if (change.eventType !== "INSERT") continue
+    const { id, price } = change.new // typed: id is a number, price a number | null
+    yield* Effect.log(`typed by Database: todos #${id} (${typeof id}) costs ${price} (${typeof price})`)
+  }
 }).pipe(Effect.scoped, Effect.timeout("10 seconds"), Effect.provide(EndpointLive))
 
 NodeRuntime.runMain(program)

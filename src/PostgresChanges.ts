@@ -45,6 +45,112 @@ export interface Binding {
   readonly select?: ReadonlyArray<string> | undefined
 }
 
+// -----------------------------------------------------------------------------
+// bindings typed by a generated `Database` type
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const RowTypeId: unique symbol = Symbol.for("supabase-realtime-effect/PostgresChanges/RowType")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type RowTypeId = typeof RowTypeId
+
+/**
+ * The schemas of a `Database` type as `supabase gen types typescript` writes it (the keys with
+ * `Tables`; `__InternalSupabase` and the like are left out).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SchemaName<Database> = {
+  readonly [S in keyof Database & string]: Database[S] extends { readonly Tables: object } ? S : never
+}[keyof Database & string]
+
+/**
+ * The tables of schema `S` of a generated `Database` type.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TableName<Database, S extends SchemaName<Database>> = Database[S] extends
+  { readonly Tables: infer Tables } ? keyof Tables & string
+  : never
+
+/**
+ * The `Row` type of table `T` of schema `S` of a generated `Database` type.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TableRow<Database, S extends SchemaName<Database>, T extends TableName<Database, S>> = Database[S] extends
+  { readonly Tables: infer Tables } ? T extends keyof Tables ? Tables[T] extends { readonly Row: infer R } ? R : never
+  : never
+  : never
+
+/**
+ * A binding that knows the row type of its table (from {@link typed}): the channel's
+ * `postgresChanges(binding)` streams `Change<A>` without a Schema. It is a plain {@link Binding}
+ * everywhere else (in the channel config, on the wire).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TypedBinding<A> extends Binding {
+  readonly table: string
+  readonly [RowTypeId]: { readonly _A: (_: never) => A }
+}
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isTypedBinding = (u: unknown): u is TypedBinding<unknown> => Predicate.hasProperty(u, RowTypeId)
+
+const rowTypeMarker = { _A: (_: never) => _ }
+
+/**
+ * Bindings typed by a `Database` type generated with `supabase gen types typescript`: the schema and
+ * table are checked against it, and the channel's `postgresChanges(binding)` streams the table's
+ * `Row` type with no Schema to write.
+ *
+ * The generated types call `int8` and `numeric` columns `number`; such a stream keeps to that: it
+ * delivers them as numbers when a number holds the value exactly (an `int8` within 2^53, a `numeric`
+ * of at most 15 significant digits), and treats a change with a value beyond that as one that does
+ * not match (skipped, counted and logged, or `PayloadDecodeError` with `onDecodeError: "fail"`), never
+ * as a rounded number. Give a Schema with string or bigint fields for such columns instead. There
+ * is no run-time check of the other columns: the types are trusted as generated.
+ *
+ * ```ts
+ * const todos = PostgresChanges.typed<Database>()({ event: "INSERT", schema: "public", table: "todos" })
+ * const channel = yield* client.channel("db", { postgresChanges: [todos] })
+ * channel.postgresChanges(todos) // Stream<Change<Database["public"]["Tables"]["todos"]["Row"]>>
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const typed = <Database>() =>
+<const S extends SchemaName<Database>, const T extends TableName<Database, S>>(
+  binding: {
+    readonly event: Event
+    readonly schema: S
+    readonly table: T
+    readonly filter?: string | FilterBuilder | undefined
+    readonly select?: ReadonlyArray<string> | undefined
+  }
+): TypedBinding<TableRow<Database, S, T>> => {
+  const out = { ...binding }
+  // not enumerable: the config key, the wire and logs see a plain binding
+  Object.defineProperty(out, RowTypeId, { value: rowTypeMarker, enumerable: false })
+  return out as unknown as TypedBinding<TableRow<Database, S, T>>
+}
+
 /**
  * A binding as sent in the join's `config.postgres_changes` (the filter built to its string).
  *
@@ -834,6 +940,63 @@ export const convertChange = (data: unknown, options?: ConvertOptions): Either.E
     old_record: data["old_record"] as Row | null | undefined,
     errors: Array.isArray(errors) ? errors.map((e) => typeof e === "string" ? e : describe(e)) : null
   }, options))
+}
+
+/**
+ * A change converted exactly (`int8` and `numeric` as strings) made to follow generated types:
+ * `int8` / `numeric` values (and their arrays' elements) become numbers when a number holds them
+ * exactly, else the change is refused with a reason.
+ *
+ * @internal
+ */
+export const toGeneratedTypes = (data: unknown, change: Change): Either.Either<Change, string> => {
+  const columns = isRecord(data) && Array.isArray(data["columns"]) ? data["columns"] : []
+  const numeric = new Map<string, string>()
+  for (const c of columns) {
+    if (!isRecord(c) || typeof c["name"] !== "string" || typeof c["type"] !== "string") continue
+    const type = c["type"].startsWith("_") ? c["type"].slice(1) : c["type"]
+    if (type === "int8" || type === "numeric") numeric.set(c["name"], type)
+  }
+  if (numeric.size === 0) return Either.right(change)
+  let refused: string | undefined
+  const convert = (row: Row): Row => {
+    let out: Record<string, unknown> | undefined
+    for (const [name, type] of numeric) {
+      if (!(name in row)) continue
+      const value = row[name]
+      const toNumber = (e: unknown): unknown => {
+        if (typeof e !== "string" || refused !== undefined) return e
+        const n = exactNumber(e, type)
+        if (n === undefined) {
+          refused = `column ${name} (${type}) holds ${
+            Describe.truncate(e, 60)
+          }, which a number cannot hold exactly; the generated types say number: give a Schema with a string or bigint field`
+          return e
+        }
+        return n
+      }
+      ;(out ??= { ...row })[name] = Array.isArray(value) ? convertElements(value, toNumber) : toNumber(value)
+    }
+    return out ?? row
+  }
+  const converted = { ...change, new: convert(change.new), old: convert(change.old) } as Change
+  return refused === undefined ? Either.right(converted) : Either.left(refused)
+}
+
+const significantDigits = (text: string): number => {
+  const digits = text.replace(/^[+-]/, "").replace(".", "").replace(/^0+/, "")
+  return digits.replace(/0+$/, "").length
+}
+
+// The number a decimal text stands for, when a double holds it exactly (within 2^53 for an
+// integer, at most 15 significant digits for a decimal); undefined else.
+const exactNumber = (text: string, type: string): number | undefined => {
+  const trimmed = text.trim()
+  if (type === "numeric" && /^[+-]?(NaN|Infinity)$/.test(trimmed)) return Number(trimmed)
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)$/.test(trimmed)) return undefined
+  const n = Number(trimmed)
+  if (type === "int8") return Number.isSafeInteger(n) ? n : undefined
+  return significantDigits(trimmed) <= 15 ? n : undefined
 }
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)

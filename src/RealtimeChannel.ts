@@ -343,11 +343,24 @@ export interface RealtimeChannel {
 
   /**
    * The changes of one binding of `config.postgresChanges` (matched by content), or of all of
-   * them, with rows decoded by `schema` (or left as converted JSON). Rows that do not match are
+   * them, with rows decoded by `schema` (or left as converted JSON; or typed by the generated
+   * `Database` type of a `PostgresChanges.typed` binding). Rows that do not match are
    * logged, counted and skipped, or end the stream with `PayloadDecodeError` with
    * `{ onDecodeError: "fail" }`.
    */
   readonly postgresChanges: {
+    <A>(
+      binding: PostgresChanges.TypedBinding<A>,
+      options: FailOnDecodeError
+    ): Stream.Stream<PostgresChanges.Change<A>, InvalidArgument | PayloadDecodeError>
+    <A>(
+      binding: PostgresChanges.TypedBinding<A>,
+      options?: SkipOnDecodeError
+    ): Stream.Stream<PostgresChanges.Change<A>, InvalidArgument>
+    <A>(
+      binding: PostgresChanges.TypedBinding<A>,
+      options: DecodeOptions
+    ): Stream.Stream<PostgresChanges.Change<A>, InvalidArgument | PayloadDecodeError>
     <A, I>(
       binding: PostgresChanges.Binding | undefined,
       schema: Schema.Schema<A, I>,

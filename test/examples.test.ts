@@ -43,7 +43,11 @@ const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
   ["examples/chat.ts", ["ada received from bob: hi ada!", "bob received from ada: hello bob"]],
   ["examples/cursors.ts", ["ada is at (260, 240)", "refused: InvalidArgument"]],
   ["examples/presence.ts", ["update: ada", "leave: bob", "finally:"]],
-  ["examples/postgres-changes.ts", ["INSERT write the docs", "INSERT an int8 past 2^53, kept exact"]],
+  ["examples/postgres-changes.ts", [
+    "INSERT write the docs",
+    "INSERT an int8 past 2^53, kept exact",
+    "typed by Database: todos #42 (number) costs 19.9 (number)"
+  ]],
   ["examples/http-broadcast.ts", ["listener got 'blob': bytes", "sent 4 messages over HTTP"]],
   ["examples/token-refresh.ts", ["rejoined after expiry; tokens issued: 2"]],
   ["examples/supabase-auth.ts", [

@@ -1090,9 +1090,13 @@ export class ChannelImpl implements Channel.RealtimeChannel {
 
   postgresChanges(
     binding?: PostgresChanges.Binding,
-    schema?: Schema.Schema<any, any>,
-    options?: Channel.DecodeOptions
+    schemaOrOptions?: Schema.Schema<any, any> | Channel.DecodeOptions,
+    decodeOptions?: Channel.DecodeOptions
   ): any {
+    const schema = Schema.isSchema(schemaOrOptions) ? schemaOrOptions : undefined
+    const options = Schema.isSchema(schemaOrOptions) ? decodeOptions : schemaOrOptions
+    // a binding typed by generated types: int8 and numeric as the numbers the types promise, exactly
+    const generated = schema === undefined && PostgresChanges.isTypedBinding(binding)
     let index = -1
     if (binding !== undefined) {
       const wanted = JSON.stringify(canonical(PostgresChanges.toWire(binding)))
@@ -1116,13 +1120,18 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       return () => removeFrom(this.postgresListeners, entry)
     })
     return this.decodeStream(stream, options, (payload): PostgresChanges.Change<any> | Skipped => {
-      const change = PostgresChanges.convertChange((payload as { readonly data: unknown }).data, { int8 })
+      const data = (payload as { readonly data: unknown }).data
+      const change = PostgresChanges.convertChange(data, generated ? undefined : { int8 })
       if (Either.isLeft(change)) {
         return new Skipped(
           Effect.logWarning("malformed postgres_changes payload: skipped").pipe(
             Effect.annotateLogs({ topic: this.topic, error: change.left.message })
           )
         )
+      }
+      if (generated) {
+        const typed = PostgresChanges.toGeneratedTypes(data, change.right)
+        return Either.isRight(typed) ? typed.right : this.mismatch(`postgres_changes ${change.right.table}`, typed.left)
       }
       if (decodeRow === undefined) return change.right
       const c = change.right
