@@ -353,15 +353,6 @@ const describeBinding = (binding: Binding): string =>
 // bounded and depth-safe: replies and changes come from the wire
 const describe = (u: unknown): string => Describe.describe(u, { maxLength: 300 })
 
-/**
- * The id the in-process server gives a binding's params (a stand-in for the server's
- * `:erlang.phash2(params)`): equal for equal param maps, whatever the key order.
- *
- * @since 0.1.0
- * @category ids
- */
-export const bindingId: (params: unknown) => number = internal.bindingId
-
 // -----------------------------------------------------------------------------
 // filter builder
 // -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import * as Filter from "../src/internal/postgresFilter.js"
 import * as PostgresChanges from "../src/PostgresChanges.js"
 import type { Binding, FilterBuilder, FilterOperator } from "../src/PostgresChanges.js"
 import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "../src/RealtimeError.js"
+import * as ServerFilter from "../src/testing/internal/filter.js"
 
 const convertChangeData = Transformers.convertChangeData as (
   columns: ReadonlyArray<{ name: string; type: string }>,
@@ -363,8 +364,8 @@ describe("parseArrayLiteral", () => {
 // evaluation
 // -----------------------------------------------------------------------------
 
-const evalFilter = (filter: string, row: Record<string, unknown>, columns?: ReadonlyArray<Filter.Column>) =>
-  Filter.evaluate(right(Filter.parseFilter(filter)), row, columns)
+const evalFilter = (filter: string, row: Record<string, unknown>, columns?: ReadonlyArray<ServerFilter.Column>) =>
+  ServerFilter.evaluate(right(Filter.parseFilter(filter)), row, columns)
 
 describe("evaluate", () => {
   it("numbers compare numerically, exactly beyond 2^53", () => {
@@ -479,7 +480,7 @@ describe("evaluate", () => {
     expect(evalFilter("a=eq.1,b=eq.2", { a: 1, b: 3 })).toBe(false)
     expect(evalFilter("a=eq.1,zz=eq.2", { a: 1 })).toBe(true)
     expect(evalFilter("zz=eq.2", { a: 1 })).toBe(false)
-    expect(Filter.evaluate([], {})).toBe(true)
+    expect(ServerFilter.evaluate([], {})).toBe(true)
   })
 
   it("property: builder → parse → evaluate agrees with a direct predicate", () => {
@@ -627,7 +628,9 @@ describe("evaluate", () => {
 
 describe("parseSubscriptionParams", () => {
   it("defaults as the server: event *, schema only → every table, table only → public", () => {
-    expect(right(Filter.parseSubscriptionParams({ schema: "public", table: "messages", filter: "subject=eq.hey" })))
+    expect(
+      right(ServerFilter.parseSubscriptionParams({ schema: "public", table: "messages", filter: "subject=eq.hey" }))
+    )
       .toEqual({
         event: "*",
         schema: "public",
@@ -635,76 +638,90 @@ describe("parseSubscriptionParams", () => {
         filter: [{ column: "subject", operator: "eq", value: "hey", negate: false }],
         select: null
       })
-    expect(right(Filter.parseSubscriptionParams({ schema: "public" }))).toMatchObject({ schema: "public", table: "*" })
-    expect(right(Filter.parseSubscriptionParams({ table: "messages" }))).toMatchObject({
+    expect(right(ServerFilter.parseSubscriptionParams({ schema: "public" }))).toMatchObject({
+      schema: "public",
+      table: "*"
+    })
+    expect(right(ServerFilter.parseSubscriptionParams({ table: "messages" }))).toMatchObject({
       schema: "public",
       table: "messages"
     })
-    expect(right(Filter.parseSubscriptionParams({ event: "insert", schema: "s" })).event).toBe("INSERT")
-    expect(right(Filter.parseSubscriptionParams({ event: "TRUNCATE", schema: "s" })).event).toBe("*")
-    expect(right(Filter.parseSubscriptionParams({ schema: "s", table: "t", filter: "" })).filter).toEqual([])
-    expect(right(Filter.parseSubscriptionParams({ schema: "s", table: "t", select: ["a", 1, "b"] })).select).toEqual([
-      "a",
-      "b"
-    ])
-    expect(right(Filter.parseSubscriptionParams({ schema: "s", table: "t", select: [] })).select).toBe(null)
+    expect(right(ServerFilter.parseSubscriptionParams({ event: "insert", schema: "s" })).event).toBe("INSERT")
+    expect(right(ServerFilter.parseSubscriptionParams({ event: "TRUNCATE", schema: "s" })).event).toBe("*")
+    expect(right(ServerFilter.parseSubscriptionParams({ schema: "s", table: "t", filter: "" })).filter).toEqual([])
+    expect(right(ServerFilter.parseSubscriptionParams({ schema: "s", table: "t", select: ["a", 1, "b"] })).select)
+      .toEqual([
+        "a",
+        "b"
+      ])
+    expect(right(ServerFilter.parseSubscriptionParams({ schema: "s", table: "t", select: [] })).select).toBe(null)
   })
 
   it("error strings are the server's", () => {
-    expect(left(Filter.parseSubscriptionParams({ schema: "public", table: "messages", filter: "subject=foo.hey" })))
+    expect(
+      left(ServerFilter.parseSubscriptionParams({ schema: "public", table: "messages", filter: "subject=foo.hey" }))
+    )
       .toBe(
         "Error parsing `filter` params: [\"foo\", \"hey\"]"
       )
-    expect(left(Filter.parseSubscriptionParams({}))).toBe(
+    expect(left(ServerFilter.parseSubscriptionParams({}))).toBe(
       "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: %{}"
     )
-    expect(left(Filter.parseSubscriptionParams({ schema: "public", filter: "id=eq.1", event: "*" }))).toBe(
+    expect(left(ServerFilter.parseSubscriptionParams({ schema: "public", filter: "id=eq.1", event: "*" }))).toBe(
       "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: %{\"event\" => \"*\", \"filter\" => \"id=eq.1\", \"schema\" => \"public\"}"
     )
-    expect(left(Filter.parseSubscriptionParams({ schema: "s", table: "t", filter: null }))).toContain(
+    expect(left(ServerFilter.parseSubscriptionParams({ schema: "s", table: "t", filter: null }))).toContain(
       "%{\"filter\" => nil, \"schema\" => \"s\", \"table\" => \"t\"}"
     )
-    expect(left(Filter.parseSubscriptionParams({ user_token: "secret" }))).toBe(
+    expect(left(ServerFilter.parseSubscriptionParams({ user_token: "secret" }))).toBe(
       "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: <redacted>"
     )
-    expect(left(Filter.parseSubscriptionParams({ schema: "s", table: "t", select: "a,b" }))).toBe(
+    expect(left(ServerFilter.parseSubscriptionParams({ schema: "s", table: "t", select: "a,b" }))).toBe(
       "Error parsing `select` params: expected a list of column name strings, e.g. select: [\"col1\", \"col2\"]"
     )
     for (const params of [{ schema: "*", table: "t", select: ["a"] }, { schema: "s", select: ["a"] }]) {
-      expect(left(Filter.parseSubscriptionParams(params))).toBe(
+      expect(left(ServerFilter.parseSubscriptionParams(params))).toBe(
         "Column selection is not supported for wildcard subscriptions. Provide an explicit schema and table name."
       )
     }
   })
 
   it("matchesBinding: event, schema and table wildcards, filter on record (old_record for DELETE)", () => {
-    const params = (p: object) => right(Filter.parseSubscriptionParams(p))
+    const params = (p: object) => right(ServerFilter.parseSubscriptionParams(p))
     const change = { type: "INSERT", schema: "public", table: "todos", record: { id: 1, done: false } }
-    expect(Filter.matchesBinding(params({ event: "*", schema: "*" }), change)).toBe(true)
-    expect(Filter.matchesBinding(params({ event: "INSERT", schema: "public", table: "todos" }), change)).toBe(true)
-    expect(Filter.matchesBinding(params({ event: "UPDATE", schema: "public" }), change)).toBe(false)
-    expect(Filter.matchesBinding(params({ schema: "other" }), change)).toBe(false)
-    expect(Filter.matchesBinding(params({ schema: "public", table: "*" }), change)).toBe(true)
-    expect(Filter.matchesBinding(params({ schema: "public", table: "notes" }), change)).toBe(false)
-    expect(Filter.matchesBinding(params({ schema: "public", table: "todos", filter: "id=eq.1" }), change)).toBe(true)
-    expect(Filter.matchesBinding(params({ schema: "public", table: "todos", filter: "id=eq.2" }), change)).toBe(false)
+    expect(ServerFilter.matchesBinding(params({ event: "*", schema: "*" }), change)).toBe(true)
+    expect(ServerFilter.matchesBinding(params({ event: "INSERT", schema: "public", table: "todos" }), change)).toBe(
+      true
+    )
+    expect(ServerFilter.matchesBinding(params({ event: "UPDATE", schema: "public" }), change)).toBe(false)
+    expect(ServerFilter.matchesBinding(params({ schema: "other" }), change)).toBe(false)
+    expect(ServerFilter.matchesBinding(params({ schema: "public", table: "*" }), change)).toBe(true)
+    expect(ServerFilter.matchesBinding(params({ schema: "public", table: "notes" }), change)).toBe(false)
+    expect(ServerFilter.matchesBinding(params({ schema: "public", table: "todos", filter: "id=eq.1" }), change)).toBe(
+      true
+    )
+    expect(ServerFilter.matchesBinding(params({ schema: "public", table: "todos", filter: "id=eq.2" }), change)).toBe(
+      false
+    )
     const del = { type: "DELETE", schema: "public", table: "todos", old_record: { id: 2 } }
-    expect(Filter.matchesBinding(params({ schema: "public", table: "todos", filter: "id=eq.2" }), del)).toBe(true)
-    expect(Filter.matchesBinding(params({ schema: "public", table: "todos", filter: "id=eq.1" }), del)).toBe(false)
-    expect(Filter.project({ id: 1, a: 2, b: 3 }, ["id", "b", "zz"])).toEqual({ id: 1, b: 3 })
-    expect(Filter.project({ id: 1 }, null)).toEqual({ id: 1 })
+    expect(ServerFilter.matchesBinding(params({ schema: "public", table: "todos", filter: "id=eq.2" }), del)).toBe(true)
+    expect(ServerFilter.matchesBinding(params({ schema: "public", table: "todos", filter: "id=eq.1" }), del)).toBe(
+      false
+    )
+    expect(ServerFilter.project({ id: 1, a: 2, b: 3 }, ["id", "b", "zz"])).toEqual({ id: 1, b: 3 })
+    expect(ServerFilter.project({ id: 1 }, null)).toEqual({ id: 1 })
   })
 
   it("bindingId: deterministic, key order does not matter, 27 bits", () => {
-    const a = PostgresChanges.bindingId({ event: "*", schema: "public", table: "t" })
-    expect(PostgresChanges.bindingId({ table: "t", schema: "public", event: "*" })).toBe(a)
-    expect(PostgresChanges.bindingId({ event: "*", schema: "public", table: "t", filter: undefined })).toBe(a)
-    expect(PostgresChanges.bindingId({ event: "INSERT", schema: "public", table: "t" })).not.toBe(a)
+    const a = ServerFilter.bindingId({ event: "*", schema: "public", table: "t" })
+    expect(ServerFilter.bindingId({ table: "t", schema: "public", event: "*" })).toBe(a)
+    expect(ServerFilter.bindingId({ event: "*", schema: "public", table: "t", filter: undefined })).toBe(a)
+    expect(ServerFilter.bindingId({ event: "INSERT", schema: "public", table: "t" })).not.toBe(a)
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {
-        const id = PostgresChanges.bindingId(v)
+        const id = ServerFilter.bindingId(v)
         expect(Number.isInteger(id) && id >= 0 && id < 2 ** 27).toBe(true)
-        expect(PostgresChanges.bindingId(JSON.parse(JSON.stringify(v)))).toBe(id)
+        expect(ServerFilter.bindingId(JSON.parse(JSON.stringify(v)))).toBe(id)
       })
     )
   })
@@ -783,7 +800,7 @@ describe("bindings", () => {
     const twice = [bindings[0]!, bindings[1]!, bindings[0]!]
     const serverIds = twice.map((b) => ({
       ...PostgresChanges.toWire(b),
-      id: PostgresChanges.bindingId(PostgresChanges.toWire(b))
+      id: ServerFilter.bindingId(PostgresChanges.toWire(b))
     }))
     const ids = right(PostgresChanges.matchBindingIds(twice, serverIds))
     expect(ids[0]).toEqual(ids[2])

@@ -1,11 +1,10 @@
 /**
- * Postgres-changes bindings of the test server, over the shared filter grammar and matcher
- * (`src/internal/postgresFilter.ts`).
+ * Postgres-changes bindings of the test server, over its filter evaluator (`./filter.ts`).
  *
  * @internal
  */
 import * as Either from "effect/Either"
-import * as PostgresFilter from "../../internal/postgresFilter.js"
+import * as PostgresFilter from "./filter.js"
 
 /** The `data` of a `postgres_changes` message. @internal */
 export interface Change {
