@@ -1,0 +1,85 @@
+/**
+ * The text frame codecs: vsn 1.0.0 JSON objects and vsn 2.0.0 JSON arrays, both sides.
+ *
+ * @internal
+ */
+import * as Either from "effect/Either"
+import type { Frame, Message } from "../../Protocol.js"
+import { ProtocolError } from "../../RealtimeError.js"
+import { asBytes, checkMessage, describeCause, fail, isObject, stringify } from "./bytes.js"
+
+export const decodeV2Text = (frame: string): Either.Either<Message, ProtocolError> => {
+  let json: unknown
+  try {
+    json = JSON.parse(frame)
+  } catch (cause) {
+    return fail("MalformedJson", describeCause(cause))
+  }
+  if (!Array.isArray(json) || json.length < 5) {
+    return fail("InvalidEnvelope", "expected a JSON array [join_ref, ref, topic, event, payload]")
+  }
+  const joinRef = json[0]
+  const ref = json[1]
+  const topic = json[2]
+  const event = json[3]
+  if (joinRef !== null && typeof joinRef !== "string") {
+    return fail("InvalidEnvelope", "join_ref must be a string or null")
+  }
+  if (ref !== null && typeof ref !== "string") return fail("InvalidEnvelope", "ref must be a string or null")
+  if (typeof topic !== "string") return fail("InvalidEnvelope", "topic must be a string")
+  if (typeof event !== "string") return fail("InvalidEnvelope", "event must be a string")
+  return Either.right({ joinRef, ref, topic, event, payload: json[4] })
+}
+
+export const encodeV2Text = (message: Message): Either.Either<Frame, ProtocolError> => {
+  const json = stringify(
+    [message.joinRef, message.ref, message.topic, message.event, message.payload],
+    "payload",
+    message.event
+  )
+  return typeof json === "string" ? Either.right(json) : Either.left(json)
+}
+
+export const decodeV1Text = (frame: string): Either.Either<Message, ProtocolError> => {
+  let json: unknown
+  try {
+    json = JSON.parse(frame)
+  } catch (cause) {
+    return fail("MalformedJson", describeCause(cause))
+  }
+  if (!isObject(json) || Array.isArray(json)) {
+    return fail("InvalidEnvelope", "expected a JSON object {topic, event, payload, ref, join_ref}")
+  }
+  const topic = json.topic
+  const event = json.event
+  const payload = json.payload
+  const ref = json.ref ?? null
+  const joinRef = json.join_ref ?? null
+  if (joinRef !== null && typeof joinRef !== "string") {
+    return fail("InvalidEnvelope", "join_ref must be a string or null")
+  }
+  if (ref !== null && typeof ref !== "string") return fail("InvalidEnvelope", "ref must be a string or null")
+  if (typeof topic !== "string") return fail("InvalidEnvelope", "topic must be a string")
+  if (typeof event !== "string") return fail("InvalidEnvelope", "event must be a string")
+  if (payload === undefined) return fail("InvalidEnvelope", "payload is missing")
+  return Either.right({ joinRef, ref, topic, event, payload })
+}
+
+export const encodeV1Text = (message: Message, withJoinRef: boolean): Either.Either<Frame, ProtocolError> => {
+  const invalid = checkMessage(message)
+  if (invalid !== undefined) return Either.left(invalid)
+  const payload = message.payload
+  if (asBytes(payload) !== undefined || (isObject(payload) && asBytes(payload.payload) !== undefined)) {
+    return fail("UnsupportedPayload", `binary payload of '${message.event}' needs vsn 2.0.0`)
+  }
+  const object = withJoinRef && message.joinRef !== null
+    ? { topic: message.topic, event: message.event, payload, ref: message.ref, join_ref: message.joinRef }
+    : { topic: message.topic, event: message.event, payload, ref: message.ref }
+  const json = stringify(object, "payload", message.event)
+  return typeof json === "string" ? Either.right(json) : Either.left(json)
+}
+
+export const decodeV1 = (frame: Frame): Either.Either<Message, ProtocolError> =>
+  typeof frame === "string"
+    ? decodeV1Text(frame)
+    : fail("InvalidEnvelope", "binary frames are not part of vsn 1.0.0")
