@@ -899,6 +899,52 @@ describe("RealtimeChannel", () => {
         assert.deepStrictEqual([...state.keys()], ["stay"])
       }))
 
+    it.scoped("presence on leave: every member gets a Leave, then an empty Sync, as presence().state says", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room", { presence: { key: "me" } })
+        const scope = yield* Scope.make()
+        const fiber = yield* Effect.fork(Scope.extend(channel.subscribe, scope))
+        const connection = yield* Queue.take(harness.server.connections)
+        const join = yield* nextOf(connection, "phx_join")
+        yield* reply(connection, join, "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+        const events: Array<string> = []
+        yield* channel.presence().events.pipe(
+          Stream.runForEach((e) =>
+            Effect.sync(() =>
+              events.push(e._tag === "Sync" ? `Sync ${[...e.state.keys()].join(",")}` : `${e._tag} ${e.key}`)
+            )
+          ),
+          Effect.fork
+        )
+        yield* Effect.yieldNow()
+        const meta = (ref: string) => ({ metas: [{ phx_ref: ref, name: ref }] })
+        yield* serverSend(connection, {
+          joinRef: join.ref,
+          ref: null,
+          topic: join.topic,
+          event: "presence_state",
+          payload: { a: meta("1"), b: meta("2") }
+        })
+        yield* channel.presence().changes.pipe(
+          Stream.filter((state) => state.size === 2),
+          Stream.take(1),
+          Stream.runDrain
+        )
+        yield* Scope.close(scope, Exit.void)
+        yield* Effect.repeatN(Effect.yieldNow(), 10)
+        assert.deepStrictEqual(events, [
+          "Join a",
+          "Join b",
+          "Sync a,b",
+          "Leave a",
+          "Leave b",
+          "Sync "
+        ])
+        assert.strictEqual((yield* channel.presence().state).size, 0)
+      }))
+
     it.scoped("a reply with the join's ref but another topic or join ref does not subscribe the channel", () =>
       Effect.gen(function*() {
         const harness = yield* setup()

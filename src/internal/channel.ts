@@ -944,10 +944,24 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       this.tokenWanted = undefined
       this.tracked = undefined
       this.ids = Option.none()
-      this.syncer = initialSyncer
+      this.clearPresence()
       const unregister = this.deps.unregister(this)
       return retrack === undefined ? unregister : Effect.zipRight(Fiber.interrupt(retrack), unregister)
     }).pipe(Effect.uninterruptible)
+  }
+
+  /** The channel left: whoever was present leaves (a `Leave` per key, then the empty state). */
+  private clearPresence() {
+    const state = this.syncer.state
+    this.syncer = initialSyncer
+    const listeners = this.presenceListeners
+    if (state.size === 0 || listeners === undefined || listeners.length === 0) return
+    const events: Array<Presence.PresenceEvent> = []
+    for (const [key, metas] of state) events.push(Presence.PresenceEvent.Leave({ key, current: [], left: metas }))
+    for (const listener of listeners) {
+      listener.unsafeOffer(events)
+      listener.unsafeOffer(initialSyncer.state)
+    }
   }
 
   /** Removed from the client: leave and end every stream. */
