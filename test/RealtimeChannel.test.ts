@@ -29,6 +29,8 @@ import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as RealtimeError from "../src/RealtimeError.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
+import * as RealtimeServer from "../src/testing/RealtimeServer.js"
+import * as RealtimeTest from "../src/testing/RealtimeTest.js"
 import { awaitStatus, statusesUntil } from "./support/status.js"
 
 const URL = "ws://realtime.test/socket"
@@ -898,6 +900,26 @@ describe("RealtimeChannel", () => {
         const state = yield* channel.presence().state
         assert.deepStrictEqual([...state.keys()], ["stay"])
       }))
+
+    it.effect("a subscribe arriving during the backoff after a stable join was lost settles within the 170 s bound", () =>
+      Effect.gen(function*() {
+        const server = yield* RealtimeServer.RealtimeServer
+        const client = yield* RealtimeClient.RealtimeClient
+        const channel = yield* client.channel("room")
+        yield* channel.subscribe
+        // held for a heartbeat interval: its loss starts the backoff over (1 s), uncounted
+        yield* TestClock.adjust("25 seconds")
+        yield* server.crashChannel({ topic: "room" })
+        yield* awaitStatus(channel, "Rejoining")
+        // a second subscriber arrives during that backoff; no join is answered any more
+        yield* server.delayJoins({ topic: "room", times: 20, delay: "1 day" })
+        const second = yield* Effect.fork(channel.subscribe)
+        yield* Effect.yieldNow()
+        yield* TestClock.adjust("170 seconds")
+        const exit = yield* Fiber.poll(second)
+        assert.isTrue(Option.isSome(exit), "the subscribe still waits after 170 s")
+        assert.strictEqual((yield* Effect.flip(Fiber.join(second)))._tag, "JoinTimeout")
+      }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
     it.scoped("presence on leave: every member gets a Leave, then an empty Sync, as presence().state says", () =>
       Effect.gen(function*() {

@@ -38,6 +38,11 @@
  * count and the backoff. Socket outages of a subscribed channel are not failures: the socket's own
  * reconnect schedule governs them, and the channel rejoins at once when the socket opens.
  *
+ * A subscribe that arrives while a rejoin runs counts every backoff delay already taken as a
+ * failure (the rejoin after a stable join's loss waits without counting one): it waits at most
+ * `maxFailures` attempts and the first `maxFailures - 1` delays of the schedule, the bound the
+ * README states, wherever in the schedule it arrived.
+ *
  * @internal
  */
 
@@ -139,6 +144,8 @@ export interface Machine<E> {
   readonly pending: boolean
   /** Failures counted since the last stable join. */
   readonly failures: number
+  /** Backoff delays taken since the rejoin schedule last started over. */
+  readonly delays: number
   readonly socketOpen: boolean
 }
 
@@ -147,6 +154,7 @@ export const initial = <E>(socketOpen: boolean): Machine<E> => ({
   state: { _tag: "Idle" },
   pending: false,
   failures: 0,
+  delays: 0,
   socketOpen
 })
 
@@ -201,7 +209,7 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     }
     const delay = env.nextDelay()
     if (delay === undefined) return close(`the rejoin schedule ended: ${failure.reason}`, failure)
-    set({ _tag: "Backoff", attempt, delayMillis: delay, last: failure })
+    set({ _tag: "Backoff", attempt, delayMillis: delay, last: failure }, { delays: m.delays + 1 })
     commands.push(
       status(
         failure.timeoutMillis !== undefined
@@ -216,7 +224,7 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
   /** A join held: was it long enough to count as a success? */
   const settleHeld = (since: number) => {
     if (env.now() - since >= env.stableMillis) {
-      m = { ...m, failures: 0 }
+      m = { ...m, failures: 0, delays: 0 }
       env.resetDelay()
       return true
     }
@@ -227,11 +235,14 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
   switch (event._tag) {
     case "Subscribe": {
       if (s._tag !== "Idle" && s._tag !== "Closed") {
-        if (s._tag !== "Joined") m = { ...m, pending: true }
+        // joining a rejoin in progress: the delays it took count, so that the bound holds
+        if (s._tag !== "Joined" && !m.pending) {
+          m = { ...m, pending: true, failures: Math.max(m.failures, m.delays) }
+        }
         break
       }
       env.resetDelay()
-      m = { ...m, pending: true, failures: 0 }
+      m = { ...m, pending: true, failures: 0, delays: 0 }
       start(0, undefined)
       break
     }
