@@ -921,6 +921,39 @@ describe("RealtimeChannel", () => {
         assert.strictEqual((yield* Effect.flip(Fiber.join(second)))._tag, "JoinTimeout")
       }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
+    it.effect("a subscribe waiting through socket outages settles within the bound, however far the socket's backoff", () =>
+      Effect.gen(function*() {
+        const server = yield* RealtimeServer.RealtimeServer
+        const client = yield* RealtimeClient.RealtimeClient
+        const channel = yield* client.channel("room")
+        yield* channel.subscribe
+        // connections that end at once: the socket's reconnect backoff climbs to 10 s
+        for (const delay of [1000, 2000, 5000]) {
+          yield* server.dropConnection({ abrupt: true })
+          yield* awaitStatus(channel, "Errored")
+          yield* TestClock.adjust(delay)
+          yield* awaitStatus(channel, "Subscribed")
+        }
+        yield* server.dropConnection({ abrupt: true })
+        yield* awaitStatus(channel, "Errored")
+        // a second subscriber; no join is answered any more, and every connection ends just before
+        // its join would time out: each failure takes 10 s of reconnect delay and 9.9 s of waiting
+        yield* server.delayJoins({ topic: "room", times: 20, delay: "1 day" })
+        const second = yield* Effect.fork(channel.subscribe)
+        yield* Effect.yieldNow()
+        for (let i = 0; i < 8; i++) {
+          yield* TestClock.adjust("10 seconds")
+          yield* TestClock.adjust("9900 millis")
+          yield* server.dropConnection({ abrupt: true })
+        }
+        yield* TestClock.adjust("10800 millis")
+        const exit = yield* Fiber.poll(second)
+        assert.isTrue(Option.isSome(exit), "the subscribe still waits after 170 s")
+        const error = yield* Effect.flip(Fiber.join(second))
+        assert.strictEqual(error._tag, "SocketClosed")
+        assert.strictEqual((yield* channel.status)._tag, "Closed")
+      }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
     it.scoped("presence on leave: every member gets a Leave, then an empty Sync, as presence().state says", () =>
       Effect.gen(function*() {
         const harness = yield* setup()

@@ -886,6 +886,26 @@ const examples: Array<[Array<Step>]> = [
     { _tag: "Subscribe" },
     { _tag: "IgnoreJoins", times: 12 },
     { _tag: "Wait", millis: 180_000 }
+  ]],
+  // a subscribe while the socket's reconnect backoff is at 10 s, then connections that end just
+  // before the join times out (each failure took 19.9 s)
+  [[
+    { _tag: "Subscribe" },
+    { _tag: "Drop", code: 1006 },
+    { _tag: "Wait", millis: 1_000 },
+    { _tag: "Drop", code: 1006 },
+    { _tag: "Wait", millis: 2_000 },
+    { _tag: "Drop", code: 1006 },
+    { _tag: "Wait", millis: 5_000 },
+    { _tag: "Drop", code: 1006 },
+    { _tag: "IgnoreJoins", times: 12 },
+    { _tag: "Subscribe" },
+    ...Array.from({ length: 10 }, () => [
+      { _tag: "Wait" as const, millis: 10_000 },
+      { _tag: "Wait" as const, millis: 9_900 },
+      { _tag: "Drop" as const, code: 1006 }
+    ]).flat(),
+    { _tag: "Wait", millis: 180_000 }
   ]]
 ]
 

@@ -357,6 +357,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private token: Option.Option<string> = Option.none()
   private forgetJoin: (() => void) | undefined
   private timer: Fiber.RuntimeFiber<void> | undefined
+  // a waiting subscribe's deadline (armed at its first failure), and how long it waits at most
+  private deadline: Fiber.RuntimeFiber<void> | undefined
+  private patience: number | undefined
   private readonly env: State.Env
   private readonly backoff: Backoff.Backoff
   private lastSystemError: string | undefined
@@ -411,7 +414,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       resetDelay: () => this.backoff.reset(),
       makeRef: deps.transport.makeRef,
       maxFailures: this.maxRejoinFailures,
-      stableMillis: Duration.toMillis(deps.stableAfter)
+      stableMillis: Duration.toMillis(deps.stableAfter),
+      patienceMillis: () => this.patience ??= this.computePatience()
     }
   }
 
@@ -539,6 +543,30 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       }
       case "CancelTimer":
         return this.cancelTimer()
+      case "ArmDeadline": {
+        this.cancelDeadline()
+        const patience = this.env.patienceMillis()
+        const fiber = this.deps.runFork(
+          Effect.sleep(Duration.millis(command.delayMillis)).pipe(
+            Effect.zipRight(Effect.suspend(() => {
+              if (this.deadline === fiber) this.deadline = undefined
+              return this.dispatchIn({
+                _tag: "DeadlineFired",
+                failure: {
+                  error: new JoinTimeout({ topic: this.topic, timeoutMillis: patience }),
+                  reason: `no join within ${patience} ms`,
+                  permanent: false,
+                  timeoutMillis: patience
+                }
+              })
+            }))
+          )
+        )
+        this.deadline = fiber
+        return
+      }
+      case "CancelDeadline":
+        return this.cancelDeadline()
       case "Settle":
         return this.settle(command.outcome)
       case "Joined": {
@@ -550,6 +578,28 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         return
       }
     }
+  }
+
+  private cancelDeadline() {
+    const deadline = this.deadline
+    if (deadline === undefined) return
+    this.deadline = undefined
+    deadline.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  /**
+   * The longest a subscribe waits: `maxRejoinFailures` join timeouts and the rejoin schedule's
+   * first `maxRejoinFailures - 1` delays (168 s with the defaults).
+   */
+  private computePatience(): number {
+    const schedule = Backoff.make(this.deps.rejoin)
+    let total = this.maxRejoinFailures * Duration.toMillis(this.joinTimeout)
+    for (let i = 1; i < this.maxRejoinFailures; i++) {
+      const delay = this.deps.runSync(schedule.next(undefined))
+      if (Option.isNone(delay)) break
+      total += Duration.toMillis(delay.value)
+    }
+    return total
   }
 
   private cancelTimer() {

@@ -29,6 +29,7 @@
  *                                     or too many failures)
  * Offline        --SocketOpen-->      Joining
  * Backoff        --TimerFired-->      Joining | Offline
+ * Joining|Backoff|Offline --DeadlineFired--> Closed (while a subscribe waits)
  * any but Closed --Leave-->           Closed (writes phx_leave when a join may be on the server)
  * ```
  *
@@ -41,7 +42,11 @@
  * A subscribe that arrives while a rejoin runs counts every backoff delay already taken as a
  * failure (the rejoin after a stable join's loss waits without counting one): it waits at most
  * `maxFailures` attempts and the first `maxFailures - 1` delays of the schedule, the bound the
- * README states, wherever in the schedule it arrived.
+ * README states, wherever in the schedule it arrived. The socket's outages count too, but the
+ * waits between them follow the socket's reconnect schedule, which may be further along: so from
+ * its first failure on, a waiting subscribe also has a deadline, `patienceMillis` after it began
+ * (the same bound), and fails with the last failure when it passes. A subscribe that joins at
+ * once arms nothing.
  *
  * @internal
  */
@@ -94,6 +99,8 @@ export type Event<E> =
   | { readonly _tag: "SocketDown"; readonly failure: Failure<E> }
   /** The backoff timer fired. */
   | { readonly _tag: "TimerFired" }
+  /** The deadline of a waiting subscribe passed (`failure`: why, if no attempt has failed yet). */
+  | { readonly _tag: "DeadlineFired"; readonly failure: Failure<E> }
   /** No one wants the channel any more (last subscriber gone, removed, client closed). */
   | { readonly _tag: "Leave"; readonly reason: string }
 
@@ -109,6 +116,10 @@ export type Command<E> =
   | { readonly _tag: "ArmTimer"; readonly delayMillis: number }
   /** Cancel the backoff timer. */
   | { readonly _tag: "CancelTimer" }
+  /** Arm the waiting subscribe's deadline; feed `DeadlineFired` when it passes. */
+  | { readonly _tag: "ArmDeadline"; readonly delayMillis: number }
+  /** Cancel the deadline. */
+  | { readonly _tag: "CancelDeadline" }
   /** Show a status. */
   | { readonly _tag: "Status"; readonly status: Status }
   /** Resolve whoever waits for the join (subscribers, and sends waiting for a rejoin). */
@@ -135,6 +146,8 @@ export interface Env {
   readonly maxFailures: number
   /** How long a join must hold before its loss is no longer counted as a failure. */
   readonly stableMillis: number
+  /** How long a subscribe waits at most: `maxFailures` attempts and the delays between them. */
+  readonly patienceMillis: () => number
 }
 
 /** The machine's whole state: the lifecycle state plus its counters. */
@@ -142,6 +155,10 @@ export interface Machine<E> {
   readonly state: State<E>
   /** A subscribe waits for the first join of this subscription. */
   readonly pending: boolean
+  /** When the waiting subscribe began. */
+  readonly pendingSince: number
+  /** The waiting subscribe's deadline is armed. */
+  readonly deadline: boolean
   /** Failures counted since the last stable join. */
   readonly failures: number
   /** Backoff delays taken since the rejoin schedule last started over. */
@@ -153,6 +170,8 @@ export interface Machine<E> {
 export const initial = <E>(socketOpen: boolean): Machine<E> => ({
   state: { _tag: "Idle" },
   pending: false,
+  pendingSince: 0,
+  deadline: false,
   failures: 0,
   delays: 0,
   socketOpen
@@ -191,12 +210,20 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
   }
 
   const close = (reason: string, last: Failure<E> | undefined) => {
+    if (m.deadline) commands.push({ _tag: "CancelDeadline" })
     commands.push({ _tag: "CancelTimer" }, {
       _tag: "Settle",
       outcome: last === undefined ? { _tag: "Closed", reason } : { _tag: "Failed", reason, failure: last }
     })
-    set({ _tag: "Closed", reason, last }, { pending: false })
+    set({ _tag: "Closed", reason, last }, { pending: false, deadline: false })
     commands.push(status({ _tag: "Closed", reason }))
+  }
+
+  /** A waiting subscribe met its first failure: from now on it has a deadline. */
+  const armDeadline = () => {
+    if (!m.pending || m.deadline) return
+    m = { ...m, deadline: true }
+    commands.push({ _tag: "ArmDeadline", delayMillis: Math.max(0, m.pendingSince + env.patienceMillis() - env.now()) })
   }
 
   /** An attempt failed, or a join ended early: count it, then back off or stop. */
@@ -204,6 +231,7 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     if (failure.permanent) return close(failure.reason, failure)
     const failures = counted ? m.failures + 1 : m.failures
     m = { ...m, failures }
+    armDeadline()
     if (failures >= env.maxFailures) {
       return close(`gave up after ${failures} failed joins: ${failure.reason}`, failure)
     }
@@ -237,12 +265,12 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
       if (s._tag !== "Idle" && s._tag !== "Closed") {
         // joining a rejoin in progress: the delays it took count, so that the bound holds
         if (s._tag !== "Joined" && !m.pending) {
-          m = { ...m, pending: true, failures: Math.max(m.failures, m.delays) }
+          m = { ...m, pending: true, pendingSince: env.now(), failures: Math.max(m.failures, m.delays) }
         }
         break
       }
       env.resetDelay()
-      m = { ...m, pending: true, failures: 0, delays: 0 }
+      m = { ...m, pending: true, pendingSince: env.now(), failures: 0, delays: 0 }
       start(0, undefined)
       break
     }
@@ -260,7 +288,8 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     case "JoinOk": {
       if (s._tag !== "Joining" || s.joinRef !== event.joinRef) break
       const rejoined = !m.pending
-      set({ _tag: "Joined", joinRef: event.joinRef, since: env.now(), rejoined }, { pending: false })
+      if (m.deadline) commands.push({ _tag: "CancelDeadline" })
+      set({ _tag: "Joined", joinRef: event.joinRef, since: env.now(), rejoined }, { pending: false, deadline: false })
       commands.push(
         { _tag: "Settle", outcome: { _tag: "Joined" } },
         status({ _tag: "Subscribed" }),
@@ -307,6 +336,7 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
         }
         const failures = m.failures + 1
         m = { ...m, failures }
+        armDeadline()
         if (failures >= env.maxFailures) {
           close(`gave up after ${failures} failed joins: ${failure.reason}`, failure)
           break
@@ -320,6 +350,19 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     case "TimerFired": {
       if (s._tag !== "Backoff") break
       start(s.attempt, s.last)
+      break
+    }
+    case "DeadlineFired": {
+      if (!m.deadline) break
+      m = { ...m, deadline: false }
+      if (!m.pending || (s._tag !== "Joining" && s._tag !== "Backoff" && s._tag !== "Offline")) break
+      const last = s._tag === "Joining" ? undefined : s.last
+      const failure = last ?? event.failure
+      // a join on the wire may still land: leave it
+      if (s._tag === "Joining" && s.joinRef !== undefined && m.socketOpen) {
+        commands.push({ _tag: "WriteLeave", joinRef: s.joinRef })
+      }
+      close(`not joined within ${env.patienceMillis()} ms: ${failure.reason}`, failure)
       break
     }
     case "Leave": {
