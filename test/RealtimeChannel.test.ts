@@ -970,6 +970,25 @@ describe("RealtimeChannel", () => {
         assert.deepStrictEqual((yield* server.subscribers("room")).map((c) => c.joinRef), [])
       }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
+    it.effect("a subscriber that gives up while the channel waits for the socket does not get it closed for the others", () =>
+      Effect.gen(function*() {
+        const server = yield* RealtimeServer.RealtimeServer
+        const client = yield* RealtimeClient.RealtimeClient
+        const channel = yield* client.channel("room")
+        yield* channel.subscribe
+        // a long outage: 15 refused upgrades, 2 minutes of reconnecting
+        yield* server.refuseConnections(15, { status: 503 })
+        yield* server.dropConnection({ abrupt: true })
+        yield* awaitStatus(channel, "Errored")
+        // a second subscriber comes and goes during it
+        const second = yield* Effect.fork(Effect.scoped(channel.subscribe))
+        yield* Effect.yieldNow()
+        yield* Fiber.interrupt(second)
+        // the outage is not the first subscriber's failure: the channel rejoins when it ends
+        yield* TestClock.adjust("3 minutes")
+        assert.strictEqual((yield* channel.status)._tag, "Subscribed")
+      }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
     it.scoped("presence on leave: every member gets a Leave, then an empty Sync, as presence().state says", () =>
       Effect.gen(function*() {
         const harness = yield* setup()

@@ -671,6 +671,11 @@ const runModel = (steps: ReadonlyArray<Step>, clock: VirtualClock, watch: Watch)
         }
         if (s.exit === undefined) waiting++
       }
+      // the machine counts failures against a waiting subscribe only while one waits (else a
+      // subscribed channel would be closed by socket outages, or by a deadline no one waits for)
+      if (inside.machine.pending && waiting === 0) {
+        fail(`the channel counts failures for a waiting subscribe, but none waits (${inside.machine.state._tag})`)
+      }
       // nothing stuck: each state has what moves it on
       const state = inside.machine.state
       const transport = yield* client.state
@@ -886,6 +891,14 @@ const property = (steps: ReadonlyArray<Step>): Promise<void> => {
 
 /** Sequences that found defects, run first every time. */
 const examples: Array<[Array<Step>]> = [
+  // a second subscriber gives up while the first one's channel waits for the socket
+  [[
+    { _tag: "Subscribe" },
+    { _tag: "RefuseUpgrades", status: 503, count: 12 },
+    { _tag: "Subscribe" },
+    { _tag: "GiveUp", index: 1 },
+    { _tag: "Wait", millis: 180_000 }
+  ]],
   // a subscribe arriving during the backoff that follows the loss of a stable join, then joins that
   // are never answered
   [[

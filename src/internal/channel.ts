@@ -345,6 +345,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   // the current join's ref (the machine's, cached for the per-frame check)
   private joinRef: string | null = null
   private subscribers = 0
+  // subscribes waiting for their join
+  private waiting = 0
   private removed = false
   private currentStatus: Channel.ChannelStatus = Channel.ChannelStatus.Idle()
   private statusInboxes: Array<Inbox<Channel.ChannelStatus>> | undefined
@@ -959,15 +961,25 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         }
         return Effect.flatMap(this.deps.register(this), () => {
           this.addSubscriber()
+          this.waiting++
           return Effect.matchCauseEffect(restore(this.awaitJoin(true)), {
             onFailure: (cause) => {
+              this.waiting--
               this.dropSubscriber()
-              if (this.subscribers > 0) return Effect.failCause(cause)
+              if (this.subscribers > 0) {
+                // the last waiting one gave up: the others' channel is not its to give up on
+                return this.waiting > 0
+                  ? Effect.failCause(cause)
+                  : Effect.zipRight(this.dispatchIn({ _tag: "NoneWaits" }), Effect.failCause(cause))
+              }
               // no one is left: leave (a join that may still land is left on the server)
               return Effect.zipRight(this.leave("the join failed"), Effect.failCause(cause))
             },
             // the scope's own finalizer list: `Effect.addFinalizer` would also diff the fiber's refs
-            onSuccess: () => Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, this.release))
+            onSuccess: () => {
+              this.waiting--
+              return Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, this.release))
+            }
           })
         })
       })

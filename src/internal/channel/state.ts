@@ -30,6 +30,8 @@
  * Offline        --SocketOpen-->      Joining
  * Backoff        --TimerFired-->      Joining | Offline
  * Joining|Backoff|Offline --DeadlineFired--> Closed (while a subscribe waits)
+ * any            --NoneWaits-->       the same state, no subscribe waiting (no deadline, outages
+ *                                     no longer count: the channel is back to its rejoin cycle)
  * any but Closed --Leave-->           Closed (writes phx_leave when a join may be on the server)
  * ```
  *
@@ -99,6 +101,8 @@ export type Event<E> =
   | { readonly _tag: "SocketDown"; readonly failure: Failure<E> }
   /** The backoff timer fired. */
   | { readonly _tag: "TimerFired" }
+  /** Every waiting subscribe gave up, while others hold the channel: no one waits any more. */
+  | { readonly _tag: "NoneWaits" }
   /** The deadline of a waiting subscribe passed (`failure`: why, if no attempt has failed yet). */
   | { readonly _tag: "DeadlineFired"; readonly failure: Failure<E> }
   /** No one wants the channel any more (last subscriber gone, removed, client closed). */
@@ -350,6 +354,12 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     case "TimerFired": {
       if (s._tag !== "Backoff") break
       start(s.attempt, s.last)
+      break
+    }
+    case "NoneWaits": {
+      if (!m.pending) break
+      if (m.deadline) commands.push({ _tag: "CancelDeadline" })
+      m = { ...m, pending: false, deadline: false }
       break
     }
     case "DeadlineFired": {
