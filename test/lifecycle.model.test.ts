@@ -233,6 +233,8 @@ type Step =
   | { readonly _tag: "ExpireToken" }
   /** The token source hands out `times` tokens that expired a second ago. */
   | { readonly _tag: "StaleTokens"; readonly times: number }
+  /** Each of our next `count` sockets is dropped `lifetime` ms after it opened (a flaky network). */
+  | { readonly _tag: "FlakySockets"; readonly count: number; readonly lifetime: number }
   /** The server stops answering our socket's heartbeats. */
   | { readonly _tag: "HeartbeatSilence" }
   /** Another client subscribes if it is not, and tracks. */
@@ -310,6 +312,14 @@ const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
     arbitrary: fc.integer({ min: 1, max: 3 }).map((times) => ({ _tag: "StaleTokens" as const, times }))
   },
   { weight: 1, arbitrary: fc.constant({ _tag: "HeartbeatSilence" as const }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      _tag: fc.constant("FlakySockets" as const),
+      count: times,
+      lifetime: fc.constantFrom(500, 5_000, 9_900, 30_000)
+    })
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -471,6 +481,9 @@ const runModel = (steps: ReadonlyArray<Step>, clock: VirtualClock, watch: Watch)
     const otherSockets = new Map<string, string>()
     let currentSocket: string | undefined
     let shutdownAfterJoin: { times: number; message: string } = { times: 0, message: "" }
+    let flaky = { count: 0, lifetime: 0 }
+    // the drops of flaky sockets wait on the virtual clock: interrupted before the leftovers count
+    const worldFibers: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
     // joins of our channel on the current socket: when the last one came, how many gaps so far
     let lastJoinAt: number | undefined
     let gaps = 0
@@ -491,6 +504,21 @@ const runModel = (steps: ReadonlyArray<Step>, clock: VirtualClock, watch: Watch)
                   currentSocket = event.connection
                   resetGaps()
                   note(`server: socket ${event.connection} opened`)
+                  if (flaky.count > 0) {
+                    flaky.count--
+                    const connection = event.connection
+                    worldFibers.push(
+                      yield* Effect.fork(
+                        Effect.delay(
+                          Effect.tap(
+                            server.dropConnection({ connection, abrupt: true }),
+                            (n) => Effect.sync(() => n > 0 && note(`server: flaky socket ${connection} dropped`))
+                          ),
+                          flaky.lifetime
+                        )
+                      )
+                    )
+                  }
                 } else if (who !== undefined) otherSockets.set(who, event.connection)
                 return
               }
@@ -784,6 +812,9 @@ const runModel = (steps: ReadonlyArray<Step>, clock: VirtualClock, watch: Watch)
           case "StaleTokens":
             staleTokens = step.times
             return
+          case "FlakySockets":
+            flaky = { count: step.count, lifetime: step.lifetime }
+            return
           case "HeartbeatSilence":
             if (currentSocket !== undefined) yield* server.pauseHeartbeats(currentSocket)
             return
@@ -820,24 +851,29 @@ const runModel = (steps: ReadonlyArray<Step>, clock: VirtualClock, watch: Watch)
     }
 
     // ---- the world calms down: every subscribe settles within the bound ---------------------------
-    note("CALM: join rules, refusals, stale tokens and silences end")
-    yield* server.clearJoinRules
-    yield* server.refuseConnections(0)
-    yield* server.resumeHeartbeats()
-    staleTokens = 0
-    shutdownAfterJoin = { times: 0, message: "" }
-    // long enough to rejoin (a backoff and a reconnect of at most 10 s each), and for every
-    // subscribe that still waits to reach its bound
-    const calmFrom = clock.now
-    while (
-      clock.now - calmFrom < 30_000 ||
-      (subscriptions.some((s) => !s.closed && s.exit === undefined) && clock.now - calmFrom < BOUND + 10_000)
-    ) {
+    // ---- the world goes on as it was until every subscribe settled (the bound holds whatever it does)
+    note("LAST: time passes until every subscribe settled")
+    const lastFrom = clock.now
+    while (subscriptions.some((s) => !s.closed && s.exit === undefined) && clock.now - lastFrom < BOUND + 10_000) {
       yield* advance(10_000)
       yield* check
     }
     for (const s of subscriptions) {
       if (!s.closed && s.exit === undefined) fail(`subscribe #${s.id} never settled`)
+    }
+
+    // ---- then it calms down: the channel rejoins if it should, presence is exact ---------------------
+    note("CALM: join rules, refusals, flaky sockets, stale tokens and silences end")
+    flaky = { count: 0, lifetime: 0 }
+    yield* server.clearJoinRules
+    yield* server.refuseConnections(0)
+    yield* server.resumeHeartbeats()
+    staleTokens = 0
+    shutdownAfterJoin = { times: 0, message: "" }
+    // long enough to rejoin (a backoff and a reconnect of at most 10 s each)
+    for (let i = 0; i < 3; i++) {
+      yield* advance(10_000)
+      yield* check
     }
 
     // ---- the subscriptions close: the server has no subscriber of ours ------------------------------
@@ -855,7 +891,7 @@ const runModel = (steps: ReadonlyArray<Step>, clock: VirtualClock, watch: Watch)
     }
 
     // ---- the clients close: no fiber and no timer is left -------------------------------------------
-    for (const fiber of watchers) yield* Fiber.interrupt(fiber)
+    for (const fiber of [...watchers, ...worldFibers]) yield* Fiber.interrupt(fiber)
     for (const other of others) {
       if (other?.subscription !== undefined) yield* Scope.close(other.subscription.scope, Exit.void)
     }
