@@ -235,12 +235,12 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     if (failure.permanent) return close(failure.reason, failure)
     const failures = counted ? m.failures + 1 : m.failures
     m = { ...m, failures }
-    armDeadline()
     if (failures >= env.maxFailures) {
       return close(`gave up after ${failures} failed joins: ${failure.reason}`, failure)
     }
     const delay = env.nextDelay()
     if (delay === undefined) return close(`the rejoin schedule ended: ${failure.reason}`, failure)
+    armDeadline()
     set({ _tag: "Backoff", attempt, delayMillis: delay, last: failure }, { delays: m.delays + 1 })
     commands.push(
       status(
@@ -340,11 +340,11 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
         }
         const failures = m.failures + 1
         m = { ...m, failures }
-        armDeadline()
         if (failures >= env.maxFailures) {
           close(`gave up after ${failures} failed joins: ${failure.reason}`, failure)
           break
         }
+        armDeadline()
       }
       if (s._tag === "Backoff") break // the timer runs on; its attempt waits for the socket
       set({ _tag: "Offline", attempt: s._tag === "Joining" ? s.attempt + 1 : s.attempt, last: failure })
