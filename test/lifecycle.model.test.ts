@@ -927,6 +927,15 @@ const property = (steps: ReadonlyArray<Step>): Promise<void> => {
 
 /** Sequences that found defects, run first every time. */
 const examples: Array<[Array<Step>]> = [
+  // a subscribe arriving while the socket reconnects: that wait came on top of ten join timeouts
+  // and their backoff (169 s; found by the random search before the deadline existed)
+  [[
+    { _tag: "Subscribe" },
+    { _tag: "IgnoreJoins", times: 10 },
+    { _tag: "Drop", code: 1000 },
+    { _tag: "Subscribe" },
+    { _tag: "Wait", millis: 100 }
+  ]],
   // a second subscriber gives up while the first one's channel waits for the socket
   [[
     { _tag: "Subscribe" },
