@@ -954,6 +954,22 @@ describe("RealtimeChannel", () => {
         assert.strictEqual((yield* channel.status)._tag, "Closed")
       }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
+    it.effect("a subscribe arriving while the socket reconnects settles within the 168 s bound", () =>
+      Effect.gen(function*() {
+        const server = yield* RealtimeServer.RealtimeServer
+        const client = yield* RealtimeClient.RealtimeClient
+        const channel = yield* client.channel("room")
+        yield* channel.subscribe
+        yield* server.delayJoins({ topic: "room", times: 20, delay: "1 day" })
+        yield* server.dropConnection({ code: 1000 })
+        yield* awaitStatus(channel, "Errored")
+        // the socket's 1 s wait, then ten join timeouts and their backoff: 169 s without a deadline
+        const second = yield* Effect.fork(channel.subscribe)
+        yield* Effect.yieldNow()
+        yield* TestClock.adjust("168 seconds")
+        assert.isTrue(Option.isSome(yield* Fiber.poll(second)), "the subscribe still waits after 168 s")
+      }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
     it.effect("a subscriber that gives up while the server is slow to join leaves no channel on the server", () =>
       Effect.gen(function*() {
         const server = yield* RealtimeServer.RealtimeServer
