@@ -3,11 +3,14 @@
  * client of the in-process server — socket drops, clean closes with codes, refused upgrades (503,
  * 401), join replies delayed, never sent or rejected (transient and permanent codes), `phx_error`,
  * shutdowns (`system` + `phx_close`), shutdowns right after each join, token expiry, stale tokens,
- * heartbeat silence, other clients tracking, untracking, leaving and dropping — and what its user
- * does (subscribe, give up, track). After every step it checks the subscribe contract:
+ * flaky sockets, heartbeat silence, other clients tracking, untracking, leaving and dropping — and
+ * what its user does (subscribe, give up, track). After every step it checks the subscribe
+ * contract; after the last one the world keeps its faults until every subscribe settled, then
+ * calms down:
  *
  * - every subscribe settles within the README's bound (168 s with the default schedules), with
- *   success or a tagged error, never a defect;
+ *   success or a tagged error, never a defect; failures count against a waiting subscribe only
+ *   while one waits;
  * - no channel sits in `Joining` with no join on the wire, in `Backoff` with no timer, or `Offline`
  *   while the socket is open (or closed for good while a subscribe waits);
  * - joins on one socket never come faster than the rejoin schedule allows (1, 2, 5, 10 s… after
