@@ -951,7 +951,8 @@ describe("RealtimeChannel", () => {
         assert.isTrue(Option.isSome(exit), "the subscribe still waits after 170 s")
         const error = yield* Effect.flip(Fiber.join(second))
         assert.strictEqual(error._tag, "SocketClosed")
-        assert.strictEqual((yield* channel.status)._tag, "Closed")
+        // the first subscriber's channel goes on trying
+        assert.notStrictEqual((yield* channel.status)._tag, "Closed")
       }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
     it.effect("a subscribe arriving while the socket reconnects settles within the 168 s bound", () =>
@@ -984,6 +985,25 @@ describe("RealtimeChannel", () => {
         // Phoenix handles a socket's frames in order: the slow join, then the leave
         yield* TestClock.adjust("1 second")
         assert.deepStrictEqual((yield* server.subscribers("room")).map((c) => c.joinRef), [])
+      }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
+    it.effect("a subscribe that fails waiting through an outage does not close the channel for its subscribers", () =>
+      Effect.gen(function*() {
+        const server = yield* RealtimeServer.RealtimeServer
+        const client = yield* RealtimeClient.RealtimeClient
+        const channel = yield* client.channel("room")
+        yield* channel.subscribe
+        // a long outage: 12 refused upgrades, about 100 s of reconnecting
+        yield* server.refuseConnections(12, { status: 503 })
+        yield* server.dropConnection({ abrupt: true })
+        yield* awaitStatus(channel, "Errored")
+        // a second subscribe waits through it, and fails after ten failed attempts
+        const second = yield* Effect.fork(Effect.scoped(channel.subscribe))
+        yield* Effect.yieldNow()
+        yield* TestClock.adjust("3 minutes")
+        assert.strictEqual((yield* Effect.flip(Fiber.join(second)))._tag, "SocketClosed")
+        // the first subscriber's channel waited for the socket, and rejoined when it came back
+        assert.strictEqual((yield* channel.status)._tag, "Subscribed")
       }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
     it.effect("a subscriber that gives up while the channel waits for the socket does not get it closed for the others", () =>

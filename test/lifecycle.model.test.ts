@@ -738,6 +738,17 @@ const runModel = (steps: ReadonlyArray<Step>, clock: VirtualClock, watch: Watch)
           if (waiting > 0) fail(`${waiting} subscribe(s) wait while the channel is ${state._tag}`)
           break
       }
+      // a subscribed channel is not closed by socket outages, nor by a subscribe that gave up
+      // waiting: only its own joins' failures (or a permanent refusal) end it
+      const held = subscriptions.some((s) => !s.closed && s.exit !== undefined && Exit.isSuccess(s.exit))
+      if (held && state._tag === "Closed") {
+        const cause = state.last?.error as { readonly _tag?: string } | undefined
+        if (
+          state.reason.startsWith("not joined within") || cause?._tag === "SocketClosed"
+        ) {
+          fail(`the channel was closed under a subscriber that had joined: ${state.reason}`)
+        }
+      }
       // presence: the event stream tells what the state says, and what the server has once joined
       const rebuilt = presenceKey(view)
       const snapshot = yield* channel.presence().state
@@ -930,6 +941,13 @@ const property = (steps: ReadonlyArray<Step>): Promise<void> => {
 
 /** Sequences that found defects, run first every time. */
 const examples: Array<[Array<Step>]> = [
+  // a second subscribe waits through a long outage of a subscribed channel, and gives up
+  [[
+    { _tag: "Subscribe" },
+    { _tag: "RefuseUpgrades", status: 503, count: 12 },
+    { _tag: "Subscribe" },
+    { _tag: "Wait", millis: 180_000 }
+  ]],
   // a subscribe arriving while the socket reconnects: that wait came on top of ten join timeouts
   // and their backoff (169 s; found by the random search before the deadline existed)
   [[

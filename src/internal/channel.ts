@@ -417,7 +417,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       makeRef: deps.transport.makeRef,
       maxFailures: this.maxRejoinFailures,
       stableMillis: Duration.toMillis(deps.stableAfter),
-      patienceMillis: () => this.patience ??= this.computePatience()
+      patienceMillis: () => this.patience ??= this.computePatience(),
+      held: () => this.subscribers > this.waiting
     }
   }
 

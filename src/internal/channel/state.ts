@@ -26,10 +26,12 @@
  * Joined         --Lost-->            Backoff | Closed (too many short-lived joins)
  * Joined         --SocketDown-->      Offline (rejoins when the socket opens, whatever its schedule)
  * Joining|Offline--SocketDown-->      Offline | Closed (while a subscribe waits: permanent refusal,
- *                                     or too many failures)
+ *                                     or too many failures; Offline when it is held by subscribers
+ *                                     that joined before: the waiting ones fail, the channel waits)
  * Offline        --SocketOpen-->      Joining
  * Backoff        --TimerFired-->      Joining | Offline
- * Joining|Backoff|Offline --DeadlineFired--> Closed (while a subscribe waits)
+ * Joining|Backoff|Offline --DeadlineFired--> Closed (while a subscribe waits; the same state
+ *                                     when it is held by subscribers that joined before)
  * any            --NoneWaits-->       the same state, no subscribe waiting (no deadline, outages
  *                                     no longer count: the channel is back to its rejoin cycle)
  * any but Closed --Leave-->           Closed (writes phx_leave when a join may be on the server)
@@ -152,6 +154,8 @@ export interface Env {
   readonly stableMillis: number
   /** How long a subscribe waits at most: `maxFailures` attempts and the delays between them. */
   readonly patienceMillis: () => number
+  /** Someone holds the channel from a subscribe that joined: a waiting one's end is not its end. */
+  readonly held: () => boolean
 }
 
 /** The machine's whole state: the lifecycle state plus its counters. */
@@ -228,6 +232,13 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     if (!m.pending || m.deadline) return
     m = { ...m, deadline: true }
     commands.push({ _tag: "ArmDeadline", delayMillis: Math.max(0, m.pendingSince + env.patienceMillis() - env.now()) })
+  }
+
+  /** The waiting subscribes fail; the channel goes on for those it had joined before. */
+  const stopWaiting = (reason: string, failure: Failure<E>) => {
+    if (m.deadline) commands.push({ _tag: "CancelDeadline" })
+    m = { ...m, pending: false, deadline: false }
+    commands.push({ _tag: "Settle", outcome: { _tag: "Failed", reason, failure } })
   }
 
   /** An attempt failed, or a join ended early: count it, then back off or stop. */
@@ -334,17 +345,17 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
       }
       if (m.pending) {
         // while a subscribe waits, a refused or failed socket is a failed join
-        if (failure.permanent) {
-          close(failure.reason, failure)
-          break
-        }
-        const failures = m.failures + 1
+        const failures = failure.permanent ? m.failures : m.failures + 1
         m = { ...m, failures }
-        if (failures >= env.maxFailures) {
-          close(`gave up after ${failures} failed joins: ${failure.reason}`, failure)
-          break
-        }
-        armDeadline()
+        const reason = failure.permanent ? failure.reason : `gave up after ${failures} failed joins: ${failure.reason}`
+        if (failure.permanent || failures >= env.maxFailures) {
+          // the waiting subscribes fail; a channel subscribed before waits for the socket
+          if (!env.held()) {
+            close(reason, failure)
+            break
+          }
+          stopWaiting(reason, failure)
+        } else armDeadline()
       }
       if (s._tag === "Backoff") break // the timer runs on; its attempt waits for the socket
       set({ _tag: "Offline", attempt: s._tag === "Joining" ? s.attempt + 1 : s.attempt, last: failure })
@@ -368,11 +379,16 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
       if (!m.pending || (s._tag !== "Joining" && s._tag !== "Backoff" && s._tag !== "Offline")) break
       const last = s._tag === "Joining" ? undefined : s.last
       const failure = last ?? event.failure
+      const reason = `not joined within ${env.patienceMillis()} ms: ${failure.reason}`
+      if (env.held()) {
+        stopWaiting(reason, failure)
+        break
+      }
       // a join on the wire may still land: leave it
       if (s._tag === "Joining" && s.joinRef !== undefined && m.socketOpen) {
         commands.push({ _tag: "WriteLeave", joinRef: s.joinRef })
       }
-      close(`not joined within ${env.patienceMillis()} ms: ${failure.reason}`, failure)
+      close(reason, failure)
       break
     }
     case "Leave": {
