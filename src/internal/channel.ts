@@ -360,6 +360,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   // the current join's ref (the machine's, cached for the per-frame check)
   private joinRef: string | null = null
   private subscribers = 0
+  // subscribes waiting for their join
+  private waiting = 0
   private removed = false
   private currentStatus: Channel.ChannelStatus = Channel.ChannelStatus.Idle()
   private statusInboxes: Array<Inbox<Channel.ChannelStatus>> | undefined
@@ -372,6 +374,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private token: Option.Option<string> = Option.none()
   private forgetJoin: (() => void) | undefined
   private timer: Fiber.RuntimeFiber<void> | undefined
+  // a waiting subscribe's deadline (armed at its first failure), and how long it waits at most
+  private deadline: Fiber.RuntimeFiber<void> | undefined
+  private patience: number | undefined
   private readonly env: State.Env
   private readonly backoff: Backoff.Backoff
   private lastSystemError: string | undefined
@@ -426,7 +431,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       resetDelay: () => this.backoff.reset(),
       makeRef: deps.transport.makeRef,
       maxFailures: this.maxRejoinFailures,
-      stableMillis: Duration.toMillis(deps.stableAfter)
+      stableMillis: Duration.toMillis(deps.stableAfter),
+      patienceMillis: () => this.patience ??= this.computePatience(),
+      held: () => this.subscribers > this.waiting
     }
   }
 
@@ -554,6 +561,30 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       }
       case "CancelTimer":
         return this.cancelTimer()
+      case "ArmDeadline": {
+        this.cancelDeadline()
+        const patience = this.env.patienceMillis()
+        const fiber = this.deps.runFork(
+          Effect.sleep(Duration.millis(command.delayMillis)).pipe(
+            Effect.zipRight(Effect.suspend(() => {
+              if (this.deadline === fiber) this.deadline = undefined
+              return this.dispatchIn({
+                _tag: "DeadlineFired",
+                failure: {
+                  error: new JoinTimeout({ topic: this.topic, timeoutMillis: patience }),
+                  reason: `no join within ${patience} ms`,
+                  permanent: false,
+                  timeoutMillis: patience
+                }
+              })
+            }))
+          )
+        )
+        this.deadline = fiber
+        return
+      }
+      case "CancelDeadline":
+        return this.cancelDeadline()
       case "Settle":
         return this.settle(command.outcome)
       case "Joined": {
@@ -565,6 +596,28 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         return
       }
     }
+  }
+
+  private cancelDeadline() {
+    const deadline = this.deadline
+    if (deadline === undefined) return
+    this.deadline = undefined
+    deadline.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  /**
+   * The longest a subscribe waits: `maxRejoinFailures` join timeouts and the rejoin schedule's
+   * first `maxRejoinFailures - 1` delays (168 s with the defaults).
+   */
+  private computePatience(): number {
+    const schedule = Backoff.make(this.deps.rejoin)
+    let total = this.maxRejoinFailures * Duration.toMillis(this.joinTimeout)
+    for (let i = 1; i < this.maxRejoinFailures; i++) {
+      const delay = this.deps.runSync(schedule.next(undefined))
+      if (Option.isNone(delay)) break
+      total += Duration.toMillis(delay.value)
+    }
+    return total
   }
 
   private cancelTimer() {
@@ -924,15 +977,25 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         }
         return Effect.flatMap(this.deps.register(this), () => {
           this.addSubscriber()
+          this.waiting++
           return Effect.matchCauseEffect(restore(this.awaitJoin(true)), {
             onFailure: (cause) => {
+              this.waiting--
               this.dropSubscriber()
-              if (this.subscribers > 0) return Effect.failCause(cause)
+              if (this.subscribers > 0) {
+                // the last waiting one gave up: the others' channel is not its to give up on
+                return this.waiting > 0
+                  ? Effect.failCause(cause)
+                  : Effect.zipRight(this.dispatchIn({ _tag: "NoneWaits" }), Effect.failCause(cause))
+              }
               // no one is left: leave (a join that may still land is left on the server)
               return Effect.zipRight(this.leave("the join failed"), Effect.failCause(cause))
             },
             // the scope's own finalizer list: `Effect.addFinalizer` would also diff the fiber's refs
-            onSuccess: () => Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, this.release))
+            onSuccess: () => {
+              this.waiting--
+              return Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, this.release))
+            }
           })
         })
       })
@@ -959,10 +1022,24 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       this.tokenWanted = undefined
       this.tracked = undefined
       this.ids = Option.none()
-      this.syncer = initialSyncer
+      this.clearPresence()
       const unregister = this.deps.unregister(this)
       return retrack === undefined ? unregister : Effect.zipRight(Fiber.interrupt(retrack), unregister)
     }).pipe(Effect.uninterruptible)
+  }
+
+  /** The channel left: whoever was present leaves (a `Leave` per key, then the empty state). */
+  private clearPresence() {
+    const state = this.syncer.state
+    this.syncer = initialSyncer
+    const listeners = this.presenceListeners
+    if (state.size === 0 || listeners === undefined || listeners.length === 0) return
+    const events: Array<Presence.PresenceEvent> = []
+    for (const [key, metas] of state) events.push(Presence.PresenceEvent.Leave({ key, current: [], left: metas }))
+    for (const listener of listeners) {
+      listener.unsafeOffer(events)
+      listener.unsafeOffer(initialSyncer.state)
+    }
   }
 
   /** Removed from the client: leave and end every stream. */

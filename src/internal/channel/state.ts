@@ -26,9 +26,14 @@
  * Joined         --Lost-->            Backoff | Closed (too many short-lived joins)
  * Joined         --SocketDown-->      Offline (rejoins when the socket opens, whatever its schedule)
  * Joining|Offline--SocketDown-->      Offline | Closed (while a subscribe waits: permanent refusal,
- *                                     or too many failures)
+ *                                     or too many failures; Offline when it is held by subscribers
+ *                                     that joined before: the waiting ones fail, the channel waits)
  * Offline        --SocketOpen-->      Joining
  * Backoff        --TimerFired-->      Joining | Offline
+ * Joining|Backoff|Offline --DeadlineFired--> Closed (while a subscribe waits; the same state
+ *                                     when it is held by subscribers that joined before)
+ * any            --NoneWaits-->       the same state, no subscribe waiting (no deadline, outages
+ *                                     no longer count: the channel is back to its rejoin cycle)
  * any but Closed --Leave-->           Closed (writes phx_leave when a join may be on the server)
  * ```
  *
@@ -37,6 +42,15 @@
  * must not make the client rejoin forever). A join that held at least `stableMillis` resets the
  * count and the backoff. Socket outages of a subscribed channel are not failures: the socket's own
  * reconnect schedule governs them, and the channel rejoins at once when the socket opens.
+ *
+ * A subscribe that arrives while a rejoin runs counts every backoff delay already taken as a
+ * failure (the rejoin after a stable join's loss waits without counting one): it waits at most
+ * `maxFailures` attempts and the first `maxFailures - 1` delays of the schedule, the bound the
+ * README states, wherever in the schedule it arrived. The socket's outages count too, but the
+ * waits between them follow the socket's reconnect schedule, which may be further along: so from
+ * its first failure on, a waiting subscribe also has a deadline, `patienceMillis` after it began
+ * (the same bound), and fails with the last failure when it passes. A subscribe that joins at
+ * once arms nothing.
  *
  * @internal
  */
@@ -89,6 +103,10 @@ export type Event<E> =
   | { readonly _tag: "SocketDown"; readonly failure: Failure<E> }
   /** The backoff timer fired. */
   | { readonly _tag: "TimerFired" }
+  /** Every waiting subscribe gave up, while others hold the channel: no one waits any more. */
+  | { readonly _tag: "NoneWaits" }
+  /** The deadline of a waiting subscribe passed (`failure`: why, if no attempt has failed yet). */
+  | { readonly _tag: "DeadlineFired"; readonly failure: Failure<E> }
   /** No one wants the channel any more (last subscriber gone, removed, client closed). */
   | { readonly _tag: "Leave"; readonly reason: string }
 
@@ -104,6 +122,10 @@ export type Command<E> =
   | { readonly _tag: "ArmTimer"; readonly delayMillis: number }
   /** Cancel the backoff timer. */
   | { readonly _tag: "CancelTimer" }
+  /** Arm the waiting subscribe's deadline; feed `DeadlineFired` when it passes. */
+  | { readonly _tag: "ArmDeadline"; readonly delayMillis: number }
+  /** Cancel the deadline. */
+  | { readonly _tag: "CancelDeadline" }
   /** Show a status. */
   | { readonly _tag: "Status"; readonly status: Status }
   /** Resolve whoever waits for the join (subscribers, and sends waiting for a rejoin). */
@@ -130,6 +152,10 @@ export interface Env {
   readonly maxFailures: number
   /** How long a join must hold before its loss is no longer counted as a failure. */
   readonly stableMillis: number
+  /** How long a subscribe waits at most: `maxFailures` attempts and the delays between them. */
+  readonly patienceMillis: () => number
+  /** Someone holds the channel from a subscribe that joined: a waiting one's end is not its end. */
+  readonly held: () => boolean
 }
 
 /** The machine's whole state: the lifecycle state plus its counters. */
@@ -137,8 +163,14 @@ export interface Machine<E> {
   readonly state: State<E>
   /** A subscribe waits for the first join of this subscription. */
   readonly pending: boolean
+  /** When the waiting subscribe began. */
+  readonly pendingSince: number
+  /** The waiting subscribe's deadline is armed. */
+  readonly deadline: boolean
   /** Failures counted since the last stable join. */
   readonly failures: number
+  /** Backoff delays taken since the rejoin schedule last started over. */
+  readonly delays: number
   readonly socketOpen: boolean
 }
 
@@ -146,7 +178,10 @@ export interface Machine<E> {
 export const initial = <E>(socketOpen: boolean): Machine<E> => ({
   state: { _tag: "Idle" },
   pending: false,
+  pendingSince: 0,
+  deadline: false,
   failures: 0,
+  delays: 0,
   socketOpen
 })
 
@@ -183,12 +218,27 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
   }
 
   const close = (reason: string, last: Failure<E> | undefined) => {
+    if (m.deadline) commands.push({ _tag: "CancelDeadline" })
     commands.push({ _tag: "CancelTimer" }, {
       _tag: "Settle",
       outcome: last === undefined ? { _tag: "Closed", reason } : { _tag: "Failed", reason, failure: last }
     })
-    set({ _tag: "Closed", reason, last }, { pending: false })
+    set({ _tag: "Closed", reason, last }, { pending: false, deadline: false })
     commands.push(status({ _tag: "Closed", reason }))
+  }
+
+  /** A waiting subscribe met its first failure: from now on it has a deadline. */
+  const armDeadline = () => {
+    if (!m.pending || m.deadline) return
+    m = { ...m, deadline: true }
+    commands.push({ _tag: "ArmDeadline", delayMillis: Math.max(0, m.pendingSince + env.patienceMillis() - env.now()) })
+  }
+
+  /** The waiting subscribes fail; the channel goes on for those it had joined before. */
+  const stopWaiting = (reason: string, failure: Failure<E>) => {
+    if (m.deadline) commands.push({ _tag: "CancelDeadline" })
+    m = { ...m, pending: false, deadline: false }
+    commands.push({ _tag: "Settle", outcome: { _tag: "Failed", reason, failure } })
   }
 
   /** An attempt failed, or a join ended early: count it, then back off or stop. */
@@ -201,7 +251,8 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     }
     const delay = env.nextDelay()
     if (delay === undefined) return close(`the rejoin schedule ended: ${failure.reason}`, failure)
-    set({ _tag: "Backoff", attempt, delayMillis: delay, last: failure })
+    armDeadline()
+    set({ _tag: "Backoff", attempt, delayMillis: delay, last: failure }, { delays: m.delays + 1 })
     commands.push(
       status(
         failure.timeoutMillis !== undefined
@@ -216,7 +267,7 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
   /** A join held: was it long enough to count as a success? */
   const settleHeld = (since: number) => {
     if (env.now() - since >= env.stableMillis) {
-      m = { ...m, failures: 0 }
+      m = { ...m, failures: 0, delays: 0 }
       env.resetDelay()
       return true
     }
@@ -227,11 +278,14 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
   switch (event._tag) {
     case "Subscribe": {
       if (s._tag !== "Idle" && s._tag !== "Closed") {
-        if (s._tag !== "Joined") m = { ...m, pending: true }
+        // joining a rejoin in progress: the delays it took count, so that the bound holds
+        if (s._tag !== "Joined" && !m.pending) {
+          m = { ...m, pending: true, pendingSince: env.now(), failures: Math.max(m.failures, m.delays) }
+        }
         break
       }
       env.resetDelay()
-      m = { ...m, pending: true, failures: 0 }
+      m = { ...m, pending: true, pendingSince: env.now(), failures: 0, delays: 0 }
       start(0, undefined)
       break
     }
@@ -249,7 +303,8 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     case "JoinOk": {
       if (s._tag !== "Joining" || s.joinRef !== event.joinRef) break
       const rejoined = !m.pending
-      set({ _tag: "Joined", joinRef: event.joinRef, since: env.now(), rejoined }, { pending: false })
+      if (m.deadline) commands.push({ _tag: "CancelDeadline" })
+      set({ _tag: "Joined", joinRef: event.joinRef, since: env.now(), rejoined }, { pending: false, deadline: false })
       commands.push(
         { _tag: "Settle", outcome: { _tag: "Joined" } },
         status({ _tag: "Subscribed" }),
@@ -290,16 +345,17 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
       }
       if (m.pending) {
         // while a subscribe waits, a refused or failed socket is a failed join
-        if (failure.permanent) {
-          close(failure.reason, failure)
-          break
-        }
-        const failures = m.failures + 1
+        const failures = failure.permanent ? m.failures : m.failures + 1
         m = { ...m, failures }
-        if (failures >= env.maxFailures) {
-          close(`gave up after ${failures} failed joins: ${failure.reason}`, failure)
-          break
-        }
+        const reason = failure.permanent ? failure.reason : `gave up after ${failures} failed joins: ${failure.reason}`
+        if (failure.permanent || failures >= env.maxFailures) {
+          // the waiting subscribes fail; a channel subscribed before waits for the socket
+          if (!env.held()) {
+            close(reason, failure)
+            break
+          }
+          stopWaiting(reason, failure)
+        } else armDeadline()
       }
       if (s._tag === "Backoff") break // the timer runs on; its attempt waits for the socket
       set({ _tag: "Offline", attempt: s._tag === "Joining" ? s.attempt + 1 : s.attempt, last: failure })
@@ -309,6 +365,30 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     case "TimerFired": {
       if (s._tag !== "Backoff") break
       start(s.attempt, s.last)
+      break
+    }
+    case "NoneWaits": {
+      if (!m.pending) break
+      if (m.deadline) commands.push({ _tag: "CancelDeadline" })
+      m = { ...m, pending: false, deadline: false }
+      break
+    }
+    case "DeadlineFired": {
+      if (!m.deadline) break
+      m = { ...m, deadline: false }
+      if (!m.pending || (s._tag !== "Joining" && s._tag !== "Backoff" && s._tag !== "Offline")) break
+      const last = s._tag === "Joining" ? undefined : s.last
+      const failure = last ?? event.failure
+      const reason = `not joined within ${env.patienceMillis()} ms: ${failure.reason}`
+      if (env.held()) {
+        stopWaiting(reason, failure)
+        break
+      }
+      // a join on the wire may still land: leave it
+      if (s._tag === "Joining" && s.joinRef !== undefined && m.socketOpen) {
+        commands.push({ _tag: "WriteLeave", joinRef: s.joinRef })
+      }
+      close(reason, failure)
       break
     }
     case "Leave": {

@@ -221,7 +221,11 @@ export class Connection {
   lastActivity: number
   idleCancel: (() => void) | undefined = undefined
   readonly channels = new Map<string, Channel>()
-  readonly pendingJoins = new Map<string, () => void>()
+  /** Joins held back by a join rule, per topic, with the leaves that came after them. */
+  readonly pendingJoins = new Map<string, {
+    readonly cancel: () => void
+    readonly after: Array<{ readonly message: Protocol.Message; readonly binary: boolean }>
+  }>()
   readonly timers = new Set<() => void>()
   readonly received: Array<RS.RecordedFrame> = []
   readonly sent: Array<RS.RecordedFrame> = []
@@ -544,7 +548,7 @@ export class Engine {
     connection.closeCode = code
     connection.closeReason = reason
     connection.idleCancel?.()
-    for (const cancel of connection.pendingJoins.values()) cancel()
+    for (const pending of connection.pendingJoins.values()) pending.cancel()
     connection.pendingJoins.clear()
     for (const cancel of connection.timers) cancel()
     connection.timers.clear()
@@ -659,6 +663,13 @@ export class Engine {
       return this.reply(connection, message, ok())
     }
     if (event === Protocol.Events.join) return this.join(connection, message)
+    // a leave of a join still held back waits for it (Phoenix reads a socket's frames in order:
+    // the join completes, then the leave ends it); other frames meet no channel, as before
+    const pending = event === Protocol.Events.leave ? connection.pendingJoins.get(topic) : undefined
+    if (pending !== undefined) {
+      pending.after.push({ message, binary })
+      return
+    }
     const channel = connection.channels.get(topic)
     if (channel === undefined) {
       if (event === Protocol.Events.leave) return this.reply(connection, message, ok())
@@ -710,18 +721,20 @@ export class Engine {
       this.close(existing, Protocol.Events.close, {})
       this.teardown(existing, "duplicate")
     }
-    connection.pendingJoins.get(topic)?.()
+    connection.pendingJoins.get(topic)?.cancel()
     connection.pendingJoins.delete(topic)
     const rule = this.takeJoinRule(topic)
+    const after: Array<{ readonly message: Protocol.Message; readonly binary: boolean }> = []
     const proceed = () => {
       connection.pendingJoins.delete(topic)
       if (!connection.open) return
-      if (rule?.reject !== undefined) return this.joinError(connection, message, rule.reject)
-      this.processJoin(connection, message, payload)
+      if (rule?.reject !== undefined) this.joinError(connection, message, rule.reject)
+      else this.processJoin(connection, message, payload)
+      for (const next of after) if (connection.open) this.route(connection, next.message, next.binary)
     }
     if (rule === undefined || rule.delayMillis <= 0) return proceed()
     const cancel = this.env.schedule(rule.delayMillis, proceed)
-    connection.pendingJoins.set(topic, cancel)
+    connection.pendingJoins.set(topic, { cancel, after })
   }
 
   private takeJoinRule(topic: string): JoinRule | undefined {
