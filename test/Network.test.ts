@@ -132,6 +132,20 @@ describe("Network", () => {
       assert.strictEqual(heartbeat.topic, "phoenix")
     }))
 
+  it.scoped("a subscribe made offline settles within the subscribe bound, with the offline reason", () =>
+    Effect.gen(function*() {
+      const { client, server } = yield* setup({ online: false })
+      const channel = yield* client.channel("room")
+      const subscribing = yield* Effect.fork(Effect.scoped(channel.subscribe))
+      yield* awaitState(client, "Offline")
+      yield* TestClock.adjust("167 seconds")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(subscribing)), "still waiting for the network")
+      yield* TestClock.adjust("1 second")
+      const error = yield* Effect.flip(Fiber.join(subscribing))
+      assert.include(error.message, "no network")
+      assert.isTrue(yield* noConnection(server), "no attempt while offline")
+    }))
+
   it.scoped("a subscribed channel rejoins with a fresh token when the network comes back", () =>
     Effect.gen(function*() {
       const { client, manual, server, tokens } = yield* setup({

@@ -172,6 +172,8 @@ export interface Machine<E> {
   /** Backoff delays taken since the rejoin schedule last started over. */
   readonly delays: number
   readonly socketOpen: boolean
+  /** Why the socket is down (the last `SocketDown`, kept until the socket opens). */
+  readonly socketDown: Failure<E> | undefined
 }
 
 /** @internal */
@@ -182,7 +184,8 @@ export const initial = <E>(socketOpen: boolean): Machine<E> => ({
   deadline: false,
   failures: 0,
   delays: 0,
-  socketOpen
+  socketOpen,
+  socketDown: undefined
 })
 
 /** The join ref of the current join, if one may be on the server. */
@@ -207,10 +210,13 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
 
   const start = (attempt: number, last: Failure<E> | undefined) => {
     if (!m.socketOpen) {
-      set({ _tag: "Offline", attempt, last })
+      // no socket: a waiting subscribe's wait begins now (the socket may not try again soon, as
+      // while the device is offline), and its failure says why the socket is down
+      set({ _tag: "Offline", attempt, last: last ?? m.socketDown })
       commands.push(
         status(last === undefined ? { _tag: "Joining", attempt } : { _tag: "Errored", reason: last.reason })
       )
+      armDeadline()
       return
     }
     set({ _tag: "Joining", attempt, joinRef: undefined })
@@ -292,7 +298,8 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     case "TokenReady": {
       if (s._tag !== "Joining" || s.joinRef !== undefined || s.attempt !== event.attempt) break
       if (!m.socketOpen) {
-        set({ _tag: "Offline", attempt: s.attempt, last: undefined })
+        set({ _tag: "Offline", attempt: s.attempt, last: m.socketDown })
+        armDeadline()
         break
       }
       const joinRef = env.makeRef()
@@ -328,12 +335,12 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
       break
     }
     case "SocketOpen": {
-      m = { ...m, socketOpen: true }
+      m = { ...m, socketOpen: true, socketDown: undefined }
       if (s._tag === "Offline") start(s.attempt, s.last)
       break
     }
     case "SocketDown": {
-      m = { ...m, socketOpen: false }
+      m = { ...m, socketOpen: false, socketDown: event.failure }
       const failure = event.failure
       if (s._tag === "Idle" || s._tag === "Closed") break
       if (s._tag === "Joined") {
