@@ -197,8 +197,8 @@ export const make = (
   Effect.gen(function*() {
     const endpoint = yield* parseEndpoint(options.url)
     const apiKey = Redacted.isRedacted(options.apiKey) ? options.apiKey : Redacted.make(options.apiKey)
-    if (Redacted.value(apiKey) === "") {
-      return yield* new InvalidArgument({ detail: "HttpBroadcast: apiKey must not be empty" })
+    if (typeof Redacted.value(apiKey) !== "string" || Redacted.value(apiKey).trim() === "") {
+      return yield* new InvalidArgument({ detail: "HttpBroadcast: apiKey must not be empty or blank" })
     }
     const defaultTimeout = yield* decodeTimeout(options.timeout, DEFAULT_TIMEOUT)
     const tokens = yield* AccessToken

@@ -64,7 +64,7 @@ export interface ChannelConfig {
     readonly replicationReady?: boolean | undefined
   } | undefined
   readonly presence?: {
-    /** The presence key; the server generates one when absent. */
+    /** The presence key; the server generates one when absent. Empty or blank: `InvalidArgument`. */
     readonly key?: string | undefined
     /** Receive presence state and diffs. Default: true when `presence` is given. */
     readonly enabled?: boolean | undefined

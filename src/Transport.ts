@@ -348,13 +348,17 @@ class HeartbeatTimeout extends Data.TaggedError("HeartbeatTimeout")<{ readonly r
  * @category constructors
  */
 export const connectionUrl = (options: Options): Either.Either<string, InvalidArgument> =>
-  Either.map(parseEndpoint(options.url), (endpoint) => {
+  Either.flatMap(parseEndpoint(options.url), (endpoint) => {
+    const apiKey = Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey
+    if (typeof apiKey !== "string" || apiKey.trim() === "") {
+      return Either.left(new InvalidArgument({ detail: "apiKey must not be empty or blank" }))
+    }
     const query = new URLSearchParams()
-    query.set("apikey", Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey)
+    query.set("apikey", apiKey)
     for (const [key, value] of Object.entries(options.params ?? {})) query.set(key, value)
     if (options.logLevel) query.set("log_level", options.logLevel)
     query.set("vsn", options.vsn ?? "2.0.0")
-    return `${endpoint.socket}/websocket?${query.toString()}`
+    return Either.right(`${endpoint.socket}/websocket?${query.toString()}`)
   })
 
 /**

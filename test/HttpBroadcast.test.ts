@@ -729,7 +729,10 @@ describe("invalid arguments make no request", () => {
       ["apikey in the query string", "https://abc.supabase.co/realtime/v1?apikey=anon-key-secret", API_KEY],
       ["unsupported scheme", "ftp://abc.supabase.co", API_KEY],
       ["not a URL", "abc.supabase.co", API_KEY],
-      ["empty apikey", PROJECT, ""]
+      ["empty apikey", PROJECT, ""],
+      ["blank apikey", PROJECT, " \t"],
+      ["a malformed URL holding the key", `https://abc.supabase.co ${API_KEY}`, API_KEY],
+      ["credentials in the URL", `https://anon:${API_KEY}@abc.supabase.co`, API_KEY]
     ] as const
   )("layer: %s → InvalidArgument", ([, url, apiKey]) =>
     Effect.gen(function*() {

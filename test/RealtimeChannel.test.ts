@@ -289,6 +289,21 @@ describe("RealtimeChannel", () => {
       assert.strictEqual((yield* harness.client.state)._tag, "Closed")
     }))
 
+  it.scoped("an empty or blank presence key is an InvalidArgument (omit it for a server-generated key)", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup()
+      for (const key of ["", "  "]) {
+        // not Effect.flip: a channel made by mistake would be the failure vitest tries to print
+        const invalid = yield* Effect.either(harness.client.channel("room", { presence: { key } }))
+        assert.isTrue(Either.isLeft(invalid), `key ${JSON.stringify(key)} accepted`)
+        if (Either.isLeft(invalid)) {
+          assert.strictEqual(invalid.left._tag, "InvalidArgument")
+          assert.include(invalid.left.message, "presence.key")
+        }
+      }
+      assert.strictEqual((yield* harness.client.channels).length, 0)
+    }))
+
   it.scoped("the same topic with the same config shares one join; another config is an error", () =>
     Effect.gen(function*() {
       const harness = yield* setup()

@@ -12,6 +12,7 @@ import {
   Metric,
   Option,
   Queue,
+  Redacted,
   Ref,
   Schedule,
   Stream,
@@ -96,6 +97,35 @@ describe("Transport", () => {
       assert.isTrue(Either.isLeft(Transport.connectionUrl({ url: "ftp://x", apiKey: "k" })))
     })
 
+    it("never echoes a malformed URL (it may hold the key), and refuses credentials in it", () => {
+      for (
+        const url of [
+          "https://abc.supabase.co apikey=SECRET",
+          "wss//abc.supabase.co/realtime/v1/SECRET",
+          "SECRET",
+          "wss://user:SECRET@abc.supabase.co/realtime/v1",
+          "SECRET://abc.supabase.co"
+        ]
+      ) {
+        const bad = Transport.connectionUrl({ url, apiKey: "k" })
+        assert.isTrue(Either.isLeft(bad), url)
+        if (Either.isLeft(bad)) {
+          assert.strictEqual(bad.left._tag, "InvalidArgument")
+          assert.notInclude(bad.left.message, "SECRET", url)
+          assert.notInclude(bad.left.message, "abc.supabase.co", url)
+        }
+      }
+      const spaces = Transport.connectionUrl({ url: "https://abc.supabase.co apikey=SECRET", apiKey: "k" })
+      if (Either.isLeft(spaces)) assert.include(spaces.left.message, "whitespace")
+    })
+
+    it("refuses an empty or blank apiKey", () => {
+      for (const apiKey of ["", "   ", Redacted.make(""), Redacted.make("\n")]) {
+        const bad = Transport.connectionUrl({ url: "wss://x.supabase.co/realtime/v1", apiKey })
+        assert.isTrue(Either.isLeft(bad) && bad.left._tag === "InvalidArgument" && bad.left.message.includes("apiKey"))
+      }
+    })
+
     it.scoped("make fails with InvalidArgument on a bad URL or option", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(setup({ url: "::" }))
@@ -104,6 +134,8 @@ describe("Transport", () => {
         assert.include(vsn.message, "3.0.0")
         const buffer = yield* Effect.flip(setup({ bufferSize: -1 }))
         assert.include(buffer.message, "bufferSize")
+        const blank = yield* Effect.flip(setup({ apiKey: " " }))
+        assert.include(blank.message, "apiKey")
       }))
   })
 

@@ -1360,6 +1360,16 @@ export const make = (
   if (name.length === 0 || name === "realtime:") {
     return Either.left(new InvalidArgument({ detail: "a channel needs a topic name" }))
   }
+  const presenceKey = config.presence?.key
+  if (presenceKey !== undefined && (typeof presenceKey !== "string" || presenceKey.trim() === "")) {
+    return Either.left(
+      new InvalidArgument({
+        detail: `channel '${
+          topicOf(name)
+        }': presence.key must not be empty or blank (omit it for a key the server generates)`
+      })
+    )
+  }
   if (config.broadcast?.replay !== undefined && !config.private) {
     return Either.left(
       new InvalidArgument({
