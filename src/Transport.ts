@@ -339,6 +339,9 @@ const ioTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
   return Effect.sync(() => clearTimeout(handle))
 })
 
+/** At most one log line a minute about undecodable frames (after the first). */
+const BAD_FRAME_LOG_INTERVAL = 60_000
+
 class HeartbeatTimeout extends Data.TaggedError("HeartbeatTimeout")<{ readonly ref: string }> {}
 
 /**
@@ -450,11 +453,42 @@ export const make = (
       return String(refCounter)
     }
 
-    const badFrame = (error: ProtocolError) => {
-      framesBad.unsafeUpdate(1, [])
-      return Effect.logWarning("skipped a frame that could not be decoded").pipe(
-        Effect.annotateLogs({ reason: error.reason, detail: error.detail })
+    // Undecodable frames: every one is counted (`realtime_frames_bad`); the first is logged, and
+    // those that follow within a minute (by the Clock) are logged as one summary at the minute's
+    // end, so a flood of bad frames logs a line a minute, not a line a frame.
+    const scope = yield* Effect.scope
+    const badLog = {
+      total: 0,
+      skipped: 0,
+      loggedAt: -Infinity,
+      summary: false,
+      last: undefined as ProtocolError | undefined
+    }
+    const badSummary = Effect.suspend(() => {
+      const { last, skipped, total } = badLog
+      badLog.summary = false
+      badLog.skipped = 0
+      badLog.loggedAt = clock.unsafeCurrentTimeMillis()
+      return Effect.logWarning(`skipped ${skipped} more frames that could not be decoded`).pipe(
+        Effect.annotateLogs({ skipped, total, reason: last?.reason ?? "none", detail: last?.detail ?? "" })
       )
+    })
+    const badFrame = (error: ProtocolError): Effect.Effect<void> | undefined => {
+      framesBad.unsafeUpdate(1, [])
+      badLog.total++
+      const now = clock.unsafeCurrentTimeMillis()
+      if (!badLog.summary && now - badLog.loggedAt >= BAD_FRAME_LOG_INTERVAL) {
+        badLog.loggedAt = now
+        return Effect.logWarning("skipped a frame that could not be decoded").pipe(
+          Effect.annotateLogs({ reason: error.reason, detail: error.detail, total: badLog.total })
+        )
+      }
+      badLog.skipped++
+      badLog.last = error
+      if (badLog.summary) return undefined
+      badLog.summary = true
+      const wait = Duration.millis(Math.max(0, badLog.loggedAt + BAD_FRAME_LOG_INTERVAL - now))
+      return Effect.asVoid(Effect.forkIn(Effect.zipRight(Effect.sleep(wait), badSummary), scope))
     }
 
     // Frames are counted per batch (the frames of one read), not one metric update per frame.

@@ -8,7 +8,9 @@ import {
   Either,
   Exit,
   Fiber,
+  HashMap,
   Layer,
+  Logger,
   Metric,
   Option,
   Queue,
@@ -419,6 +421,58 @@ describe("Transport", () => {
       assert.deepStrictEqual(received, ["first", "last"])
       assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 4)
       assert.strictEqual((yield* transport.state)._tag, "Open")
+    }))
+
+  it.scoped("a flood of bad frames is counted exactly and logged once, then as one summary a minute", () =>
+    Effect.gen(function*() {
+      const logs: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+      const capture = Logger.make(({ annotations, message }) => {
+        const text = Array.isArray(message) ? message.join(" ") : String(message)
+        if (text.includes("could not be decoded")) {
+          logs.push({ message: text, annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
+        }
+      })
+      yield* Effect.gen(function*() {
+        // no heartbeats while the test clock moves minutes (the fake server does not answer them)
+        const { connection, transport } = yield* connected({}, Heartbeat.layer({ interval: "1 day" }))
+        let marks = 0
+        yield* transport.route("realtime:room", () => {
+          marks++
+        })
+        const mark = Effect.gen(function*() {
+          const before = marks
+          yield* connection.send(JSON.stringify([null, null, "realtime:room", "mark", {}]))
+          while (marks === before) yield* Effect.yieldNow()
+          yield* Effect.yieldNow()
+        })
+        const before = yield* counter(Transport.metrics.framesBad)
+        for (let i = 0; i < 1000; i++) yield* connection.send("{not json")
+        yield* mark
+        assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 1000)
+        assert.deepStrictEqual(logs.map((l) => l.message), ["skipped a frame that could not be decoded"])
+        yield* TestClock.adjust("59 seconds")
+        assert.strictEqual(logs.length, 1)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(logs.map((l) => l.message), [
+          "skipped a frame that could not be decoded",
+          "skipped 999 more frames that could not be decoded"
+        ])
+        assert.include(logs[1]!.annotations, { skipped: 999, total: 1000, reason: "MalformedJson" })
+        // within the next minute: counted, summarised at its end
+        for (let i = 0; i < 10; i++) yield* connection.send(new Uint8Array([9, 1, 2]))
+        yield* mark
+        assert.strictEqual(logs.length, 2)
+        yield* TestClock.adjust("1 minute")
+        assert.strictEqual(logs[2]!.message, "skipped 10 more frames that could not be decoded")
+        assert.include(logs[2]!.annotations, { skipped: 10, total: 1010, reason: "UnknownBinaryKind" })
+        // after a quiet minute, the next bad frame is logged at once again
+        yield* TestClock.adjust("1 minute")
+        yield* connection.send("{not json")
+        yield* mark
+        assert.strictEqual(logs.length, 4)
+        assert.strictEqual(logs[3]!.message, "skipped a frame that could not be decoded")
+        assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 1011)
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
     }))
 
   it.scoped("binary frames keep their order with text frames", () =>
