@@ -31,7 +31,7 @@ import * as Backoff from "./internal/backoff.js"
 import { withExactPostgresNumbers } from "./internal/exactNumbers.js"
 import { parseEndpoint } from "./internal/url.js"
 import * as Protocol from "./Protocol.js"
-import { BufferFull, InvalidArgument, type ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
+import { BufferFull, InvalidArgument, ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
 import * as Reconnect from "./Reconnect.js"
 
 /**
@@ -197,7 +197,22 @@ export interface Options {
   readonly openTimeout?: Duration.DurationInput | undefined
   /** A custom frame codec (defaults to the one of `vsn`). */
   readonly serializer?: Protocol.Serializer | undefined
+  /**
+   * The largest inbound frame accepted, in bytes; default 8 MiB (the server's own limits are a few
+   * MB). Checked before decoding: a larger frame is skipped and counted as bad (`FrameTooLarge`).
+   * The Node socket enforces it while reading (`ws`'s `maxPayload`): it closes the connection with
+   * 1009 ("frame too large" in the connection state) and reconnects.
+   */
+  readonly maxFrameBytes?: number | undefined
 }
+
+/**
+ * The default of `Options.maxFrameBytes`: 8 MiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMaxFrameBytes: number = 8 * 1024 * 1024
 
 /**
  * The transport's metrics (global, prefixed `realtime_`): frames in/out, undecodable frames
@@ -339,6 +354,9 @@ const ioTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
   return Effect.sync(() => clearTimeout(handle))
 })
 
+/** `ws`'s error when a message is over its `maxPayload`. */
+const TOO_LARGE = /^Max payload size exceeded/
+
 /** At most one log line a minute about undecodable frames (after the first). */
 const BAD_FRAME_LOG_INTERVAL = 60_000
 
@@ -383,6 +401,10 @@ export const make = (
     const bufferSize = options.bufferSize ?? 1024
     if (!Number.isInteger(bufferSize) || bufferSize < 0) {
       return yield* new InvalidArgument({ detail: `bufferSize must be a non-negative integer, got ${bufferSize}` })
+    }
+    const maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes
+    if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes <= 0) {
+      return yield* new InvalidArgument({ detail: `maxFrameBytes must be a positive integer, got ${maxFrameBytes}` })
     }
     const serializer = withExactPostgresNumbers(options.serializer ?? Protocol.serializer(vsn))
     const defaultTimeout = Duration.decode(options.timeout ?? "10 seconds")
@@ -504,6 +526,18 @@ export const make = (
       const frame = typeof data === "string" || data instanceof Uint8Array
         ? data
         : new Uint8Array(data as unknown as ArrayBuffer)
+      // a text frame's UTF-8 size is at least its length: no need to encode it to know it is too large
+      const size = typeof frame === "string" ? frame.length : frame.byteLength
+      if (size > maxFrameBytes) {
+        return badFrame(
+          new ProtocolError({
+            reason: "FrameTooLarge",
+            detail: `a ${typeof frame === "string" ? "text" : "binary"} frame of ${
+              typeof frame === "string" ? "at least " : ""
+            }${size} bytes, over maxFrameBytes (${maxFrameBytes})`
+          })
+        )
+      }
       const decoded = serializer.decode(frame)
       if (decoded._tag === "Left") return badFrame(decoded.left)
       const message = decoded.right
@@ -807,6 +841,15 @@ export const make = (
           permanent: status >= 400 && status < 500 && status !== 408 && status !== 429
         }
       }
+      // ws refused a message over its maxPayload (our maxFrameBytes) while reading it: it sends a
+      // 1009 close and fails the socket, which then ends with an error rather than a close code
+      if (facts.error !== undefined && TOO_LARGE.test(facts.error)) {
+        return {
+          reason: `frame too large (1009: over maxFrameBytes, ${maxFrameBytes} bytes)`,
+          code: 1009,
+          permanent: false
+        }
+      }
       if (Socket.isSocketError(failure) && failure.reason === "OpenTimeout") {
         return { reason: `no answer to the upgrade within ${Duration.toMillis(openTimeout)} ms`, permanent: false }
       }
@@ -872,6 +915,16 @@ export const make = (
         }))
         const end = describeEnd(exit, ended)
         const { body, code, reason, status } = end
+        if (ended.error !== undefined && TOO_LARGE.test(ended.error)) {
+          // the refused frame is a bad frame like any other: counted and logged (throttled)
+          const counted = badFrame(
+            new ProtocolError({
+              reason: "FrameTooLarge",
+              detail: `the socket refused a frame over maxFrameBytes (${maxFrameBytes}) and closed with 1009`
+            })
+          )
+          if (counted !== undefined) yield* counted
+        }
         failWritten(new SocketClosed({ reason, code, status, body }))
         if (openedAt !== undefined) yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Disconnected())
         if (openedAt !== undefined && clock.unsafeCurrentTimeMillis() - openedAt >= stableMillis) {

@@ -475,6 +475,32 @@ describe("Transport", () => {
       }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
     }))
 
+  it.scoped("frames over maxFrameBytes are skipped before decoding, counted as bad; the connection stays open", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected({ maxFrameBytes: 1024 })
+      const received: Array<string> = []
+      const done = yield* Deferred.make<void>()
+      yield* transport.route("realtime:room", (message) => {
+        received.push(message.event)
+        if (message.event === "last") Deferred.unsafeDone(done, Exit.void)
+      })
+      const before = yield* counter(Transport.metrics.framesBad)
+      const text = (event: string, size: number) =>
+        JSON.stringify([null, null, "realtime:room", event, { filler: "x".repeat(size) }])
+      const binary = new Uint8Array(1025)
+      binary[0] = 4
+      yield* connection.send(text("fits", 900))
+      yield* connection.send(text("too-large", 1024))
+      yield* connection.send(binary)
+      yield* connection.send(text("last", 0))
+      yield* Deferred.await(done)
+      assert.deepStrictEqual(received, ["fits", "last"])
+      assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 2)
+      assert.strictEqual((yield* transport.state)._tag, "Open")
+      const invalid = yield* Effect.flip(setup({ maxFrameBytes: 0 }))
+      assert.include(invalid.message, "maxFrameBytes")
+    }))
+
   it.scoped("binary frames keep their order with text frames", () =>
     Effect.gen(function*() {
       const { connection, transport } = yield* connected()
