@@ -17,7 +17,7 @@ import { Chunk, Effect, Fiber, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import { PerformanceObserver } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
-import { Inbox } from "../src/internal/channel.js"
+import { Inbox } from "../src/internal/inbox.js"
 
 const N = 300_000
 const BATCH = 600

@@ -121,7 +121,8 @@ export interface HttpBroadcast {
    * 404, reported as `NotFound`). `payload` is any JSON value except `null` / `undefined`, sent as
    * `application/json`, or bytes (`Uint8Array`, `ArrayBuffer`, any `ArrayBufferView`) sent as
    * `application/octet-stream`. `topic` is accepted with or without the `realtime:` prefix.
-   * Succeeds on any 2xx (the server answers 202).
+   * Topic and event go in the URL path: `.` and `..` fail with `InvalidArgument` (a URL resolves
+   * them). Succeeds on any 2xx (the server answers 202).
    */
   readonly send: (
     topic: string,
@@ -197,8 +198,8 @@ export const make = (
   Effect.gen(function*() {
     const endpoint = yield* parseEndpoint(options.url)
     const apiKey = Redacted.isRedacted(options.apiKey) ? options.apiKey : Redacted.make(options.apiKey)
-    if (Redacted.value(apiKey) === "") {
-      return yield* new InvalidArgument({ detail: "HttpBroadcast: apiKey must not be empty" })
+    if (typeof Redacted.value(apiKey) !== "string" || Redacted.value(apiKey).trim() === "") {
+      return yield* new InvalidArgument({ detail: "HttpBroadcast: apiKey must not be empty or blank" })
     }
     const defaultTimeout = yield* decodeTimeout(options.timeout, DEFAULT_TIMEOUT)
     const tokens = yield* AccessToken
@@ -263,7 +264,9 @@ export const make = (
         }
         params.push(["persist[ttl]", String(persist.ttl)])
       }
-      const url = new URL(`${base}/${encodeURIComponent(subtopic)}/events/${encodeURIComponent(event)}`)
+      const topicSegment = yield* pathSegment("topic", subtopic)
+      const eventSegment = yield* pathSegment("event", event)
+      const url = new URL(`${base}/${topicSegment}/events/${eventSegment}`)
       for (const [key, value] of params) url.searchParams.append(key, value)
       const href = url.toString()
       const bytes = toBytes(payload)
@@ -367,6 +370,21 @@ const checkEvent = (event: string): Effect.Effect<void, InvalidArgument> =>
   typeof event === "string" && event !== ""
     ? Effect.void
     : Effect.fail(new InvalidArgument({ detail: `HttpBroadcast: invalid event ${JSON.stringify(event)}` }))
+
+/**
+ * A path segment of the single-event endpoint. `.` and `..` are refused: the URL parser resolves
+ * them (percent-encoded too: `%2e` is a dot segment for WHATWG URLs), and the request, with the
+ * apikey and the token, would go to another path of the host.
+ */
+const pathSegment = (what: "topic" | "event", value: string): Effect.Effect<string, InvalidArgument> =>
+  value === "." || value === ".."
+    ? Effect.fail(
+      new InvalidArgument({
+        detail:
+          `HttpBroadcast.send: the ${what} '${value}' cannot be a URL path segment (use sendBatch, or another ${what})`
+      })
+    )
+    : Effect.succeed(encodeURIComponent(value))
 
 const toBytes = (payload: unknown): Uint8Array | undefined => {
   if (payload instanceof Uint8Array) return payload

@@ -65,7 +65,7 @@ export interface ChannelConfig {
     readonly replicationReady?: boolean | undefined
   } | undefined
   readonly presence?: {
-    /** The presence key; the server generates one when absent. */
+    /** The presence key; the server generates one when absent. Empty or blank: `InvalidArgument`. */
     readonly key?: string | undefined
     /** Receive presence state and diffs. Default: true when `presence` is given. */
     readonly enabled?: boolean | undefined
@@ -92,7 +92,11 @@ export interface ChannelOptions {
   readonly timeout?: Duration.DurationInput | undefined
   /** Send over HTTP when the channel is not joined and an `HttpBroadcast` layer is provided. Default true. */
   readonly httpFallback?: boolean | undefined
-  /** Capacity of each event stream's buffer; default 65 536. Overflow drops the newest, counted and logged. */
+  /**
+   * How many events each stream's consumer may lag behind (offered and not yet taken); default
+   * 65 536. The events of one I/O turn always queue whole, so a consumer that keeps up loses
+   * nothing whatever this is; past it, the newest are dropped, counted and logged.
+   */
   readonly bufferSize?: number | undefined
   /** Rejoin failures in a row after which the channel stops with an error; default 10. */
   readonly maxRejoinFailures?: number | undefined

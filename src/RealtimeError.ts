@@ -35,7 +35,8 @@ export class ProtocolError extends Schema.TaggedError<ProtocolError>()("Protocol
     "UnknownBinaryKind",
     "TruncatedFrame",
     "FieldTooLong",
-    "UnsupportedPayload"
+    "UnsupportedPayload",
+    "FrameTooLarge"
   ),
   detail: Schema.String
 }) {

@@ -33,7 +33,7 @@ import { parseEndpoint } from "./internal/url.js"
 import { Waiter } from "./internal/waiter.js"
 import * as Network from "./Network.js"
 import * as Protocol from "./Protocol.js"
-import { BufferFull, InvalidArgument, type ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
+import { BufferFull, InvalidArgument, ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
 import * as Reconnect from "./Reconnect.js"
 
 /**
@@ -203,7 +203,22 @@ export interface Options {
   readonly openTimeout?: Duration.DurationInput | undefined
   /** A custom frame codec (defaults to the one of `vsn`). */
   readonly serializer?: Protocol.Serializer | undefined
+  /**
+   * The largest inbound frame accepted, in bytes; default 8 MiB (the server's own limits are a few
+   * MB). Checked before decoding: a larger frame is skipped and counted as bad (`FrameTooLarge`).
+   * The Node socket enforces it while reading (`ws`'s `maxPayload`): it closes the connection with
+   * 1009 ("frame too large" in the connection state) and reconnects.
+   */
+  readonly maxFrameBytes?: number | undefined
 }
+
+/**
+ * The default of `Options.maxFrameBytes`: 8 MiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMaxFrameBytes: number = 8 * 1024 * 1024
 
 /**
  * The transport's metrics (global, prefixed `realtime_`): frames in/out, undecodable frames
@@ -328,6 +343,12 @@ const ioTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
   return Effect.sync(() => clearTimeout(handle))
 })
 
+/** `ws`'s error when a message is over its `maxPayload`. */
+const TOO_LARGE = /^Max payload size exceeded/
+
+/** At most one log line a minute about undecodable frames (after the first). */
+const BAD_FRAME_LOG_INTERVAL = 60_000
+
 class HeartbeatTimeout extends Data.TaggedError("HeartbeatTimeout")<{ readonly ref: string }> {}
 
 /**
@@ -337,13 +358,17 @@ class HeartbeatTimeout extends Data.TaggedError("HeartbeatTimeout")<{ readonly r
  * @category constructors
  */
 export const connectionUrl = (options: Options): Either.Either<string, InvalidArgument> =>
-  Either.map(parseEndpoint(options.url), (endpoint) => {
+  Either.flatMap(parseEndpoint(options.url), (endpoint) => {
+    const apiKey = Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey
+    if (typeof apiKey !== "string" || apiKey.trim() === "") {
+      return Either.left(new InvalidArgument({ detail: "apiKey must not be empty or blank" }))
+    }
     const query = new URLSearchParams()
-    query.set("apikey", Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey)
+    query.set("apikey", apiKey)
     for (const [key, value] of Object.entries(options.params ?? {})) query.set(key, value)
     if (options.logLevel) query.set("log_level", options.logLevel)
     query.set("vsn", options.vsn ?? "2.0.0")
-    return `${endpoint.socket}/websocket?${query.toString()}`
+    return Either.right(`${endpoint.socket}/websocket?${query.toString()}`)
   })
 
 /**
@@ -365,6 +390,10 @@ export const make = (
     const bufferSize = options.bufferSize ?? 1024
     if (!Number.isInteger(bufferSize) || bufferSize < 0) {
       return yield* new InvalidArgument({ detail: `bufferSize must be a non-negative integer, got ${bufferSize}` })
+    }
+    const maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes
+    if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes <= 0) {
+      return yield* new InvalidArgument({ detail: `maxFrameBytes must be a positive integer, got ${maxFrameBytes}` })
     }
     const serializer = withExactPostgresNumbers(options.serializer ?? Protocol.serializer(vsn))
     const defaultTimeout = Duration.decode(options.timeout ?? "10 seconds")
@@ -436,11 +465,42 @@ export const make = (
       return String(refCounter)
     }
 
-    const badFrame = (error: ProtocolError) => {
-      framesBad.unsafeUpdate(1, [])
-      return Effect.logWarning("skipped a frame that could not be decoded").pipe(
-        Effect.annotateLogs({ reason: error.reason, detail: error.detail })
+    // Undecodable frames: every one is counted (`realtime_frames_bad`); the first is logged, and
+    // those that follow within a minute (by the Clock) are logged as one summary at the minute's
+    // end, so a flood of bad frames logs a line a minute, not a line a frame.
+    const scope = yield* Effect.scope
+    const badLog = {
+      total: 0,
+      skipped: 0,
+      loggedAt: -Infinity,
+      summary: false,
+      last: undefined as ProtocolError | undefined
+    }
+    const badSummary = Effect.suspend(() => {
+      const { last, skipped, total } = badLog
+      badLog.summary = false
+      badLog.skipped = 0
+      badLog.loggedAt = clock.unsafeCurrentTimeMillis()
+      return Effect.logWarning(`skipped ${skipped} more frames that could not be decoded`).pipe(
+        Effect.annotateLogs({ skipped, total, reason: last?.reason ?? "none", detail: last?.detail ?? "" })
       )
+    })
+    const badFrame = (error: ProtocolError): Effect.Effect<void> | undefined => {
+      framesBad.unsafeUpdate(1, [])
+      badLog.total++
+      const now = clock.unsafeCurrentTimeMillis()
+      if (!badLog.summary && now - badLog.loggedAt >= BAD_FRAME_LOG_INTERVAL) {
+        badLog.loggedAt = now
+        return Effect.logWarning("skipped a frame that could not be decoded").pipe(
+          Effect.annotateLogs({ reason: error.reason, detail: error.detail, total: badLog.total })
+        )
+      }
+      badLog.skipped++
+      badLog.last = error
+      if (badLog.summary) return undefined
+      badLog.summary = true
+      const wait = Duration.millis(Math.max(0, badLog.loggedAt + BAD_FRAME_LOG_INTERVAL - now))
+      return Effect.asVoid(Effect.forkIn(Effect.zipRight(Effect.sleep(wait), badSummary), scope))
     }
 
     // Frames are counted per batch (the frames of one read), not one metric update per frame.
@@ -456,6 +516,18 @@ export const make = (
       const frame = typeof data === "string" || data instanceof Uint8Array
         ? data
         : new Uint8Array(data as unknown as ArrayBuffer)
+      // a text frame's UTF-8 size is at least its length: no need to encode it to know it is too large
+      const size = typeof frame === "string" ? frame.length : frame.byteLength
+      if (size > maxFrameBytes) {
+        return badFrame(
+          new ProtocolError({
+            reason: "FrameTooLarge",
+            detail: `a ${typeof frame === "string" ? "text" : "binary"} frame of ${
+              typeof frame === "string" ? "at least " : ""
+            }${size} bytes, over maxFrameBytes (${maxFrameBytes})`
+          })
+        )
+      }
       const decoded = serializer.decode(frame)
       if (decoded._tag === "Left") return badFrame(decoded.left)
       const message = decoded.right
@@ -781,6 +853,15 @@ export const make = (
           permanent: status >= 400 && status < 500 && status !== 408 && status !== 429
         }
       }
+      // ws refused a message over its maxPayload (our maxFrameBytes) while reading it: it sends a
+      // 1009 close and fails the socket, which then ends with an error rather than a close code
+      if (facts.error !== undefined && TOO_LARGE.test(facts.error)) {
+        return {
+          reason: `frame too large (1009: over maxFrameBytes, ${maxFrameBytes} bytes)`,
+          code: 1009,
+          permanent: false
+        }
+      }
       if (Socket.isSocketError(failure) && failure.reason === "OpenTimeout") {
         return { reason: `no answer to the upgrade within ${Duration.toMillis(openTimeout)} ms`, permanent: false }
       }
@@ -854,6 +935,16 @@ export const make = (
         }))
         const end = describeEnd(exit, ended)
         const { body, code, reason, status } = end
+        if (ended.error !== undefined && TOO_LARGE.test(ended.error)) {
+          // the refused frame is a bad frame like any other: counted and logged (throttled)
+          const counted = badFrame(
+            new ProtocolError({
+              reason: "FrameTooLarge",
+              detail: `the socket refused a frame over maxFrameBytes (${maxFrameBytes}) and closed with 1009`
+            })
+          )
+          if (counted !== undefined) yield* counted
+        }
         failWritten(new SocketClosed({ reason, code, status, body }))
         if (openedAt !== undefined) yield* PubSub.publish(heartbeatHub, Heartbeat.HeartbeatStatus.Disconnected())
         if (openedAt !== undefined && clock.unsafeCurrentTimeMillis() - openedAt >= stableMillis) {

@@ -162,6 +162,17 @@ describe("HttpBroadcast.send (single-event endpoint)", () => {
       assert.strictEqual(decodeText(requests[0]!.body), "\"hello\"")
     }))
 
+  it.effect("dots that are not a whole segment, and encoded dots, stay in their segment", () =>
+    Effect.gen(function*() {
+      const { requests, run } = setup()
+      yield* run((http) => http.send("...", ".e", {}))
+      yield* run((http) => http.send("%2e%2e", "%2E", {}))
+      assert.deepStrictEqual(requests.map((r) => r.url), [
+        `${BASE}/.../events/.e`,
+        `${BASE}/%252e%252e/events/%252E`
+      ])
+    }))
+
   it.effect("sends any JSON value except null / undefined", () =>
     Effect.gen(function*() {
       const { requests, run } = setup()
@@ -661,6 +672,12 @@ describe("invalid arguments make no request", () => {
     ["empty topic", (http) => http.send("", "e", {})],
     ["bare prefix topic", (http) => http.send("realtime:", "e", {})],
     ["empty event", (http) => http.send("r", "", {})],
+    // dot segments: the URL parser would resolve them and send the key and token to another path
+    ["topic '.'", (http) => http.send(".", "e", {})],
+    ["topic '..'", (http) => http.send("..", "e", {})],
+    ["topic 'realtime:..'", (http) => http.send("realtime:..", "e", {})],
+    ["event '.'", (http) => http.send("r", ".", {})],
+    ["event '..'", (http) => http.send("r", "..", new Uint8Array([1]))],
     ["persist ttl 0", (http) => http.send("r", "e", {}, { persist: { ttl: 0 } })],
     ["persist ttl fraction", (http) => http.send("r", "e", {}, { persist: { ttl: 1.5 } })],
     ["negative timeout", (http) => http.send("r", "e", {}, { timeout: -1 })],
@@ -712,7 +729,10 @@ describe("invalid arguments make no request", () => {
       ["apikey in the query string", "https://abc.supabase.co/realtime/v1?apikey=anon-key-secret", API_KEY],
       ["unsupported scheme", "ftp://abc.supabase.co", API_KEY],
       ["not a URL", "abc.supabase.co", API_KEY],
-      ["empty apikey", PROJECT, ""]
+      ["empty apikey", PROJECT, ""],
+      ["blank apikey", PROJECT, " \t"],
+      ["a malformed URL holding the key", `https://abc.supabase.co ${API_KEY}`, API_KEY],
+      ["credentials in the URL", `https://anon:${API_KEY}@abc.supabase.co`, API_KEY]
     ] as const
   )("layer: %s → InvalidArgument", ([, url, apiKey]) =>
     Effect.gen(function*() {

@@ -78,6 +78,9 @@ const reply = (
     payload: { status, response }
   })
 
+/** Lets the event loop finish its current I/O turn (the streams' end-of-turn wake-ups run). */
+const nextIoTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
 /** Subscribes a channel and answers its join: returns the connection and the join message. */
 const joined = (
   harness: Harness,
@@ -291,6 +294,21 @@ describe("RealtimeChannel", () => {
       assert.strictEqual((yield* harness.client.state)._tag, "Closed")
     }))
 
+  it.scoped("an empty or blank presence key is an InvalidArgument (omit it for a server-generated key)", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup()
+      for (const key of ["", "  "]) {
+        // not Effect.flip: a channel made by mistake would be the failure vitest tries to print
+        const invalid = yield* Effect.either(harness.client.channel("room", { presence: { key } }))
+        assert.isTrue(Either.isLeft(invalid), `key ${JSON.stringify(key)} accepted`)
+        if (Either.isLeft(invalid)) {
+          assert.strictEqual(invalid.left._tag, "InvalidArgument")
+          assert.include(invalid.left.message, "presence.key")
+        }
+      }
+      assert.strictEqual((yield* harness.client.channels).length, 0)
+    }))
+
   it.scoped("the same topic with the same config shares one join; another config is an error", () =>
     Effect.gen(function*() {
       const harness = yield* setup()
@@ -477,10 +495,21 @@ describe("RealtimeChannel", () => {
         const harness = yield* setup()
         const droppedBefore = (yield* Metric.value(InternalChannel.metrics.dropped)).count
         const channel = yield* harness.client.channel("room", {}, { bufferSize: 2 })
-        const stream = yield* channel.broadcast("*").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+        // a consumer stuck on its first event: what arrives in later I/O turns waits in its buffer
+        const gate = yield* Deferred.make<void>()
+        const received: Array<number> = []
+        const stream = yield* channel.broadcast("*").pipe(
+          Stream.take(3),
+          Stream.runForEach((b) =>
+            Effect.zipRight(
+              Effect.sync(() => received.push((b.payload as { seq: number }).seq)),
+              Deferred.await(gate)
+            )
+          ),
+          Effect.fork
+        )
         const { connection } = yield* joined(harness, channel)
-        // five frames in one go: the stream runs only once they are all in, its buffer holding two
-        for (let seq = 1; seq <= 5; seq++) {
+        for (let seq = 1; seq <= 6; seq++) {
           yield* serverSend(connection, {
             joinRef: null,
             ref: null,
@@ -488,10 +517,54 @@ describe("RealtimeChannel", () => {
             event: "broadcast",
             payload: { type: "broadcast", event: "tick", payload: { seq } }
           })
+          yield* nextIoTurn
         }
-        const received = Chunk.toReadonlyArray(yield* Fiber.join(stream)).map((b) => (b.payload as { seq: number }).seq)
-        assert.deepStrictEqual(received, [1, 2])
+        assert.deepStrictEqual(received, [1])
+        yield* Deferred.succeed(gate, void 0)
+        yield* Fiber.join(stream)
+        assert.deepStrictEqual(received, [1, 2, 3])
         assert.strictEqual((yield* Metric.value(InternalChannel.metrics.dropped)).count - droppedBefore, 3)
+      }))
+
+    it.scoped("a consumer that keeps up loses nothing to wake-up batching: 10,000 frames in one turn, bufferSize 16", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const droppedBefore = (yield* Metric.value(InternalChannel.metrics.dropped)).count
+        const channel = yield* harness.client.channel("room", {}, { bufferSize: 16 })
+        let ticks = 0
+        // a chunk at a time (Stream.runFold recurses per element of a chunk: 10,000 overflow the stack)
+        const stream = yield* channel.broadcast("*").pipe(
+          Stream.takeUntil((b) => b.event === "end"),
+          Stream.runForEachChunk((chunk) => {
+            for (const b of chunk) if (b.event === "tick") ticks++
+            return Effect.void
+          }),
+          Effect.fork
+        )
+        const { connection } = yield* joined(harness, channel)
+        const tick = (seq: number) =>
+          Either.getOrThrow(Protocol.serverV2.encode({
+            joinRef: null,
+            ref: null,
+            topic: "realtime:room",
+            event: "broadcast",
+            payload: { type: "broadcast", event: "tick", payload: { seq } }
+          }))
+        // one synchronous delivery (one socket task), then the end mark in a later turn
+        yield* Effect.sync(() => {
+          for (let seq = 1; seq <= 10_000; seq++) Effect.runSync(connection.send(tick(seq)))
+        })
+        yield* nextIoTurn
+        yield* serverSend(connection, {
+          joinRef: null,
+          ref: null,
+          topic: "realtime:room",
+          event: "broadcast",
+          payload: { type: "broadcast", event: "end", payload: {} }
+        })
+        yield* Fiber.join(stream)
+        assert.strictEqual(ticks, 10_000)
+        assert.strictEqual((yield* Metric.value(InternalChannel.metrics.dropped)).count - droppedBefore, 0)
       }))
 
     it.scoped("streams text and binary (kind 4) broadcasts, decoded with the schema; mismatches are skipped", () =>

@@ -7,7 +7,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Socket from "@effect/platform/Socket"
 import { assert, describe, expect, it } from "@effect/vitest"
 import { RealtimeClient as RealtimeJs } from "@supabase/realtime-js"
-import { Chunk, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Stream, TestClock } from "effect"
+import { Chunk, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Schema, Stream, TestClock } from "effect"
 import * as Protocol from "../src/Protocol.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
@@ -755,11 +755,71 @@ describe("postgres changes", () => {
         table: "todos",
         commit_timestamp: "1970-01-01T00:00:00.000Z",
         type: "INSERT",
-        columns: [{ name: "id", type: "int8" }, { name: "owner", type: "text" }],
+        columns: [{ name: "id", type: "int4" }, { name: "owner", type: "text" }],
         record: { id: 1, owner: "ada" },
         errors: null
       })
       expect(Object.keys((frames[2]!.payload as any).data)).not.toContain("record")
+    }))
+
+  it.effect("column types are inferred as a table would have them: a small integer is an int4, not a string", () =>
+    Effect.gen(function*() {
+      const s = yield* RealtimeServer.RealtimeServer
+      const client = yield* RealtimeClient.RealtimeClient
+      const binding = { event: "INSERT", schema: "public", table: "orders" } as const
+      const db = yield* client.channel("db", { postgresChanges: [binding] })
+      const Order = Schema.Struct({ id: Schema.String, total: Schema.Number })
+      // with the default int8: "string", an int8 `total` would fail Schema.Number and be skipped
+      const received = yield* db.postgresChanges(binding, Order).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* db.subscribe
+      yield* s.emitChange({ table: "orders", type: "INSERT", record: { id: "o-1", total: 10 } })
+      // a row with its types given: what arrives first if the one above was skipped
+      const columns = [{ name: "id", type: "text" }, { name: "total", type: "float8" }]
+      yield* s.emitChange({ table: "orders", type: "INSERT", record: { id: "o-2", total: 11 }, columns })
+      const [change] = Chunk.toReadonlyArray(yield* Fiber.join(received))
+      expect(change!.new).toEqual({ id: "o-1", total: 10 })
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
+  it.scoped("inferred column types: int4 within its range, int8 beyond, float8, bool, text, arrays, jsonb", () =>
+    Effect.gen(function*() {
+      const s = yield* server()
+      const c = yield* connect(s)
+      yield* c.joined("realtime:db", { config: { postgres_changes: [{ event: "*", schema: "public", table: "t" }] } })
+      yield* c.drain
+      const record = {
+        small: 2_147_483_647,
+        negative: -2_147_483_648,
+        big: 2_147_483_648,
+        huge: -9_007_199_254_740_991,
+        price: 9.5,
+        ok: true,
+        name: "x",
+        none: null,
+        tags: ["a", "b"],
+        ids: [1, 2],
+        wide: [1, 3_000_000_000],
+        empty: [],
+        mixed: [1, "a"],
+        doc: { a: 1 }
+      }
+      yield* s.emitChange({ table: "t", type: "INSERT", record })
+      const [frame] = yield* c.drain
+      expect((frame!.payload as any).data.columns).toEqual([
+        { name: "small", type: "int4" },
+        { name: "negative", type: "int4" },
+        { name: "big", type: "int8" },
+        { name: "huge", type: "int8" },
+        { name: "price", type: "float8" },
+        { name: "ok", type: "bool" },
+        { name: "name", type: "text" },
+        { name: "none", type: "text" },
+        { name: "tags", type: "_text" },
+        { name: "ids", type: "_int4" },
+        { name: "wide", type: "_int8" },
+        { name: "empty", type: "jsonb" },
+        { name: "mixed", type: "jsonb" },
+        { name: "doc", type: "jsonb" }
+      ])
     }))
 
   it.scoped("filter parse errors arrive as system postgres_changes errors; the channel stays open", () =>

@@ -8,10 +8,13 @@ import {
   Either,
   Exit,
   Fiber,
+  HashMap,
   Layer,
+  Logger,
   Metric,
   Option,
   Queue,
+  Redacted,
   Ref,
   Schedule,
   Stream,
@@ -96,6 +99,35 @@ describe("Transport", () => {
       assert.isTrue(Either.isLeft(Transport.connectionUrl({ url: "ftp://x", apiKey: "k" })))
     })
 
+    it("never echoes a malformed URL (it may hold the key), and refuses credentials in it", () => {
+      for (
+        const url of [
+          "https://abc.supabase.co apikey=SECRET",
+          "wss//abc.supabase.co/realtime/v1/SECRET",
+          "SECRET",
+          "wss://user:SECRET@abc.supabase.co/realtime/v1",
+          "SECRET://abc.supabase.co"
+        ]
+      ) {
+        const bad = Transport.connectionUrl({ url, apiKey: "k" })
+        assert.isTrue(Either.isLeft(bad), url)
+        if (Either.isLeft(bad)) {
+          assert.strictEqual(bad.left._tag, "InvalidArgument")
+          assert.notInclude(bad.left.message, "SECRET", url)
+          assert.notInclude(bad.left.message, "abc.supabase.co", url)
+        }
+      }
+      const spaces = Transport.connectionUrl({ url: "https://abc.supabase.co apikey=SECRET", apiKey: "k" })
+      if (Either.isLeft(spaces)) assert.include(spaces.left.message, "whitespace")
+    })
+
+    it("refuses an empty or blank apiKey", () => {
+      for (const apiKey of ["", "   ", Redacted.make(""), Redacted.make("\n")]) {
+        const bad = Transport.connectionUrl({ url: "wss://x.supabase.co/realtime/v1", apiKey })
+        assert.isTrue(Either.isLeft(bad) && bad.left._tag === "InvalidArgument" && bad.left.message.includes("apiKey"))
+      }
+    })
+
     it.scoped("make fails with InvalidArgument on a bad URL or option", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(setup({ url: "::" }))
@@ -104,6 +136,8 @@ describe("Transport", () => {
         assert.include(vsn.message, "3.0.0")
         const buffer = yield* Effect.flip(setup({ bufferSize: -1 }))
         assert.include(buffer.message, "bufferSize")
+        const blank = yield* Effect.flip(setup({ apiKey: " " }))
+        assert.include(blank.message, "apiKey")
       }))
   })
 
@@ -387,6 +421,84 @@ describe("Transport", () => {
       assert.deepStrictEqual(received, ["first", "last"])
       assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 4)
       assert.strictEqual((yield* transport.state)._tag, "Open")
+    }))
+
+  it.scoped("a flood of bad frames is counted exactly and logged once, then as one summary a minute", () =>
+    Effect.gen(function*() {
+      const logs: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+      const capture = Logger.make(({ annotations, message }) => {
+        const text = Array.isArray(message) ? message.join(" ") : String(message)
+        if (text.includes("could not be decoded")) {
+          logs.push({ message: text, annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
+        }
+      })
+      yield* Effect.gen(function*() {
+        // no heartbeats while the test clock moves minutes (the fake server does not answer them)
+        const { connection, transport } = yield* connected({}, Heartbeat.layer({ interval: "1 day" }))
+        let marks = 0
+        yield* transport.route("realtime:room", () => {
+          marks++
+        })
+        const mark = Effect.gen(function*() {
+          const before = marks
+          yield* connection.send(JSON.stringify([null, null, "realtime:room", "mark", {}]))
+          while (marks === before) yield* Effect.yieldNow()
+          yield* Effect.yieldNow()
+        })
+        const before = yield* counter(Transport.metrics.framesBad)
+        for (let i = 0; i < 1000; i++) yield* connection.send("{not json")
+        yield* mark
+        assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 1000)
+        assert.deepStrictEqual(logs.map((l) => l.message), ["skipped a frame that could not be decoded"])
+        yield* TestClock.adjust("59 seconds")
+        assert.strictEqual(logs.length, 1)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(logs.map((l) => l.message), [
+          "skipped a frame that could not be decoded",
+          "skipped 999 more frames that could not be decoded"
+        ])
+        assert.include(logs[1]!.annotations, { skipped: 999, total: 1000, reason: "MalformedJson" })
+        // within the next minute: counted, summarised at its end
+        for (let i = 0; i < 10; i++) yield* connection.send(new Uint8Array([9, 1, 2]))
+        yield* mark
+        assert.strictEqual(logs.length, 2)
+        yield* TestClock.adjust("1 minute")
+        assert.strictEqual(logs[2]!.message, "skipped 10 more frames that could not be decoded")
+        assert.include(logs[2]!.annotations, { skipped: 10, total: 1010, reason: "UnknownBinaryKind" })
+        // after a quiet minute, the next bad frame is logged at once again
+        yield* TestClock.adjust("1 minute")
+        yield* connection.send("{not json")
+        yield* mark
+        assert.strictEqual(logs.length, 4)
+        assert.strictEqual(logs[3]!.message, "skipped a frame that could not be decoded")
+        assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 1011)
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
+    }))
+
+  it.scoped("frames over maxFrameBytes are skipped before decoding, counted as bad; the connection stays open", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected({ maxFrameBytes: 1024 })
+      const received: Array<string> = []
+      const done = yield* Deferred.make<void>()
+      yield* transport.route("realtime:room", (message) => {
+        received.push(message.event)
+        if (message.event === "last") Deferred.unsafeDone(done, Exit.void)
+      })
+      const before = yield* counter(Transport.metrics.framesBad)
+      const text = (event: string, size: number) =>
+        JSON.stringify([null, null, "realtime:room", event, { filler: "x".repeat(size) }])
+      const binary = new Uint8Array(1025)
+      binary[0] = 4
+      yield* connection.send(text("fits", 900))
+      yield* connection.send(text("too-large", 1024))
+      yield* connection.send(binary)
+      yield* connection.send(text("last", 0))
+      yield* Deferred.await(done)
+      assert.deepStrictEqual(received, ["fits", "last"])
+      assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 2)
+      assert.strictEqual((yield* transport.state)._tag, "Open")
+      const invalid = yield* Effect.flip(setup({ maxFrameBytes: 0 }))
+      assert.include(invalid.message, "maxFrameBytes")
     }))
 
   it.scoped("binary frames keep their order with text frames", () =>

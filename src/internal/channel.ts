@@ -37,6 +37,7 @@ import type * as Transport from "../Transport.js"
 import * as Backoff from "./backoff.js"
 import * as State from "./channel/state.js"
 import * as Describe from "./describe.js"
+import { type Inbox, inboxStream, Listener } from "./inbox.js"
 import { Waiter } from "./waiter.js"
 
 /** @internal */
@@ -106,111 +107,6 @@ const TRACK_TOO_LARGE = "Track message size exceeded"
 const isPermanent = (error: JoinFailure): boolean =>
   (error._tag === "JoinRejected" && permanentCodes.has(error.code)) || error._tag === "InvalidArgument" ||
   error._tag === "PostgresBindingMismatch"
-
-/**
- * A stream's queue: one consumer (the stream that made it), fed synchronously by the read loop.
- * The waiting consumer is resumed directly (one scheduler hop; `Mailbox` takes two, and its
- * `unsafeOffer` schedules the wake-up as a task of its own). Full: new events are dropped.
- *
- * @internal
- */
-export class Inbox<A> {
-  private items: Array<A> = []
-  private done = false
-  private waiter: ((effect: Effect.Effect<void>) => void) | undefined = undefined
-  constructor(private readonly capacity: number) {}
-  /** Queues `value` (false: full or ended) and wakes the consumer if `wake`. */
-  offer(value: A, wake: boolean): boolean {
-    if (this.done || this.items.length >= this.capacity) return false
-    this.items.push(value)
-    if (wake) this.wake()
-    return true
-  }
-  wake(): void {
-    const waiter = this.waiter
-    if (waiter === undefined) return
-    this.waiter = undefined
-    waiter(Effect.void)
-  }
-  /** The stream ends once what is queued has been taken. */
-  end(): void {
-    this.done = true
-    this.wake()
-  }
-  private readonly wait = Effect.async<void>((resume) => {
-    this.waiter = resume
-    return Effect.sync(() => {
-      this.waiter = undefined
-    })
-  })
-  /** Everything queued, waiting for at least one; `None` once ended and drained. */
-  readonly pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> = Effect.suspend(() => {
-    if (this.items.length > 0) {
-      const items = this.items
-      this.items = []
-      return Effect.succeed(Chunk.unsafeFromArray(items))
-    }
-    return this.done ? Effect.fail(Option.none()) : Effect.zipRight(this.wait, this.pull)
-  })
-}
-
-/**
- * A stream's inbox, woken in batches. The first event of a task (a socket read) wakes its stream
- * at once: a lone event (an echo, a reply-time broadcast) arrives with no added latency and ahead of
- * what the rest of the read resumes. The next ones wake it at the end of the task (a microtask), and
- * a burst (`BURST` events or more) at the end of the I/O turn, so that with many channels each
- * stream wakes once per turn rather than once per socket read. One queue: order is kept.
- */
-class Listener<A> {
-  private dirty = false
-  constructor(readonly inbox: Inbox<A>, private readonly onDropped: (count: number) => void) {}
-  unsafeOffer(value: A): void {
-    if (taskEvents++ === 0) queueMicrotask(endOfTask)
-    const now = taskEvents === 1 && !deferred && !this.dirty
-    if (!this.inbox.offer(value, now)) return this.onDropped(1)
-    if (!now && !this.dirty) {
-      this.dirty = true
-      dirtyListeners.push(this)
-    }
-  }
-  flush(): void {
-    if (!this.dirty) return
-    this.dirty = false
-    this.inbox.wake()
-  }
-  end(): void {
-    this.dirty = false
-    this.inbox.end()
-  }
-}
-
-const BURST = 64
-let dirtyListeners: Array<Listener<any>> = []
-// events offered since the last flush (the current task, or the whole turn of a burst)
-let taskEvents = 0
-let deferred = false
-const flushAll = () => {
-  const listeners = dirtyListeners
-  dirtyListeners = []
-  taskEvents = 0
-  deferred = false
-  for (let i = 0; i < listeners.length; i++) listeners[i]!.flush()
-}
-// the end of the I/O turn where there is one (Node, Bun, Deno); else the microtask is the turn
-const runAfterIo: ((f: () => void) => void) | undefined = typeof globalThis.setImmediate === "function"
-  ? (f) => {
-    globalThis.setImmediate(f)
-  }
-  : undefined
-const endOfTask = () => {
-  if (deferred) return
-  if (taskEvents >= BURST && runAfterIo !== undefined) {
-    deferred = true
-    runAfterIo(flushAll)
-  } else {
-    flushAll()
-  }
-}
 
 const decodeSystem = (payload: unknown): Channel.SystemMessage | undefined => {
   if (typeof payload !== "object" || payload === null) return undefined
@@ -284,21 +180,6 @@ const configKeys = new WeakMap<Channel.ChannelConfig, string>()
 export const topicOf = (name: string): string => name.startsWith("realtime:") ? name : `realtime:${name}`
 
 const initialSyncer = Presence.makeSyncer()
-
-/**
- * A stream over a fresh inbox that `register` connects to its source when the stream starts (the
- * returned function disconnects it when the stream ends, however it ends). No scope and no fiber of
- * its own.
- */
-const inboxStream = <A>(capacity: number, register: (inbox: Inbox<A>) => () => void): Stream.Stream<A> =>
-  Stream.suspend(() => {
-    let unregister: (() => void) | undefined
-    return Stream.suspend(() => {
-      const inbox = new Inbox<A>(capacity)
-      unregister = register(inbox)
-      return Stream.repeatEffectChunkOption(inbox.pull)
-    }).pipe(Stream.ensuring(Effect.sync(() => unregister?.())))
-  })
 
 const isJsonObject = (u: unknown): boolean =>
   typeof u === "object" && u !== null && !Array.isArray(u) && !ArrayBuffer.isView(u) && !(u instanceof ArrayBuffer)
@@ -1495,6 +1376,16 @@ export const make = (
 ): Either.Either<ChannelImpl, InvalidArgument> => {
   if (name.length === 0 || name === "realtime:") {
     return Either.left(new InvalidArgument({ detail: "a channel needs a topic name" }))
+  }
+  const presenceKey = config.presence?.key
+  if (presenceKey !== undefined && (typeof presenceKey !== "string" || presenceKey.trim() === "")) {
+    return Either.left(
+      new InvalidArgument({
+        detail: `channel '${
+          topicOf(name)
+        }': presence.key must not be empty or blank (omit it for a key the server generates)`
+      })
+    )
   }
   if (config.broadcast?.replay !== undefined && !config.private) {
     return Either.left(

@@ -17,23 +17,33 @@ export interface Endpoint {
  * - a Supabase project URL `https://<ref>.supabase.co` → `wss://<ref>.supabase.co/realtime/v1`
  * - a Realtime endpoint `wss://<ref>.supabase.co/realtime/v1` or `ws://localhost:4000/socket`
  * - either with a trailing `/websocket` or `/`.
- * A query string or fragment is refused: the apikey goes in options, never in the URL.
+ * A query string, a fragment or credentials are refused: the apikey goes in options, never in the
+ * URL. Errors never quote the input (a malformed URL may hold the key): they say what is wrong.
  *
  * @internal
  */
 export const parseEndpoint = (input: string): Either.Either<Endpoint, InvalidArgument> => {
+  // The URL is never echoed in an error, not even in part: a malformed one may hold the key.
+  if (typeof input !== "string" || input.trim() === "") {
+    return Either.left(new InvalidArgument({ detail: `invalid Realtime URL: it is empty${EXPECTED}` }))
+  }
   let url: URL
   try {
     url = new URL(input)
   } catch {
-    return Either.left(new InvalidArgument({ detail: `invalid Realtime URL: ${redactQuery(input)}` }))
+    return Either.left(new InvalidArgument({ detail: `invalid Realtime URL: ${whatIsWrong(input)}${EXPECTED}` }))
   }
   if (url.search !== "" || url.hash !== "") {
     return Either.left(
       new InvalidArgument({
-        detail: `Realtime URL must not carry a query string or fragment (pass the apikey as an option): ${
-          redactQuery(input)
-        }`
+        detail: "invalid Realtime URL: it carries a query string or fragment (pass the apikey as an option)"
+      })
+    )
+  }
+  if (url.username !== "" || url.password !== "") {
+    return Either.left(
+      new InvalidArgument({
+        detail: "invalid Realtime URL: it carries credentials (user:password@); pass the apikey as an option"
       })
     )
   }
@@ -48,7 +58,13 @@ export const parseEndpoint = (input: string): Either.Either<Endpoint, InvalidArg
       secure = true
       break
     default:
-      return Either.left(new InvalidArgument({ detail: `unsupported Realtime URL scheme '${url.protocol}'` }))
+      return Either.left(
+        new InvalidArgument({
+          detail: `unsupported Realtime URL scheme${
+            /^[a-z][a-z0-9+.-]{0,9}:$/i.test(url.protocol) ? ` '${url.protocol}'` : ""
+          }${EXPECTED}`
+        })
+      )
   }
   let path = url.pathname.replace(/\/+$/, "")
   if (path.endsWith("/websocket")) path = path.slice(0, -"/websocket".length)
@@ -61,4 +77,12 @@ export const parseEndpoint = (input: string): Either.Either<Endpoint, InvalidArg
   return Either.right({ socket, broadcast, display: socket })
 }
 
-const redactQuery = (input: string) => input.replace(/\?.*$/, "?…")
+const EXPECTED = " (expected https://<ref>.supabase.co, wss://<ref>.supabase.co/realtime/v1 or ws://host:port/socket)"
+
+/** Why `input` is not a URL, in words that quote none of it. */
+const whatIsWrong = (input: string): string =>
+  /\s/.test(input.trim())
+    ? "it contains whitespace"
+    : !/^[a-z][a-z0-9+.-]*:/i.test(input.trim())
+    ? "it has no scheme"
+    : "it does not parse as an absolute URL"

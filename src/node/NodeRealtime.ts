@@ -17,7 +17,7 @@ import * as Batteries from "../internal/batteries.js"
 import type * as RealtimeClient from "../RealtimeClient.js"
 import type { InvalidArgument } from "../RealtimeError.js"
 import type * as Reconnect from "../Reconnect.js"
-import type * as Transport from "../Transport.js"
+import * as Transport from "../Transport.js"
 import { NativeMessageWebSocket } from "./internal/webSocket.js"
 
 /**
@@ -28,10 +28,27 @@ import { NativeMessageWebSocket } from "./internal/webSocket.js"
  * @since 0.1.0
  * @category layers
  */
-export const layerWebSocketConstructor: Layer.Layer<Socket.WebSocketConstructor> = Layer.succeed(
-  Socket.WebSocketConstructor,
-  (url, protocols) => new NativeMessageWebSocket(url, protocols) as unknown as globalThis.WebSocket
+export const layerWebSocketConstructor: Layer.Layer<Socket.WebSocketConstructor> = Layer.suspend(() =>
+  layerWebSocketConstructorWith({})
 )
+
+/**
+ * As `layerWebSocketConstructor`, with `maxFrameBytes` as the socket's largest accepted message
+ * (`ws`'s `maxPayload`; default 8 MiB, as the client's option): a larger frame is refused while
+ * it is read, and the connection closes with 1009.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWebSocketConstructorWith = (
+  options: { readonly maxFrameBytes?: number | undefined }
+): Layer.Layer<Socket.WebSocketConstructor> => {
+  const maxPayload = options.maxFrameBytes ?? Transport.defaultMaxFrameBytes
+  return Layer.succeed(
+    Socket.WebSocketConstructor,
+    (url, protocols) => new NativeMessageWebSocket(url, protocols, { maxPayload }) as unknown as globalThis.WebSocket
+  )
+}
 
 /**
  * @since 0.1.0
@@ -69,7 +86,7 @@ export interface Options extends RealtimeClient.Options {
 export const layer = (options: Options): Layer.Layer<
   RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
   InvalidArgument
-> => Batteries.layer(options, layerWebSocketConstructor)
+> => Batteries.layer(options, layerWebSocketConstructorWith(options))
 
 /**
  * `layer` configured from the environment: `SUPABASE_URL` (project URL or Realtime endpoint) and
@@ -81,4 +98,4 @@ export const layer = (options: Options): Layer.Layer<
 export const layerConfig = (options: Omit<Options, "url" | "apiKey"> = {}): Layer.Layer<
   RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
   InvalidArgument | ConfigError.ConfigError
-> => Batteries.layerConfig(layerWebSocketConstructor, options)
+> => Batteries.layerConfig(layerWebSocketConstructorWith(options), options)

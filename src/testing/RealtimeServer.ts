@@ -482,7 +482,14 @@ export interface ChangeInput {
   readonly record?: Readonly<Record<string, unknown>> | undefined
   /** The old row (UPDATE, DELETE; default `{}`). */
   readonly old_record?: Readonly<Record<string, unknown>> | undefined
-  /** Default: inferred from the row's values (`int8`, `float8`, `bool`, `text`, `jsonb`). */
+  /**
+   * Default: inferred from the row's values, as a Postgres table would most likely have them: an
+   * integer within int4's range (±2^31) is `int4` (a JS number, so `{ total: 10 }` matches
+   * `Schema.Number`), a larger one `int8` (a string with the client's default `int8:
+   * "string"`), another number `float8`, a boolean `bool`, a string or null `text`, a `Date`
+   * `timestamptz`, a flat array of one scalar kind `_int4` / `_int8` / `_float8` / `_bool` /
+   * `_text`, anything else `jsonb`. Give `columns` to test other types (`numeric`, `uuid`, …).
+   */
   readonly columns?: ReadonlyArray<{ readonly name: string; readonly type: string }> | undefined
   /** Default: the server's `Clock` time, ISO 8601. */
   readonly commit_timestamp?: string | undefined
@@ -822,14 +829,44 @@ const requestBody = (
   }
 }
 
-const inferType = (value: unknown): string =>
-  typeof value === "boolean"
-    ? "bool"
-    : typeof value === "number"
-    ? Number.isInteger(value) ? "int8" : "float8"
-    : typeof value === "string" || value === null || value === undefined
-    ? "text"
-    : "jsonb"
+const INT4_MIN = -2_147_483_648
+const INT4_MAX = 2_147_483_647
+
+/**
+ * The column type a Postgres table would most likely have for a value (see `ChangeInput.columns`):
+ * an integer within int4's range is `int4` (so `{ total: 10 }` decodes as a number with the default
+ * `int8: "string"`), beyond it `int8`, another number `float8`, a boolean `bool`, a
+ * `Date` `timestamptz`, a flat array of one scalar kind its array type (`_int4`, `_text`, …), a
+ * string or null `text`, anything else `jsonb`.
+ */
+const inferType = (value: unknown): string => {
+  if (Array.isArray(value)) {
+    let element: string | undefined
+    for (const item of value) {
+      if (item === null) continue
+      const type = Array.isArray(item) || typeof item === "object" ? "jsonb" : inferType(item)
+      if (type === "jsonb") return "jsonb"
+      // int4 and int8 elements widen to int8; any other mix is not one array type
+      if (element === undefined || element === type) element = type
+      else if ((element === "int4" || element === "int8") && (type === "int4" || type === "int8")) element = "int8"
+      else return "jsonb"
+    }
+    return element === undefined ? "jsonb" : `_${element}`
+  }
+  switch (typeof value) {
+    case "boolean":
+      return "bool"
+    case "bigint":
+      return "int8"
+    case "number":
+      return !Number.isInteger(value) ? "float8" : value >= INT4_MIN && value <= INT4_MAX ? "int4" : "int8"
+    case "string":
+    case "undefined":
+      return "text"
+    default:
+      return value === null ? "text" : value instanceof Date ? "timestamptz" : "jsonb"
+  }
+}
 
 const build = (
   engine: Engine.Engine,
