@@ -107,7 +107,9 @@ export interface ChannelOptions {
  *
  * - `Idle`: created, not subscribed.
  * - `Joining`: a join is on the wire (`attempt` 0 for the first).
- * - `Subscribed`: joined; events flow.
+ * - `Subscribed`: joined; events flow. `rejoined`: this join replaced one the channel had lost (a
+ *   socket drop, a crashed or restarted channel), `downtime` after it; events sent meanwhile may be
+ *   missing (see `gaps`). The first join of a subscription has `rejoined: false`, zero downtime.
  * - `Errored`: the join was lost (socket closed, channel crashed, closed by the server: `reason`);
  *   a rejoin follows.
  * - `TimedOut`: a join got no reply in time; a rejoin follows.
@@ -120,7 +122,7 @@ export interface ChannelOptions {
 export type ChannelStatus = Data.TaggedEnum<{
   Idle: {}
   Joining: { readonly attempt: number }
-  Subscribed: {}
+  Subscribed: { readonly rejoined: boolean; readonly downtime: Duration.Duration }
   Errored: { readonly reason: string }
   TimedOut: { readonly timeoutMillis: number }
   Rejoining: { readonly attempt: number; readonly delay: Duration.Duration }
@@ -132,6 +134,29 @@ export type ChannelStatus = Data.TaggedEnum<{
  * @category constructors
  */
 export const ChannelStatus = Data.taggedEnum<ChannelStatus>()
+
+/**
+ * The channel was without a join for `downtime` and is subscribed again: events sent meanwhile may
+ * not have reached it.
+ *
+ * On a private channel with `broadcast.replay`, every rejoin asks the server for the broadcasts sent
+ * since shortly before the join was lost; they reach the broadcast streams once each, in order,
+ * marked `meta.replayed` (what had already arrived is not delivered twice), and `replayed` counts
+ * them. `complete` says nothing this channel streams was missed: replay was asked for, returned
+ * fewer than its limit, the gap is within the server's 72 h retention, and the channel has no
+ * Postgres changes (they are never replayed). Otherwise `reason` says why not. Presence needs no
+ * catch-up: the server's state after the rejoin is diffed against the one before.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Gap {
+  readonly downtime: Duration.Duration
+  readonly replayed: number
+  readonly complete: boolean
+  /** Why the gap may hide missed events (empty when `complete`). */
+  readonly reason: string
+}
 
 /**
  * A broadcast message as received.
@@ -305,6 +330,12 @@ export interface RealtimeChannel {
   readonly status: Effect.Effect<ChannelStatus>
   /** The current status, then every change; it ends (after `Closed`) when the channel is removed. */
   readonly statusChanges: Stream.Stream<ChannelStatus>
+
+  /**
+   * One `Gap` per rejoin, once the channel is subscribed again after losing its join: the moments
+   * to refetch what the app derives from events (or to trust the replay, when `complete`).
+   */
+  readonly gaps: Stream.Stream<Gap>
 
   /**
    * Joins (once per channel however many subscribe) and succeeds when the server accepted the

@@ -55,6 +55,11 @@ const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
     "refreshed token pushed to the channel: the server now holds session token #2",
     "signed out: the client's token is cleared"
   ]],
+  ["examples/catch-up.ts", [
+    "order {\"id\":2} (replayed)",
+    "2 missed orders replayed, nothing missing",
+    "order {\"id\":4}"
+  ]],
   ["examples/testing.ts", ["all checks passed"]],
   ["examples/demo.ts", [
     "present: ada (delighted), bob (curious)",

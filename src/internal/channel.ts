@@ -54,6 +54,10 @@ export const metrics = {
     description: "Payloads that did not match the subscriber's schema (skipped)",
     incremental: true
   }),
+  duplicates: Metric.counter("realtime_broadcasts_duplicate", {
+    description: "Broadcasts not delivered because the same id had arrived already (a replay overlapping live ones)",
+    incremental: true
+  }),
   rejoins: Metric.counter("realtime_rejoins", {
     description: "Channel rejoin attempts",
     incremental: true
@@ -198,14 +202,17 @@ type JoinWaiter = Waiter<void, JoinFailure>
 
 type Failure = State.Failure<JoinFailure>
 
-const toStatus = (status: State.Status): Channel.ChannelStatus => {
+const toStatus = (status: State.Status, downtimeMillis: number | undefined): Channel.ChannelStatus => {
   switch (status._tag) {
     case "Idle":
       return Channel.ChannelStatus.Idle()
     case "Joining":
       return Channel.ChannelStatus.Joining({ attempt: status.attempt })
     case "Subscribed":
-      return Channel.ChannelStatus.Subscribed()
+      return Channel.ChannelStatus.Subscribed({
+        rejoined: downtimeMillis !== undefined,
+        downtime: Duration.millis(downtimeMillis ?? 0)
+      })
     case "Errored":
       return Channel.ChannelStatus.Errored({ reason: status.reason })
     case "TimedOut":
@@ -214,6 +221,41 @@ const toStatus = (status: State.Status): Channel.ChannelStatus => {
       return Channel.ChannelStatus.Rejoining({ attempt: status.attempt, delay: Duration.millis(status.delayMillis) })
     case "Closed":
       return Channel.ChannelStatus.Closed({ reason: status.reason })
+  }
+}
+
+/** The server's replay limit (also its default), and how long it keeps messages. */
+const REPLAY_LIMIT = 25
+const REPLAY_RETENTION_MILLIS = 72 * 3_600_000
+/** How long after a rejoin's reply a quiet channel's replay is taken to have ended. */
+const REPLAY_SETTLE = Duration.seconds(1)
+
+/** The replay of one rejoin, while it arrives. */
+interface CatchUp {
+  readonly downtimeMillis: number
+  readonly limit: number
+  /** Replayed broadcasts received (against the limit), and delivered (not seen before). */
+  frames: number
+  replayed: number
+  timer: Fiber.RuntimeFiber<void> | undefined
+}
+
+/** The last `capacity` ids added, in a ring: `add` says whether an id is new. */
+class RecentIds {
+  private readonly ids = new Set<string>()
+  private readonly ring: Array<string | undefined>
+  private next = 0
+  constructor(capacity: number) {
+    this.ring = new Array(capacity)
+  }
+  add(id: string): boolean {
+    if (this.ids.has(id)) return false
+    const evicted = this.ring[this.next]
+    if (evicted !== undefined) this.ids.delete(evicted)
+    this.ring[this.next] = id
+    this.next = (this.next + 1) % this.ring.length
+    this.ids.add(id)
+    return true
   }
 }
 
@@ -284,6 +326,13 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     | undefined
   private retrackFiber: Fiber.RuntimeFiber<void> | undefined
   private dropsLogged = 0
+  // when the channel last lost a join it held (cleared when it leaves): the next join is a rejoin
+  private lostAt: number | undefined
+  private gapInboxes: Array<Inbox<Channel.Gap>> | undefined
+  // after a rejoin with replay: the replayed broadcasts are counted until they end
+  private catchUp: CatchUp | undefined
+  // ids of broadcasts received lately (replay enabled only): a replay never delivers one twice
+  private readonly seen: RecentIds | undefined
 
   constructor(
     readonly name: string,
@@ -301,6 +350,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     this.timeout = options.timeout === undefined ? deps.timeout : Duration.decode(options.timeout)
     this.maxRejoinFailures = options.maxRejoinFailures ?? 10
     this.httpFallback = options.httpFallback ?? true
+    this.seen = config.broadcast?.replay === undefined ? undefined : new RecentIds(1_024)
     this.machine = State.initial(deps.transport.unsafeIsOpen())
     this.backoff = Backoff.make(deps.rejoin)
     this.env = {
@@ -347,8 +397,71 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     })
   }
 
+  /** One `Gap` per rejoin; ends once the channel is removed. */
+  get gaps(): Stream.Stream<Channel.Gap> {
+    return inboxStream<Channel.Gap>(Number.POSITIVE_INFINITY, (inbox) => {
+      if (this.removed) {
+        inbox.end()
+        return () => {}
+      }
+      ;(this.gapInboxes ??= []).push(inbox)
+      return () => removeFrom(this.gapInboxes, inbox)
+    })
+  }
+
+  /** Subscribed again after `downtimeMillis` without a join: say so, once replay (if any) ended. */
+  private rejoined(downtimeMillis: number) {
+    this.lostAt = undefined
+    this.finishCatchUp()
+    const replay = this.config.broadcast?.replay
+    this.deps.runFork(
+      Effect.logInfo("channel rejoined").pipe(Effect.annotateLogs({ topic: this.topic, downtimeMs: downtimeMillis }))
+    )
+    if (replay === undefined) return this.emitGap(downtimeMillis, 0, "no replay: broadcasts sent meanwhile are lost")
+    const limit = Math.max(1, Math.min(replay.limit ?? REPLAY_LIMIT, REPLAY_LIMIT))
+    // the server pushes the replayed broadcasts right after its reply: they end with the first
+    // other message of the channel, at the limit, or (a quiet channel) a second later
+    const catchUp: CatchUp = { downtimeMillis, limit, frames: 0, replayed: 0, timer: undefined }
+    this.catchUp = catchUp
+    catchUp.timer = this.deps.runFork(
+      Effect.sleep(REPLAY_SETTLE).pipe(Effect.zipRight(Effect.sync(() => {
+        catchUp.timer = undefined
+        if (this.catchUp === catchUp) this.finishCatchUp()
+      })))
+    )
+  }
+
+  /** The replay of the last rejoin has ended: emit its gap. */
+  private finishCatchUp() {
+    const catchUp = this.catchUp
+    if (catchUp === undefined) return
+    this.catchUp = undefined
+    catchUp.timer?.unsafeInterruptAsFork(FiberId.none)
+    const reason = catchUp.frames >= catchUp.limit
+      ? `replay returned its limit (${catchUp.limit}): more may have been sent meanwhile`
+      : catchUp.downtimeMillis > REPLAY_RETENTION_MILLIS
+      ? "away longer than the server keeps messages for replay (72 h)"
+      : this.bindings.length > 0
+      ? "Postgres changes are not replayed"
+      : ""
+    this.emitGap(catchUp.downtimeMillis, catchUp.replayed, reason)
+  }
+
+  private emitGap(downtimeMillis: number, replayed: number, reason: string) {
+    const gap: Channel.Gap = { downtime: Duration.millis(downtimeMillis), replayed, complete: reason === "", reason }
+    const inboxes = this.gapInboxes
+    if (inboxes !== undefined) { for (let i = 0; i < inboxes.length; i++) inboxes[i]!.offer(gap, true) }
+  }
+
   private setStatus(status: Channel.ChannelStatus): void {
     if (Equal.equals(status, this.currentStatus)) return
+    if (status._tag === "Closed") {
+      this.lostAt = undefined
+      this.finishCatchUp()
+    } else if (this.currentStatus._tag === "Subscribed" && status._tag !== "Subscribed") {
+      this.lostAt = this.deps.now()
+      this.finishCatchUp()
+    }
     this.currentStatus = status
     const inboxes = this.statusInboxes
     if (inboxes !== undefined) { for (let i = 0; i < inboxes.length; i++) inboxes[i]!.offer(status, true) }
@@ -409,7 +522,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private run(command: State.Command<JoinFailure>): void {
     switch (command._tag) {
       case "Status":
-        return this.setStatus(toStatus(command.status))
+        return this.setStatus(
+          toStatus(command.status, this.lostAt === undefined ? undefined : this.deps.now() - this.lostAt)
+        )
       case "FetchToken":
         this.tokenWanted = command.attempt
         return
@@ -471,9 +586,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       case "Joined": {
         // the server forgot this client's presence with the old join: track it again
         if (this.tracked !== undefined) this.retrack(this.tracked)
-        if (command.rejoined) {
-          this.deps.runFork(Effect.logInfo("channel rejoined").pipe(Effect.annotateLogs({ topic: this.topic })))
-        }
+        if (this.lostAt !== undefined) this.rejoined(this.deps.now() - this.lostAt)
         return
       }
     }
@@ -651,6 +764,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       metrics.stale.unsafeUpdate(1, [])
       return
     }
+    if (this.catchUp !== undefined && message.event !== "broadcast") this.finishCatchUp()
     switch (message.event) {
       case "broadcast":
         return this.onBroadcast(message.payload)
@@ -708,6 +822,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const p = payload as Protocol.BroadcastPayload
     const event = p.event
     if (typeof event !== "string") return
+    if (this.seen !== undefined && !this.admitReplayable(p.meta)) return
     const listeners = this.broadcastListeners
     const all = listeners.get("*")
     const some = listeners.size > (all === undefined ? 0 : 1) ? listeners.get(event.toLowerCase()) : undefined
@@ -715,6 +830,23 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const item: Channel.Broadcast<unknown> = { event, payload: p.payload, meta: p.meta }
     if (all !== undefined) { for (let i = 0; i < all.length; i++) all[i]!.unsafeOffer(item) }
     if (some !== undefined) { for (let i = 0; i < some.length; i++) some[i]!.unsafeOffer(item) }
+  }
+
+  /** Replay bookkeeping (replay enabled only): counts replayed broadcasts, refuses a second copy. */
+  private admitReplayable(meta: unknown): boolean {
+    const m = typeof meta === "object" && meta !== null
+      ? meta as { readonly replayed?: unknown; readonly id?: unknown }
+      : {}
+    const catchUp = this.catchUp
+    if (catchUp !== undefined) {
+      if (m.replayed === true) catchUp.frames++
+      else this.finishCatchUp()
+    }
+    const fresh = typeof m.id !== "string" || this.seen!.add(m.id)
+    if (!fresh) metrics.duplicates.unsafeUpdate(1, [])
+    else if (catchUp !== undefined && m.replayed === true) catchUp.replayed++
+    if (catchUp !== undefined && catchUp.frames >= catchUp.limit) this.finishCatchUp()
+    return fresh
   }
 
   private onPostgresChanges(payload: unknown) {
@@ -792,9 +924,13 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     }
     const replay = this.config.broadcast?.replay
     if (replay !== undefined) {
-      broadcast.replay = replay.limit === undefined
-        ? { since: replay.since }
-        : { since: replay.since, limit: replay.limit }
+      // a rejoin asks for what was sent since shortly before the join was lost: the socket may have
+      // been dead for up to a heartbeat interval and its timeout before that was noticed, and the
+      // server's clock may differ a little (what had already arrived is not delivered twice)
+      const since = this.lostAt === undefined
+        ? replay.since
+        : Math.max(replay.since, this.lostAt - 2 * Duration.toMillis(this.deps.stableAfter) - 5_000)
+      broadcast.replay = replay.limit === undefined ? { since } : { since, limit: replay.limit }
     }
     if (this.config.broadcast?.replicationReady) broadcast.replication_ready = true
     const config: Record<string, unknown> = {
@@ -941,6 +1077,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     for (const l of this.systemListeners ?? []) l.end()
     for (const l of this.presenceListeners ?? []) l.end()
     for (const inbox of this.statusInboxes ?? []) inbox.end()
+    for (const inbox of this.gapInboxes ?? []) inbox.end()
   }
 
   // ---------------------------------------------------------------------------
