@@ -1,6 +1,7 @@
 /**
- * A presence room: three users track themselves, one updates its status (one `Update` event, not a
- * leave plus a join), one leaves; everyone's view stays in sync.
+ * A presence room: three users track themselves (typed: the view's schema checks the meta before it
+ * is sent), one updates its status (one `Update` event, not a leave plus a join), one leaves;
+ * everyone's view stays in sync, and the occupancy counts follow.
  * Run: npx tsx --conditions=source examples/presence.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -14,7 +15,7 @@ const enter = (client: RealtimeClient.RealtimeClient, name: string) =>
   Effect.gen(function*() {
     const room = yield* client.channel("room:presence", { presence: { key: name } })
     yield* room.subscribe
-    yield* room.track({ name, status: "online" })
+    yield* room.presence(Status).track({ name, status: "online" })
     return room
   })
 
@@ -37,7 +38,10 @@ const program = Effect.gen(function*() {
   yield* enter(yield* connect(), "bob").pipe(Scope.extend(bobScope))
   yield* presence.changes.pipe(Stream.takeUntil((state) => state.size === 2), Stream.runDrain)
 
-  yield* ada.track({ name: "ada", status: "away" })
+  // a typo in the meta is refused before anything is sent
+  const refused = yield* ada.presence(Status).track({ name: "ada", status: "afk" as "away" }).pipe(Effect.flip)
+  yield* Effect.log(`refused: ${refused._tag}`)
+  yield* ada.presence(Status).track({ name: "ada", status: "away" })
   yield* presence.changes.pipe(
     Stream.takeUntil((state) => state.get("ada")?.[0]?.status === "away"),
     Stream.runDrain
@@ -45,6 +49,8 @@ const program = Effect.gen(function*() {
   yield* Scope.close(bobScope, Exit.void) // bob's client leaves
   const final = yield* presence.changes.pipe(Stream.takeUntil((state) => !state.has("bob")), Stream.runLast)
   yield* Effect.log(`finally: ${JSON.stringify([...final.pipe(Option.getOrThrow).entries()])}`)
+  const { connections, keys } = yield* presence.occupancy
+  yield* Effect.log(`occupancy: keys=${keys} connections=${connections}`)
 }).pipe(Effect.scoped, Effect.timeout("10 seconds"), Effect.provide(EndpointLive))
 
 NodeRuntime.runMain(program)

@@ -42,7 +42,13 @@ const run = (file: string) =>
 const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
   ["examples/chat.ts", ["ada received from bob: hi ada!", "bob received from ada: hello bob"]],
   ["examples/cursors.ts", ["ada is at (260, 240)", "refused: InvalidArgument"]],
-  ["examples/presence.ts", ["update: ada", "leave: bob", "finally:"]],
+  ["examples/presence.ts", [
+    "update: ada",
+    "leave: bob",
+    "finally:",
+    "refused: InvalidArgument",
+    "occupancy: keys=1 connections=1"
+  ]],
   ["examples/postgres-changes.ts", [
     "INSERT write the docs",
     "INSERT an int8 past 2^53, kept exact",
