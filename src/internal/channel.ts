@@ -259,6 +259,38 @@ class RecentIds {
   }
 }
 
+/**
+ * What the state machine needs from its channel, on a prototype (a channel holds one small object,
+ * not a closure per function: a thousand channels otherwise carry 1.5 MB of closures).
+ */
+class ChannelEnv implements State.Env {
+  constructor(private readonly channel: ChannelImpl) {}
+  now(): number {
+    return this.channel.deps.now()
+  }
+  nextDelay(): number | undefined {
+    return this.channel.nextDelay()
+  }
+  resetDelay(): void {
+    this.channel.resetDelay()
+  }
+  makeRef(): string {
+    return this.channel.deps.transport.makeRef()
+  }
+  get maxFailures(): number {
+    return this.channel.maxRejoinFailures
+  }
+  get stableMillis(): number {
+    return Duration.toMillis(this.channel.deps.stableAfter)
+  }
+  patienceMillis(): number {
+    return this.channel.patienceMillis
+  }
+  held(): boolean {
+    return this.channel.held
+  }
+}
+
 /** What a socket event means for a channel (built once per event by the client, for every channel). */
 export const socketFailure = (error: SocketClosed, permanent: boolean): Failure => ({
   error,
@@ -301,7 +333,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private deadline: Fiber.RuntimeFiber<void> | undefined
   private patience: number | undefined
   private readonly env: State.Env
-  private readonly backoff: Backoff.Backoff
+  private backoff: Backoff.Backoff | undefined
   private lastSystemError: string | undefined
   // pushes waiting for a reply on the current join, failed at once when the server ends it
   private lossWaiters: Array<(reason: string) => void> | undefined
@@ -315,7 +347,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private readonly wireBindings: ReadonlyArray<PostgresChanges.WireBinding>
   private readonly bufferSize: number
   private readonly timeout: Duration.Duration
-  private readonly maxRejoinFailures: number
+  readonly maxRejoinFailures: number
   private readonly httpFallback: boolean
   // arrays, not Sets: iterating a Set allocates per frame; "*" is looked up once per frame
   private readonly broadcastListeners = new Map<string, Array<Listener<Channel.Broadcast<unknown>>>>()
@@ -338,7 +370,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     readonly name: string,
     readonly config: Channel.ChannelConfig,
     options: Channel.ChannelOptions,
-    private readonly deps: Deps,
+    readonly deps: Deps,
     key?: string
   ) {
     this.topic = topicOf(name)
@@ -352,20 +384,28 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     this.httpFallback = options.httpFallback ?? true
     this.seen = config.broadcast?.replay === undefined ? undefined : new RecentIds(1_024)
     this.machine = State.initial(deps.transport.unsafeIsOpen())
-    this.backoff = Backoff.make(deps.rejoin)
-    this.env = {
-      now: deps.now,
-      nextDelay: () => {
-        const delay = deps.runSync(this.backoff.next(undefined))
-        return Option.isSome(delay) ? Duration.toMillis(delay.value) : undefined
-      },
-      resetDelay: () => this.backoff.reset(),
-      makeRef: deps.transport.makeRef,
-      maxFailures: this.maxRejoinFailures,
-      stableMillis: Duration.toMillis(deps.stableAfter),
-      patienceMillis: () => this.patience ??= this.computePatience(),
-      held: () => this.subscribers > this.waiting
-    }
+    this.env = new ChannelEnv(this)
+  }
+
+  /** The next rejoin delay (the schedule is stepped only once a channel needs one). @internal */
+  nextDelay(): number | undefined {
+    const delay = this.deps.runSync((this.backoff ??= Backoff.make(this.deps.rejoin)).next(undefined))
+    return Option.isSome(delay) ? Duration.toMillis(delay.value) : undefined
+  }
+
+  /** @internal */
+  resetDelay(): void {
+    this.backoff?.reset()
+  }
+
+  /** @internal */
+  get patienceMillis(): number {
+    return this.patience ??= this.computePatience()
+  }
+
+  /** Someone holds the channel from a subscribe that joined. @internal */
+  get held(): boolean {
+    return this.subscribers > this.waiting
   }
 
   // ---------------------------------------------------------------------------
@@ -559,7 +599,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         return this.cancelTimer()
       case "ArmDeadline": {
         this.cancelDeadline()
-        const patience = this.env.patienceMillis()
+        const patience = this.patienceMillis
         const fiber = this.deps.runFork(
           Effect.sleep(Duration.millis(command.delayMillis)).pipe(
             Effect.zipRight(Effect.suspend(() => {
