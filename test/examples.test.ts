@@ -66,6 +66,11 @@ const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
     "2 missed orders replayed, nothing missing",
     "order {\"id\":4}"
   ]],
+  ["examples/network.ts", [
+    "socket: Offline (the device reports no network)",
+    "offline: 1 connection opened so far",
+    "back online: subscribed again after"
+  ]],
   ["examples/testing.ts", ["all checks passed"]],
   ["examples/demo.ts", [
     "present: ada (delighted), bob (curious)",
