@@ -9,6 +9,7 @@
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import type * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type * as Schema from "effect/Schema"
@@ -505,6 +506,37 @@ export interface Occupancy {
   /** Metas: one per connection tracking under a key. */
   readonly connections: number
 }
+
+/**
+ * The channels' metrics (global, prefixed `realtime_`): events dropped by streams that fell behind
+ * their `bufferSize`, frames of an earlier join ignored, payloads that did not match a stream's
+ * Schema, broadcasts not delivered twice (a replay overlapping live ones), rejoin attempts.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = {
+  dropped: Metric.counter("realtime_events_dropped", {
+    description: "Events dropped because a stream's buffer was full",
+    incremental: true
+  }),
+  stale: Metric.counter("realtime_frames_stale", {
+    description: "Channel frames ignored because they belong to an earlier join",
+    incremental: true
+  }),
+  decodeFailures: Metric.counter("realtime_payload_decode_failures", {
+    description: "Payloads that did not match the subscriber's schema (skipped)",
+    incremental: true
+  }),
+  duplicates: Metric.counter("realtime_broadcasts_duplicate", {
+    description: "Broadcasts not delivered because the same id had arrived already (a replay overlapping live ones)",
+    incremental: true
+  }),
+  rejoins: Metric.counter("realtime_rejoins", {
+    description: "Channel joins after the first of a subscription (rejoins and retried joins)",
+    incremental: true
+  })
+} as const
 
 /**
  * @since 0.1.0

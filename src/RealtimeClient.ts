@@ -291,21 +291,26 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
       })
     )
 
+    // the cold operations are traced (the per-frame path is not)
+    const span = { attributes: { endpoint: transport.endpoint }, kind: "client" as const }
     return RealtimeClient.of({
       state: transport.state,
       stateChanges: transport.stateChanges,
       heartbeats: transport.heartbeats,
-      connect: transport.connect,
+      connect: Effect.withSpan(transport.connect, "RealtimeClient.connect", span),
       // an idle disconnect armed before must not outlive this one (it would hold the process)
       disconnect: Effect.suspend(() => {
         idleScheduled = false
         return Effect.zipRight(FiberHandle.clear(idleDisconnect), transport.disconnect())
-      }),
+      }).pipe(Effect.withSpan("RealtimeClient.disconnect", span)),
       channel,
       channels: Effect.sync(() => [...registry.values()].map((entry) => entry.channel)),
-      removeChannel,
-      removeAllChannels,
-      setAuth: (token) => accessToken.set(token),
+      removeChannel: (target) =>
+        removeChannel(target).pipe(
+          Effect.withSpan("RealtimeClient.removeChannel", { ...span, attributes: { topic: target.topic } })
+        ),
+      removeAllChannels: Effect.withSpan(removeAllChannels, "RealtimeClient.removeAllChannels", span),
+      setAuth: (token) => Effect.withSpan(accessToken.set(token), "RealtimeClient.setAuth", span),
       accessToken
     })
   }).pipe(Effect.annotateLogs({ module: "RealtimeClient" }))

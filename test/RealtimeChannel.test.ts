@@ -23,7 +23,6 @@ import {
 } from "effect"
 import * as AccessToken from "../src/AccessToken.js"
 import * as HttpBroadcast from "../src/HttpBroadcast.js"
-import * as InternalChannel from "../src/internal/channel.js"
 import * as Protocol from "../src/Protocol.js"
 import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
@@ -493,7 +492,7 @@ describe("RealtimeChannel", () => {
     it.scoped("a stream that falls behind its bufferSize drops the newest events, counted", () =>
       Effect.gen(function*() {
         const harness = yield* setup()
-        const droppedBefore = (yield* Metric.value(InternalChannel.metrics.dropped)).count
+        const droppedBefore = (yield* Metric.value(RealtimeChannel.metrics.dropped)).count
         const channel = yield* harness.client.channel("room", {}, { bufferSize: 2 })
         // a consumer stuck on its first event: what arrives in later I/O turns waits in its buffer
         const gate = yield* Deferred.make<void>()
@@ -523,13 +522,13 @@ describe("RealtimeChannel", () => {
         yield* Deferred.succeed(gate, void 0)
         yield* Fiber.join(stream)
         assert.deepStrictEqual(received, [1, 2, 3])
-        assert.strictEqual((yield* Metric.value(InternalChannel.metrics.dropped)).count - droppedBefore, 3)
+        assert.strictEqual((yield* Metric.value(RealtimeChannel.metrics.dropped)).count - droppedBefore, 3)
       }))
 
     it.scoped("a consumer that keeps up loses nothing to wake-up batching: 10,000 frames in one turn, bufferSize 16", () =>
       Effect.gen(function*() {
         const harness = yield* setup()
-        const droppedBefore = (yield* Metric.value(InternalChannel.metrics.dropped)).count
+        const droppedBefore = (yield* Metric.value(RealtimeChannel.metrics.dropped)).count
         const channel = yield* harness.client.channel("room", {}, { bufferSize: 16 })
         let ticks = 0
         // a chunk at a time (Stream.runFold recurses per element of a chunk: 10,000 overflow the stack)
@@ -564,13 +563,13 @@ describe("RealtimeChannel", () => {
         })
         yield* Fiber.join(stream)
         assert.strictEqual(ticks, 10_000)
-        assert.strictEqual((yield* Metric.value(InternalChannel.metrics.dropped)).count - droppedBefore, 0)
+        assert.strictEqual((yield* Metric.value(RealtimeChannel.metrics.dropped)).count - droppedBefore, 0)
       }))
 
     it.scoped("streams text and binary (kind 4) broadcasts, decoded with the schema; mismatches are skipped", () =>
       Effect.gen(function*() {
         const harness = yield* setup()
-        const failuresBefore = (yield* Metric.value(InternalChannel.metrics.decodeFailures)).count
+        const failuresBefore = (yield* Metric.value(RealtimeChannel.metrics.decodeFailures)).count
         const channel = yield* harness.client.channel("room")
         const typed = yield* channel.broadcast(Cursor).pipe(Stream.take(2), Stream.runCollect, Effect.fork)
         const all = yield* channel.broadcast("*").pipe(Stream.take(4), Stream.runCollect, Effect.fork)
@@ -609,7 +608,7 @@ describe("RealtimeChannel", () => {
         assert.deepStrictEqual(everything.map((b) => b.event), ["cursor", "cursor", "Cursor", "bin"])
         assert.deepStrictEqual(everything[3]!.payload, new Uint8Array([1, 2, 3]))
         // the mismatch was counted (and logged), not delivered
-        assert.strictEqual((yield* Metric.value(InternalChannel.metrics.decodeFailures)).count - failuresBefore, 1)
+        assert.strictEqual((yield* Metric.value(RealtimeChannel.metrics.decodeFailures)).count - failuresBefore, 1)
       }))
 
     it.scoped("send without ack writes a kind-3 frame and succeeds once written", () =>

@@ -7,9 +7,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Chunk, Effect, Exit, Fiber, Metric, Option, Stream } from "effect"
 import { expectTypeOf } from "vitest"
-import * as InternalChannel from "../src/internal/channel.js"
 import * as PostgresChanges from "../src/PostgresChanges.js"
-import type * as RealtimeChannel from "../src/RealtimeChannel.js"
+import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import type { InvalidArgument, PayloadDecodeError } from "../src/RealtimeError.js"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
@@ -133,7 +132,7 @@ describe("Postgres changes typed by generated Database types", () => {
   it.effect("a value a number cannot hold is never rounded: the change is skipped and counted, or fails the stream", () =>
     Effect.gen(function*() {
       const { channel, server } = yield* subscribed
-      const before = (yield* Metric.value(InternalChannel.metrics.decodeFailures)).count
+      const before = (yield* Metric.value(RealtimeChannel.metrics.decodeFailures)).count
       const skipping = yield* channel.postgresChanges(todos).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
       const failing = yield* channel.postgresChanges(todos, { onDecodeError: "fail" }).pipe(
         Stream.runCollect,
@@ -150,7 +149,7 @@ describe("Postgres changes typed by generated Database types", () => {
       const [delivered] = Chunk.toReadonlyArray(yield* Fiber.join(skipping))
       assert.strictEqual((delivered!.new as Todo).title, "fine")
       // three refused changes for the skipping stream, the first of them for the failing one (it ends)
-      assert.strictEqual((yield* Metric.value(InternalChannel.metrics.decodeFailures)).count - before, 4)
+      assert.strictEqual((yield* Metric.value(RealtimeChannel.metrics.decodeFailures)).count - before, 4)
       const exit = yield* Fiber.join(failing)
       assert.isTrue(Exit.isFailure(exit))
       const failure = Exit.isFailure(exit) ? Option.getOrThrow(Cause.failureOption(exit.cause)) : undefined

@@ -6,8 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Metric, Stream } from "effect"
 import { WebSocketServer } from "ws"
-import * as InternalChannel from "../src/internal/channel.js"
 import * as NodeRealtime from "../src/node/NodeRealtime.js"
+import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 
 const FLOOD = 20_000
@@ -45,7 +45,7 @@ describe("stream buffers over a real socket", () => {
       const client = yield* Layer.build(
         NodeRealtime.layer({ url: `ws://127.0.0.1:${port}/socket`, apiKey: "anon", httpBroadcast: false })
       ).pipe(Effect.map((context) => Context.get(context, RealtimeClient.RealtimeClient)))
-      const droppedBefore = (yield* Metric.value(InternalChannel.metrics.dropped)).count
+      const droppedBefore = (yield* Metric.value(RealtimeChannel.metrics.dropped)).count
       const channel = yield* client.channel("flood", {}, { bufferSize: 256 })
       let ticks = 0
       const consumer = yield* channel.broadcast("*").pipe(
@@ -60,6 +60,6 @@ describe("stream buffers over a real socket", () => {
       // a dropped "end" would leave the consumer waiting: give up after a while and count
       yield* consumer.await.pipe(Effect.timeout("10 seconds"), Effect.ignore)
       assert.strictEqual(ticks, FLOOD)
-      assert.strictEqual((yield* Metric.value(InternalChannel.metrics.dropped)).count - droppedBefore, 0)
+      assert.strictEqual((yield* Metric.value(RealtimeChannel.metrics.dropped)).count - droppedBefore, 0)
     }).pipe(Effect.scoped))
 })

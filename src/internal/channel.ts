@@ -7,7 +7,7 @@ import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import * as Metric from "effect/Metric"
+import * as Inspectable from "effect/Inspectable"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import type * as Schedule from "effect/Schedule"
@@ -40,29 +40,7 @@ import * as Describe from "./describe.js"
 import { type Inbox, inboxStream, Listener } from "./inbox.js"
 import { Waiter } from "./waiter.js"
 
-/** @internal */
-export const metrics = {
-  dropped: Metric.counter("realtime_events_dropped", {
-    description: "Events dropped because a stream's buffer was full",
-    incremental: true
-  }),
-  stale: Metric.counter("realtime_frames_stale", {
-    description: "Channel frames ignored because they belong to an earlier join",
-    incremental: true
-  }),
-  decodeFailures: Metric.counter("realtime_payload_decode_failures", {
-    description: "Payloads that did not match the subscriber's schema (skipped)",
-    incremental: true
-  }),
-  duplicates: Metric.counter("realtime_broadcasts_duplicate", {
-    description: "Broadcasts not delivered because the same id had arrived already (a replay overlapping live ones)",
-    incremental: true
-  }),
-  rejoins: Metric.counter("realtime_rejoins", {
-    description: "Channel rejoin attempts",
-    incremental: true
-  })
-} as const
+const metrics = Channel.metrics
 
 /** What a channel needs from its client. @internal */
 export interface Deps {
@@ -569,6 +547,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         this.tokenWanted = command.attempt
         return
       case "WriteJoin":
+        if (command.attempt > 0) metrics.rejoins.unsafeUpdate(1, [])
         return this.writeJoin(command.joinRef)
       case "WriteLeave": {
         this.forgetJoin?.()
@@ -1027,6 +1006,14 @@ export class ChannelImpl implements Channel.RealtimeChannel {
 
   // The bookkeeping is uninterruptible; the wait is not (a caller may give up on it).
   get subscribe(): Effect.Effect<void, Channel.JoinError, Scope.Scope> {
+    return Effect.withSpan(this.subscribeUntraced, "RealtimeChannel.subscribe", this.spanOptions)
+  }
+
+  private get spanOptions() {
+    return { attributes: { topic: this.topic }, kind: "client" as const }
+  }
+
+  private get subscribeUntraced(): Effect.Effect<void, Channel.JoinError, Scope.Scope> {
     return Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
         if (this.removed) {
@@ -1523,7 +1510,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       this.tracked = meta
       const timeout = options?.timeout === undefined ? this.timeout : Duration.decode(options.timeout)
       return this.pushPresence({ type: "presence", event: "track", payload: meta }, timeout)
-    })
+    }).pipe(Effect.withSpan("RealtimeChannel.track", this.spanOptions))
   }
 
   untrack(options?: { readonly timeout?: Duration.DurationInput }): ReturnType<Channel.RealtimeChannel["untrack"]> {
@@ -1531,7 +1518,20 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       this.tracked = undefined
       const timeout = options?.timeout === undefined ? this.timeout : Duration.decode(options.timeout)
       return this.pushPresence({ type: "presence", event: "untrack" }, timeout)
-    })
+    }).pipe(Effect.withSpan("RealtimeChannel.untrack", this.spanOptions))
+  }
+
+  /** What a log line or `JSON.stringify` shows of a channel: its topic and status, never its token. */
+  toJSON(): unknown {
+    return { _id: "RealtimeChannel", topic: this.topic, status: this.currentStatus }
+  }
+
+  toString(): string {
+    return Inspectable.format(this.toJSON())
+  }
+
+  [Inspectable.NodeInspectSymbol](): unknown {
+    return this.toJSON()
   }
 
   get bindingIds(): Effect.Effect<Option.Option<ReadonlyArray<ReadonlyArray<number>>>> {
