@@ -35,6 +35,8 @@ import {
 } from "../RealtimeError.js"
 import type * as Transport from "../Transport.js"
 import * as Backoff from "./backoff.js"
+import * as Config from "./channel/config.js"
+import * as Replay from "./channel/replay.js"
 import * as State from "./channel/state.js"
 import * as Describe from "./describe.js"
 import { type Inbox, inboxStream, Listener } from "./inbox.js"
@@ -66,53 +68,7 @@ export interface Deps {
   readonly unregister: (channel: ChannelImpl) => Effect.Effect<void>
 }
 
-/** Join errors after which a rejoin cannot succeed without a change on the user's side. */
-const permanentCodes = new Set([
-  "TopicNameRequired",
-  "Unauthorized",
-  "MalformedJWT",
-  "JwtSignatureError",
-  "JwtSignerError",
-  "PrivateOnly",
-  "TenantNotFound",
-  "RealtimeDisabledForTenant",
-  "UnableToReplayMessages",
-  "InvalidJWTToken",
-  "Unknown"
-])
-
 type JoinFailure = Channel.JoinError
-
-/** The server's reason for closing a channel whose `track` payload was too large. */
-const TRACK_TOO_LARGE = "Track message size exceeded"
-
-const isPermanent = (error: JoinFailure): boolean =>
-  (error._tag === "JoinRejected" && permanentCodes.has(error.code)) || error._tag === "InvalidArgument" ||
-  error._tag === "PostgresBindingMismatch"
-
-const decodeSystem = (payload: unknown): Channel.SystemMessage | undefined => {
-  if (typeof payload !== "object" || payload === null) return undefined
-  const p = payload as Record<string, unknown>
-  return {
-    extension: typeof p.extension === "string" ? p.extension : "",
-    status: typeof p.status === "string" ? p.status : "",
-    message: typeof p.message === "string" ? p.message : "",
-    channel: typeof p.channel === "string" ? p.channel : undefined
-  }
-}
-
-const canonical = (value: unknown): unknown => {
-  if (Array.isArray(value)) return value.map(canonical)
-  if (typeof value === "object" && value !== null) {
-    const out: Record<string, unknown> = {}
-    for (const key of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[key]
-      if (v !== undefined) out[key] = canonical(v)
-    }
-    return out
-  }
-  return value
-}
 
 /**
  * A schema's decoder that never throws: a recursive schema overflows the stack on a payload nested
@@ -145,21 +101,6 @@ const occupancyOf = (state: Presence.PresenceState): Channel.Occupancy => {
 class Skipped {
   constructor(readonly log: Effect.Effect<void>, readonly error?: PayloadDecodeError) {}
 }
-
-/** A stable text of what makes two configs the same channel on the wire. @internal */
-export const configKey = (config: Channel.ChannelConfig): string => {
-  // configs are readonly data, and apps tend to reuse one object for many channels
-  let key = configKeys.get(config)
-  if (key === undefined) {
-    key = JSON.stringify(canonical({ ...config, postgresChanges: config.postgresChanges?.map(PostgresChanges.toWire) }))
-    configKeys.set(config, key)
-  }
-  return key
-}
-const configKeys = new WeakMap<Channel.ChannelConfig, string>()
-
-/** @internal */
-export const topicOf = (name: string): string => name.startsWith("realtime:") ? name : `realtime:${name}`
 
 const initialSyncer = Presence.makeSyncer()
 
@@ -202,41 +143,6 @@ const toStatus = (status: State.Status, downtimeMillis: number | undefined): Cha
   }
 }
 
-/** The server's replay limit (also its default), and how long it keeps messages. */
-const REPLAY_LIMIT = 25
-const REPLAY_RETENTION_MILLIS = 72 * 3_600_000
-/** How long after a rejoin's reply a quiet channel's replay is taken to have ended. */
-const REPLAY_SETTLE = Duration.seconds(1)
-
-/** The replay of one rejoin, while it arrives. */
-interface CatchUp {
-  readonly downtimeMillis: number
-  readonly limit: number
-  /** Replayed broadcasts received (against the limit), and delivered (not seen before). */
-  frames: number
-  replayed: number
-  timer: Fiber.RuntimeFiber<void> | undefined
-}
-
-/** The last `capacity` ids added, in a ring: `add` says whether an id is new. */
-class RecentIds {
-  private readonly ids = new Set<string>()
-  private readonly ring: Array<string | undefined>
-  private next = 0
-  constructor(capacity: number) {
-    this.ring = new Array(capacity)
-  }
-  add(id: string): boolean {
-    if (this.ids.has(id)) return false
-    const evicted = this.ring[this.next]
-    if (evicted !== undefined) this.ids.delete(evicted)
-    this.ring[this.next] = id
-    this.next = (this.next + 1) % this.ring.length
-    this.ids.add(id)
-    return true
-  }
-}
-
 /**
  * What the state machine needs from its channel, on a prototype (a channel holds one small object,
  * not a closure per function: a thousand channels otherwise carry 1.5 MB of closures).
@@ -268,6 +174,12 @@ class ChannelEnv implements State.Env {
     return this.channel.held
   }
 }
+
+/** @internal */
+export const configKey = Config.configKey
+
+/** @internal */
+export const topicOf = Config.topicOf
 
 /** What a socket event means for a channel (built once per event by the client, for every channel). */
 export const socketFailure = (error: SocketClosed, permanent: boolean): Failure => ({
@@ -340,9 +252,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private lostAt: number | undefined
   private gapInboxes: Array<Inbox<Channel.Gap>> | undefined
   // after a rejoin with replay: the replayed broadcasts are counted until they end
-  private catchUp: CatchUp | undefined
+  private catchUp: Replay.CatchUp | undefined
   // ids of broadcasts received lately (replay enabled only): a replay never delivers one twice
-  private readonly seen: RecentIds | undefined
+  private readonly seen: Replay.RecentIds | undefined
 
   constructor(
     readonly name: string,
@@ -351,8 +263,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     readonly deps: Deps,
     key?: string
   ) {
-    this.topic = topicOf(name)
-    this.key = key ?? configKey(config)
+    this.topic = Config.topicOf(name)
+    this.key = key ?? Config.configKey(config)
     this.bindings = config.postgresChanges ?? []
     this.wireBindings = this.bindings.length === 0 ? [] : this.bindings.map(PostgresChanges.toWire)
     this.presenceEnabled = config.presence?.enabled ?? config.presence !== undefined
@@ -360,7 +272,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     this.timeout = options.timeout === undefined ? deps.timeout : Duration.decode(options.timeout)
     this.maxRejoinFailures = options.maxRejoinFailures ?? 10
     this.httpFallback = options.httpFallback ?? true
-    this.seen = config.broadcast?.replay === undefined ? undefined : new RecentIds(1_024)
+    this.seen = config.broadcast?.replay === undefined ? undefined : new Replay.RecentIds(1_024)
     this.machine = State.initial(deps.transport.unsafeIsOpen())
     this.env = new ChannelEnv(this)
   }
@@ -436,13 +348,13 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       Effect.logInfo("channel rejoined").pipe(Effect.annotateLogs({ topic: this.topic, downtimeMs: downtimeMillis }))
     )
     if (replay === undefined) return this.emitGap(downtimeMillis, 0, "no replay: broadcasts sent meanwhile are lost")
-    const limit = Math.max(1, Math.min(replay.limit ?? REPLAY_LIMIT, REPLAY_LIMIT))
+    const limit = Math.max(1, Math.min(replay.limit ?? Replay.REPLAY_LIMIT, Replay.REPLAY_LIMIT))
     // the server pushes the replayed broadcasts right after its reply: they end with the first
     // other message of the channel, at the limit, or (a quiet channel) a second later
-    const catchUp: CatchUp = { downtimeMillis, limit, frames: 0, replayed: 0, timer: undefined }
+    const catchUp: Replay.CatchUp = { downtimeMillis, limit, frames: 0, replayed: 0, timer: undefined }
     this.catchUp = catchUp
     catchUp.timer = this.deps.runFork(
-      Effect.sleep(REPLAY_SETTLE).pipe(Effect.zipRight(Effect.sync(() => {
+      Effect.sleep(Replay.REPLAY_SETTLE).pipe(Effect.zipRight(Effect.sync(() => {
         catchUp.timer = undefined
         if (this.catchUp === catchUp) this.finishCatchUp()
       })))
@@ -455,14 +367,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     if (catchUp === undefined) return
     this.catchUp = undefined
     catchUp.timer?.unsafeInterruptAsFork(FiberId.none)
-    const reason = catchUp.frames >= catchUp.limit
-      ? `replay returned its limit (${catchUp.limit}): more may have been sent meanwhile`
-      : catchUp.downtimeMillis > REPLAY_RETENTION_MILLIS
-      ? "away longer than the server keeps messages for replay (72 h)"
-      : this.bindings.length > 0
-      ? "Postgres changes are not replayed"
-      : ""
-    this.emitGap(catchUp.downtimeMillis, catchUp.replayed, reason)
+    this.emitGap(catchUp.downtimeMillis, catchUp.replayed, Replay.gapReason(catchUp, this.bindings.length > 0))
   }
 
   private emitGap(downtimeMillis: number, replayed: number, reason: string) {
@@ -725,7 +630,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
           reason: rejected.message,
           // an expired token on a subscribe's own join came fresh from the token source: retrying
           // will not help; on a rejoin it may be a stale one, and the next attempt refreshes it
-          permanent: isPermanent(rejected) || (rejected._tag === "TokenExpired" && this.machine.pending)
+          permanent: Config.isPermanent(rejected) || (rejected._tag === "TokenExpired" && this.machine.pending)
         }
       })
     }
@@ -754,7 +659,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     this.lastSystemError = undefined
     // the server closes a channel whose tracked meta is too large: tracking it again after the
     // rejoin would close it again, forever
-    if (reason.includes(TRACK_TOO_LARGE)) this.tracked = undefined
+    if (reason.includes(Config.TRACK_TOO_LARGE)) this.tracked = undefined
     const waiters = this.lossWaiters
     this.lossWaiters = undefined
     if (waiters !== undefined) { for (const fail of waiters) fail(reason) }
@@ -887,7 +792,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   private onSystem(payload: unknown) {
-    const system = decodeSystem(payload)
+    const system = Config.decodeSystem(payload)
     if (system === undefined) return
     if (system.extension === "system" && system.status === "error") this.lastSystemError = system.message
     const listeners = this.systemListeners
@@ -937,36 +842,15 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   // ---------------------------------------------------------------------------
 
   private buildJoinPayload(token: Option.Option<string>): Protocol.JoinPayload {
-    const broadcast: Record<string, unknown> = {
-      ack: this.config.broadcast?.ack ?? false,
-      self: this.config.broadcast?.self ?? false
-    }
     const replay = this.config.broadcast?.replay
-    if (replay !== undefined) {
-      // a rejoin asks for what was sent since shortly before the join was lost: the socket may have
-      // been dead for up to a heartbeat interval and its timeout before that was noticed, and the
-      // server's clock may differ a little (what had already arrived is not delivered twice)
-      const since = this.lostAt === undefined
-        ? replay.since
-        : Math.max(replay.since, this.lostAt - 2 * Duration.toMillis(this.deps.stableAfter) - 5_000)
-      broadcast.replay = replay.limit === undefined ? { since } : { since, limit: replay.limit }
-    }
-    if (this.config.broadcast?.replicationReady) broadcast.replication_ready = true
-    const config: Record<string, unknown> = {
-      broadcast,
-      presence: { key: this.config.presence?.key ?? "", enabled: this.presenceEnabled },
-      postgres_changes: this.wireBindings,
-      private: this.config.private ?? false
-    }
-    const pgOptions = this.config.postgresChangesOptions
-    if (pgOptions !== undefined) {
-      config.postgres_changes_options = Object.fromEntries(
-        Object.entries(pgOptions).filter(([, v]) => v !== undefined)
-      )
-    }
-    const payload: Record<string, unknown> = { config }
-    if (Option.isSome(token)) payload.access_token = token.value
-    return payload as unknown as Protocol.JoinPayload
+    return Config.joinPayload(this.config, {
+      wireBindings: this.wireBindings,
+      presenceEnabled: this.presenceEnabled,
+      token,
+      replaySince: replay === undefined || this.lostAt === undefined
+        ? replay?.since
+        : Replay.since(replay.since, this.lostAt, Duration.toMillis(this.deps.stableAfter))
+    })
   }
 
   private get joinTimeout(): Duration.Duration {
@@ -1221,8 +1105,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const generated = schema === undefined && PostgresChanges.isTypedBinding(binding)
     let index = -1
     if (binding !== undefined) {
-      const wanted = JSON.stringify(canonical(PostgresChanges.toWire(binding)))
-      index = this.wireBindings.findIndex((b) => JSON.stringify(canonical(b)) === wanted)
+      const wanted = JSON.stringify(Config.canonical(PostgresChanges.toWire(binding)))
+      index = this.wireBindings.findIndex((b) => JSON.stringify(Config.canonical(b)) === wanted)
       if (index < 0) {
         return Stream.fail(
           new InvalidArgument({
@@ -1469,7 +1353,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const lost = Effect.async<never, ChannelClosed | PayloadTooLarge>((resume) => {
       const fail = (reason: string) =>
         resume(Effect.fail(
-          reason.includes(TRACK_TOO_LARGE)
+          reason.includes(Config.TRACK_TOO_LARGE)
             ? new PayloadTooLarge({ topic: this.topic, event: "presence" })
             : new ChannelClosed({ topic: this.topic, reason })
         ))
@@ -1559,7 +1443,7 @@ export const make = (
     return Either.left(
       new InvalidArgument({
         detail: `channel '${
-          topicOf(name)
+          Config.topicOf(name)
         }': presence.key must not be empty or blank (omit it for a key the server generates)`
       })
     )
@@ -1567,7 +1451,7 @@ export const make = (
   if (config.broadcast?.replay !== undefined && !config.private) {
     return Either.left(
       new InvalidArgument({
-        detail: `tried to use replay on public channel '${topicOf(name)}'. It must be a private channel.`
+        detail: `tried to use replay on public channel '${Config.topicOf(name)}'. It must be a private channel.`
       })
     )
   }

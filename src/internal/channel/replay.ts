@@ -1,0 +1,62 @@
+/**
+ * Catching up after a rejoin on a channel with broadcast replay: where the rejoin's replay starts,
+ * the replay of one rejoin while it arrives, the ids already delivered, and why a gap may hide
+ * missed events.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import type * as Fiber from "effect/Fiber"
+
+/** The server's replay limit (also its default), and how long it keeps messages. */
+export const REPLAY_LIMIT = 25
+export const REPLAY_RETENTION_MILLIS = 72 * 3_600_000
+/** How long after a rejoin's reply a quiet channel's replay is taken to have ended. */
+export const REPLAY_SETTLE = Duration.seconds(1)
+
+/** The replay of one rejoin, while it arrives. */
+export interface CatchUp {
+  readonly downtimeMillis: number
+  readonly limit: number
+  /** Replayed broadcasts received (against the limit), and delivered (not seen before). */
+  frames: number
+  replayed: number
+  timer: Fiber.RuntimeFiber<void> | undefined
+}
+
+/** The last `capacity` ids added, in a ring: `add` says whether an id is new. */
+export class RecentIds {
+  private readonly ids = new Set<string>()
+  private readonly ring: Array<string | undefined>
+  private next = 0
+  constructor(capacity: number) {
+    this.ring = new Array(capacity)
+  }
+  add(id: string): boolean {
+    if (this.ids.has(id)) return false
+    const evicted = this.ring[this.next]
+    if (evicted !== undefined) this.ids.delete(evicted)
+    this.ring[this.next] = id
+    this.next = (this.next + 1) % this.ring.length
+    this.ids.add(id)
+    return true
+  }
+}
+
+/**
+ * A rejoin asks for what was sent since shortly before the join was lost: the socket may have been
+ * dead for up to a heartbeat interval and its timeout before that was noticed, and the server's
+ * clock may differ a little (what had already arrived is not delivered twice).
+ */
+export const since = (configured: number, lostAt: number, heartbeatMillis: number): number =>
+  Math.max(configured, lostAt - 2 * heartbeatMillis - 5_000)
+
+/** Why the gap of a finished catch-up may hide missed events ("" when nothing was missed). */
+export const gapReason = (catchUp: CatchUp, hasPostgresChanges: boolean): string =>
+  catchUp.frames >= catchUp.limit
+    ? `replay returned its limit (${catchUp.limit}): more may have been sent meanwhile`
+    : catchUp.downtimeMillis > REPLAY_RETENTION_MILLIS
+    ? "away longer than the server keeps messages for replay (72 h)"
+    : hasPostgresChanges
+    ? "Postgres changes are not replayed"
+    : ""
