@@ -312,6 +312,24 @@ export const PostgresChangesFilter = Schema.Struct({
 export interface PostgresChangesFilter extends Schema.Schema.Type<typeof PostgresChangesFilter> {}
 
 /**
+ * `config.postgres_changes_options` of a join (newer servers): wait for the Postgres subscriptions
+ * before replying, for at most `timeout` ms.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PostgresChangesOptions = Schema.Struct({
+  wait: Schema.optional(Schema.Boolean),
+  timeout: Schema.optional(Schema.Number)
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export interface PostgresChangesOptions extends Schema.Schema.Type<typeof PostgresChangesOptions> {}
+
+/**
  * `config` of a join.
  *
  * @since 0.1.0
@@ -321,6 +339,7 @@ export const JoinConfig = Schema.Struct({
   broadcast: Schema.optional(BroadcastConfig),
   presence: Schema.optional(PresenceConfig),
   postgres_changes: Schema.optional(Schema.Array(PostgresChangesFilter)),
+  postgres_changes_options: Schema.optional(PostgresChangesOptions),
   private: Schema.optional(Schema.Boolean)
 })
 

@@ -83,29 +83,28 @@ export const joinPayload = (
     readonly replaySince: number | undefined
   }
 ): Protocol.JoinPayload => {
-  const broadcast: Record<string, unknown> = {
-    ack: config.broadcast?.ack ?? false,
-    self: config.broadcast?.self ?? false
-  }
   const replay = config.broadcast?.replay
-  if (replay !== undefined) {
-    const since = options.replaySince ?? replay.since
-    broadcast.replay = replay.limit === undefined ? { since } : { since, limit: replay.limit }
+  const since = options.replaySince ?? replay?.since
+  const broadcast: Protocol.BroadcastConfig = {
+    ack: config.broadcast?.ack ?? false,
+    self: config.broadcast?.self ?? false,
+    ...(replay === undefined || since === undefined
+      ? {}
+      : { replay: replay.limit === undefined ? { since } : { since, limit: replay.limit } }),
+    ...(config.broadcast?.replicationReady ? { replication_ready: true } : {})
   }
-  if (config.broadcast?.replicationReady) broadcast.replication_ready = true
-  const wire: Record<string, unknown> = {
+  const pgOptions = config.postgresChangesOptions
+  const wire: Protocol.JoinConfig = {
     broadcast,
     presence: { key: config.presence?.key ?? "", enabled: options.presenceEnabled },
     postgres_changes: options.wireBindings,
+    ...(pgOptions === undefined ? {} : {
+      postgres_changes_options: {
+        ...(pgOptions.wait === undefined ? {} : { wait: pgOptions.wait }),
+        ...(pgOptions.timeout === undefined ? {} : { timeout: pgOptions.timeout })
+      }
+    }),
     private: config.private ?? false
   }
-  const pgOptions = config.postgresChangesOptions
-  if (pgOptions !== undefined) {
-    wire.postgres_changes_options = Object.fromEntries(
-      Object.entries(pgOptions).filter(([, v]) => v !== undefined)
-    )
-  }
-  const payload: Record<string, unknown> = { config: wire }
-  if (Option.isSome(options.token)) payload.access_token = options.token.value
-  return payload as unknown as Protocol.JoinPayload
+  return Option.isSome(options.token) ? { config: wire, access_token: options.token.value } : { config: wire }
 }
