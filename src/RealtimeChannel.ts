@@ -271,6 +271,22 @@ export type PresenceChange<A extends object> =
 export type PresenceSnapshot<A extends object> = ReadonlyMap<string, ReadonlyArray<Presence.PresenceMeta<A>>>
 
 /**
+ * Errors of a presence push (`track`, `untrack`): no reply in time, refused, too large for the
+ * server, the socket or the join gone, the buffer full, or not encodable.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type PresenceError =
+  | PushTimeout
+  | PushRejected
+  | PayloadTooLarge
+  | SocketClosed
+  | BufferFull
+  | ProtocolError
+  | ChannelClosed
+
+/**
  * Errors of joining.
  *
  * @since 0.1.0
@@ -424,22 +440,12 @@ export interface RealtimeChannel {
    * the meta is then forgotten, not tracked again), and with `ChannelClosed` when the server ends
    * the join before it answers.
    */
-  readonly track: (meta: object, options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<
-    void,
-    | PushTimeout
-    | PushRejected
-    | PayloadTooLarge
-    | SocketClosed
-    | BufferFull
-    | ProtocolError
-    | ChannelClosed
-    | InvalidArgument
-  >
+  readonly track: (
+    meta: object,
+    options?: { readonly timeout?: Duration.DurationInput }
+  ) => Effect.Effect<void, PresenceError | InvalidArgument>
   /** Stops tracking. */
-  readonly untrack: (options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<
-    void,
-    PushTimeout | PushRejected | PayloadTooLarge | SocketClosed | BufferFull | ProtocolError | ChannelClosed
-  >
+  readonly untrack: (options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<void, PresenceError>
 
   /**
    * The presence of this channel, metas decoded with `schema` (metas that do not match are logged
@@ -481,17 +487,10 @@ export interface PresenceView<A extends object> {
    * Tracks this client with `meta`, encoded with the view's schema first (a meta that does not
    * encode fails with `InvalidArgument` and sends nothing). Otherwise as the channel's `track`.
    */
-  readonly track: (meta: A, options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<
-    void,
-    | PushTimeout
-    | PushRejected
-    | PayloadTooLarge
-    | SocketClosed
-    | BufferFull
-    | ProtocolError
-    | ChannelClosed
-    | InvalidArgument
-  >
+  readonly track: (
+    meta: A,
+    options?: { readonly timeout?: Duration.DurationInput }
+  ) => Effect.Effect<void, PresenceError | InvalidArgument>
 }
 
 /**
