@@ -146,8 +146,9 @@ export const typed = <Database>() =>
   }
 ): TypedBinding<TableRow<Database, S, T>> => {
   const out = { ...binding }
-  // not enumerable: the config key, the wire and logs see a plain binding
-  Object.defineProperty(out, RowTypeId, { value: rowTypeMarker, enumerable: false })
+  // a symbol key: the config key, the wire and logs never see it; enumerable, so that a copy
+  // (`{ ...binding, filter }`) stays typed at run time as it does in the types
+  Object.defineProperty(out, RowTypeId, { value: rowTypeMarker, enumerable: true })
   return out as unknown as TypedBinding<TableRow<Database, S, T>>
 }
 
@@ -974,20 +975,15 @@ export const toGeneratedTypes = (data: unknown, change: Change): Either.Either<C
   return refused === undefined ? Either.right(converted) : Either.left(refused)
 }
 
-const significantDigits = (text: string): number => {
-  const digits = text.replace(/^[+-]/, "").replace(".", "").replace(/^0+/, "")
-  return digits.replace(/0+$/, "").length
-}
-
-// The number a decimal text stands for, when a double holds it exactly (within 2^53 for an
-// integer, at most 15 significant digits for a decimal); undefined else.
+// The number a decimal text stands for, when a double holds it exactly (an integer within 2^53, a
+// decimal whose double prints back to the same value); undefined else, never a rounded number.
 const exactNumber = (text: string, type: string): number | undefined => {
   const trimmed = text.trim()
   if (type === "numeric" && /^[+-]?(NaN|Infinity)$/.test(trimmed)) return Number(trimmed)
   if (!/^[+-]?(\d+\.?\d*|\.\d+)$/.test(trimmed)) return undefined
   const n = Number(trimmed)
   if (type === "int8") return Number.isSafeInteger(n) ? n : undefined
-  return significantDigits(trimmed) <= 15 ? n : undefined
+  return internal.isExactNumber(trimmed) ? n : undefined
 }
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)

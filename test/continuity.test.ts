@@ -109,6 +109,23 @@ describe("continuity", () => {
       assert.deepStrictEqual((yield* Fiber.join(received)).map((b) => (b.payload as { n: number }).n), [2, 3])
     }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
+  it.effect("a replay the server failed to run is retried; replay params it refuses fail the subscribe", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      const client = yield* RealtimeClient.RealtimeClient
+      yield* server.rejectJoins({ reason: "UnableToReplayMessages: Realtime was unable to replay messages" })
+      const channel = yield* client.channel("room", { private: true, broadcast: { replay: { since: 0 } } })
+      const subscribed = yield* Effect.fork(channel.subscribe)
+      yield* awaitStatus(channel, "Rejoining")
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(subscribed)
+      yield* server.rejectJoins({ reason: "UnableToReplayMessages: Replay params are not valid" })
+      const other = yield* client.channel("other", { private: true, broadcast: { replay: { since: 0 } } })
+      const error = yield* Effect.flip(other.subscribe)
+      assert.strictEqual(error._tag, "JoinRejected")
+      assert.strictEqual((yield* other.status)._tag, "Closed")
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
   it.effect("a quiet channel's replay ends a second after the rejoin; Postgres changes make a gap incomplete", () =>
     Effect.gen(function*() {
       const client = yield* RealtimeClient.RealtimeClient

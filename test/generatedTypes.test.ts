@@ -5,7 +5,7 @@
  * cannot hold them (never rounded). Against the in-process server, under `TestClock`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Chunk, Effect, Exit, Fiber, Metric, Option, Stream } from "effect"
+import { Cause, Chunk, Effect, Either, Exit, Fiber, Metric, Option, Stream } from "effect"
 import { expectTypeOf } from "vitest"
 import * as PostgresChanges from "../src/PostgresChanges.js"
 import * as RealtimeChannel from "../src/RealtimeChannel.js"
@@ -107,6 +107,29 @@ describe("Postgres changes typed by generated Database types", () => {
     assert.deepStrictEqual(Object.keys(todos), ["event", "schema", "table"])
     assert.isTrue(PostgresChanges.isTypedBinding(todos))
     assert.isFalse(PostgresChanges.isTypedBinding({ event: "*", schema: "public" }))
+  })
+
+  it("a numeric a double cannot hold exactly is refused, however large or small; a copied binding stays typed", () => {
+    const change = (price: string) => {
+      const data = { type: "INSERT", schema: "public", table: "todos", columns, record: { id: "1", price } }
+      const exact = Either.getOrThrow(PostgresChanges.convertChange(data))
+      return PostgresChanges.toGeneratedTypes(data, exact)
+    }
+    for (const price of ["1" + "0".repeat(400), "0." + "0".repeat(400) + "1", "0.1000000000000000055511151231257827"]) {
+      assert.isTrue(Either.isLeft(change(price)), `${price.slice(0, 20)}… was accepted`)
+    }
+    for (
+      const [price, expected] of [["19.90", 19.9], ["0.1", 0.1], ["-12345.678", -12345.678], [
+        "1e3",
+        undefined
+      ]] as const
+    ) {
+      const result = change(price)
+      if (expected === undefined) assert.isTrue(Either.isLeft(result))
+      else assert.strictEqual((Either.getOrThrow(result).new as { price: number }).price, expected)
+    }
+    const copy = { ...todos, filter: "owner=eq.ada" }
+    assert.isTrue(PostgresChanges.isTypedBinding(copy))
   })
 
   it.effect("int8 and numeric arrive as numbers when a number holds them exactly", () =>

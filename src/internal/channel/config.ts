@@ -29,8 +29,10 @@ export const TRACK_TOO_LARGE = "Track message size exceeded"
 
 /** A join error after which a rejoin cannot succeed without a change on the user's side. */
 export const isPermanent = (error: Channel.JoinError): boolean =>
-  (error._tag === "JoinRejected" && permanentCodes.has(error.code)) || error._tag === "InvalidArgument" ||
-  error._tag === "PostgresBindingMismatch"
+  (error._tag === "JoinRejected" && permanentCodes.has(error.code) &&
+    // the server also answers UnableToReplayMessages when the replay query fails: that one passes
+    (error.code !== "UnableToReplayMessages" || /not valid|not allowed/.test(error.reason))) ||
+  error._tag === "InvalidArgument" || error._tag === "PostgresBindingMismatch"
 
 /** A `system` message's fields, whatever the server sent. */
 export const decodeSystem = (payload: unknown): Channel.SystemMessage | undefined => {
