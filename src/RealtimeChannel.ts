@@ -140,13 +140,14 @@ export const ChannelStatus = Data.taggedEnum<ChannelStatus>()
  * The channel was without a join for `downtime` and is subscribed again: events sent meanwhile may
  * not have reached it.
  *
- * On a private channel with `broadcast.replay`, every rejoin asks the server for the broadcasts sent
- * since shortly before the join was lost; they reach the broadcast streams once each, in order,
- * marked `meta.replayed` (what had already arrived is not delivered twice), and `replayed` counts
- * them. `complete` says nothing this channel streams was missed: replay was asked for, returned
- * fewer than its limit, the gap is within the server's 72 h retention, and the channel has no
- * Postgres changes (they are never replayed). Otherwise `reason` says why not. Presence needs no
- * catch-up: the server's state after the rejoin is diffed against the one before.
+ * On a private channel with `broadcast.replay`, every rejoin asks the server for the broadcasts
+ * stored since the socket was last known alive; they reach the broadcast streams once each, in the
+ * order they were sent, marked `meta.replayed` (what had already arrived is not delivered twice),
+ * and `replayed` counts them. `complete` says the replay covered the gap for stored broadcasts: it
+ * returned fewer than its limit, within the server's 72 h retention, and the channel has no
+ * Postgres changes (they are never replayed). Otherwise `reason` says why. Broadcasts the server
+ * did not store are never known to be missing. Presence needs no catch-up: the server's state
+ * after the rejoin is diffed against the one before.
  *
  * @since 0.1.0
  * @category models

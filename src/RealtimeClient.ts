@@ -120,6 +120,8 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     let idleScheduled = false
     // channels with at least one subscription
     let activeChannels = 0
+    // when the socket was last known alive (opened, or answered a heartbeat)
+    let aliveAt = clock.unsafeCurrentTimeMillis()
     // once the client's scope closed, late finalizers of channel handles held elsewhere are no-ops
     let closed = false
 
@@ -173,6 +175,7 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
       runSync: Runtime.runSync(runtime),
       now: () => clock.unsafeCurrentTimeMillis(),
       stableAfter: heartbeat.interval,
+      aliveAt: () => aliveAt,
       register,
       activeChanged: (delta) => {
         activeChannels += delta
@@ -249,6 +252,7 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     // built once per change, for all channels.
     const stopListening = transport.unsafeOnState((state) => {
       if (state._tag === "Connecting") return
+      if (state._tag === "Open") aliveAt = clock.unsafeCurrentTimeMillis()
       const down = state._tag === "Open" ? undefined : InternalChannel.socketFailure(
         state._tag === "Offline" ? new SocketClosed({ reason: state.reason }) : new SocketClosed({
           reason: state.reason,
@@ -273,6 +277,11 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
 
     // refresh the token on every heartbeat, as realtime-js does (a failure keeps the last token)
     yield* transport.heartbeats.pipe(
+      Stream.tap((status) =>
+        Effect.sync(() => {
+          if (status._tag === "Ok") aliveAt = clock.unsafeCurrentTimeMillis()
+        })
+      ),
       Stream.filter((status) => status._tag === "Sent"),
       Stream.runForEach(() =>
         accessToken.refresh.pipe(

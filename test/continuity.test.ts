@@ -81,14 +81,40 @@ describe("continuity", () => {
         events.map((b) => [b.event, (b.payload as { n: number }).n, b.meta?.replayed ?? false]),
         [["live", 1, false], ["missed", 2, true], ["missed", 3, true], ["live", 4, false]]
       )
+      // the replay has ended once none came for a second (a live broadcast does not end it)
+      yield* TestClock.adjust("1 second")
       const [gap] = yield* Fiber.join(gaps)
       assert.deepStrictEqual([gap!.replayed, gap!.complete, gap!.reason], [2, true, ""])
-      // the rejoin asked from shortly before the loss at 100 s (two heartbeat intervals and 5 s), not
-      // from 0: m1 came again in the replay and was not delivered twice
+      // the rejoin asked from when the socket was last known alive (the heartbeat answered at 100 s),
+      // less 5 s, not from 0: m1 came again in the replay and was not delivered twice
       const join = (yield* server.state).channels.find((c) => c.topic === TOPIC)!.joinPayload as {
         config: { broadcast: { replay: { since: number } } }
       }
-      assert.strictEqual(join.config.broadcast.replay.since, 100_000 - 55_000)
+      assert.strictEqual(join.config.broadcast.replay.since, 100_000 - 5_000)
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
+  it.effect("a join lost again during the replay: that gap is incomplete, and the next replay starts from the first loss", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      const client = yield* RealtimeClient.RealtimeClient
+      const channel = yield* client.channel("room", { private: true, broadcast: { replay: { since: 0 } } })
+      const gaps = yield* collect(channel.gaps, 2)
+      yield* channel.subscribe
+      yield* TestClock.adjust("100 seconds")
+      const first = yield* dropAndRejoin(channel)
+      yield* first
+      // within the replay's quiet second, the socket drops again (its reconnect backoff is at 2 s now)
+      const second = yield* dropAndRejoin(channel, "1 second")
+      yield* second
+      yield* TestClock.adjust("1 second")
+      const [cut, next] = yield* Fiber.join(gaps)
+      assert.isFalse(cut!.complete)
+      assert.include(cut!.reason, "lost again during the replay")
+      assert.isTrue(next!.complete)
+      const join = (yield* server.state).channels.find((c) => c.topic === TOPIC)!.joinPayload as {
+        config: { broadcast: { replay: { since: number } } }
+      }
+      assert.strictEqual(join.config.broadcast.replay.since, 100_000 - 5_000, "from the first loss")
     }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
   it.effect("a replay that returns its limit says more may have been missed", () =>

@@ -60,6 +60,8 @@ export interface Deps {
   readonly now: () => number
   /** How long a join must hold before losing it no longer counts as a failure (a heartbeat interval). */
   readonly stableAfter: Duration.Duration
+  /** When the socket was last known alive (opened, or answered a heartbeat). */
+  readonly aliveAt: () => number
   /** Checks the channel is still the client's, and connects the socket. */
   readonly register: (channel: ChannelImpl) => Effect.Effect<void, ChannelClosed>
   /** A channel became subscribed (+1) or stopped being (-1). */
@@ -250,6 +252,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private dropsLogged = 0
   // when the channel last lost a join it held (cleared when it leaves): the next join is a rejoin
   private lostAt: number | undefined
+  // where the next rejoin's replay starts: when the socket was last known alive before the loss
+  // (kept from the first loss when the join is lost again during a catch-up)
+  private replayFrom: number | undefined
   private gapInboxes: Array<Inbox<Channel.Gap>> | undefined
   // after a rejoin with replay: the replayed broadcasts are counted until they end
   private catchUp: Replay.CatchUp | undefined
@@ -342,32 +347,52 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   /** Subscribed again after `downtimeMillis` without a join: say so, once replay (if any) ended. */
   private rejoined(downtimeMillis: number) {
     this.lostAt = undefined
-    this.finishCatchUp()
+    this.finishCatchUp("rejoined again before the replay ended")
     const replay = this.config.broadcast?.replay
     this.deps.runFork(
       Effect.logInfo("channel rejoined").pipe(Effect.annotateLogs({ topic: this.topic, downtimeMs: downtimeMillis }))
     )
     if (replay === undefined) return this.emitGap(downtimeMillis, 0, "no replay: broadcasts sent meanwhile are lost")
     const limit = Math.max(1, Math.min(replay.limit ?? Replay.REPLAY_LIMIT, Replay.REPLAY_LIMIT))
-    // the server pushes the replayed broadcasts right after its reply: they end with the first
-    // other message of the channel, at the limit, or (a quiet channel) a second later
-    const catchUp: Replay.CatchUp = { downtimeMillis, limit, frames: 0, replayed: 0, timer: undefined }
+    // the server pushes the replayed broadcasts after its reply (live ones may come first): they
+    // have ended at the limit, or once none came for a second
+    const catchUp: Replay.CatchUp = {
+      downtimeMillis,
+      from: this.replayFrom ?? this.deps.now(),
+      limit,
+      frames: 0,
+      replayed: 0,
+      timer: undefined
+    }
     this.catchUp = catchUp
-    catchUp.timer = this.deps.runFork(
-      Effect.sleep(Replay.REPLAY_SETTLE).pipe(Effect.zipRight(Effect.sync(() => {
-        catchUp.timer = undefined
-        if (this.catchUp === catchUp) this.finishCatchUp()
-      })))
-    )
+    this.armSettle(catchUp)
   }
 
-  /** The replay of the last rejoin has ended: emit its gap. */
-  private finishCatchUp() {
+  /** (Re)starts the quiet time after which a catch-up's replay is taken to have ended. */
+  private armSettle(catchUp: Replay.CatchUp) {
+    catchUp.timer?.unsafeInterruptAsFork(FiberId.none)
+    const timer = this.deps.runFork(
+      Effect.sleep(Replay.REPLAY_SETTLE).pipe(Effect.zipRight(Effect.sync(() => {
+        if (catchUp.timer === timer) catchUp.timer = undefined
+        if (this.catchUp === catchUp) this.finishCatchUp(undefined)
+      })))
+    )
+    catchUp.timer = timer
+  }
+
+  /** The replay of the last rejoin has ended (or was cut short, `cut` says why): emit its gap. */
+  private finishCatchUp(cut: string | undefined) {
     const catchUp = this.catchUp
     if (catchUp === undefined) return
     this.catchUp = undefined
+    this.replayFrom = undefined
     catchUp.timer?.unsafeInterruptAsFork(FiberId.none)
-    this.emitGap(catchUp.downtimeMillis, catchUp.replayed, Replay.gapReason(catchUp, this.bindings.length > 0))
+    catchUp.timer = undefined
+    this.emitGap(
+      catchUp.downtimeMillis,
+      catchUp.replayed,
+      cut ?? Replay.gapReason(catchUp, this.bindings.length > 0)
+    )
   }
 
   private emitGap(downtimeMillis: number, replayed: number, reason: string) {
@@ -380,10 +405,15 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     if (Equal.equals(status, this.currentStatus)) return
     if (status._tag === "Closed") {
       this.lostAt = undefined
-      this.finishCatchUp()
+      this.finishCatchUp("the channel closed during the replay")
+      this.replayFrom = undefined
     } else if (this.currentStatus._tag === "Subscribed" && status._tag !== "Subscribed") {
-      this.lostAt = this.deps.now()
-      this.finishCatchUp()
+      const now = this.deps.now()
+      this.lostAt = now
+      // lost again during a catch-up: the next replay starts where this one did
+      const from = this.catchUp?.from ?? Math.min(now, this.deps.aliveAt())
+      this.finishCatchUp("the join was lost again during the replay")
+      this.replayFrom = from
     }
     this.currentStatus = status
     const inboxes = this.statusInboxes
@@ -688,7 +718,6 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       metrics.stale.unsafeUpdate(1, [])
       return
     }
-    if (this.catchUp !== undefined && message.event !== "broadcast") this.finishCatchUp()
     switch (message.event) {
       case "broadcast":
         return this.onBroadcast(message.payload)
@@ -761,15 +790,15 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const m = typeof meta === "object" && meta !== null
       ? meta as { readonly replayed?: unknown; readonly id?: unknown }
       : {}
-    const catchUp = this.catchUp
-    if (catchUp !== undefined) {
-      if (m.replayed === true) catchUp.frames++
-      else this.finishCatchUp()
-    }
+    const catchUp = m.replayed === true ? this.catchUp : undefined
+    if (catchUp !== undefined) catchUp.frames++
     const fresh = typeof m.id !== "string" || this.seen!.add(m.id)
     if (!fresh) metrics.duplicates.unsafeUpdate(1, [])
-    else if (catchUp !== undefined && m.replayed === true) catchUp.replayed++
-    if (catchUp !== undefined && catchUp.frames >= catchUp.limit) this.finishCatchUp()
+    else if (catchUp !== undefined) catchUp.replayed++
+    if (catchUp !== undefined) {
+      if (catchUp.frames >= catchUp.limit) this.finishCatchUp(undefined)
+      else this.armSettle(catchUp)
+    }
     return fresh
   }
 
@@ -847,9 +876,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       wireBindings: this.wireBindings,
       presenceEnabled: this.presenceEnabled,
       token,
-      replaySince: replay === undefined || this.lostAt === undefined
+      replaySince: replay === undefined || this.replayFrom === undefined
         ? replay?.since
-        : Replay.since(replay.since, this.lostAt, Duration.toMillis(this.deps.stableAfter))
+        : Replay.since(replay.since, this.replayFrom)
     })
   }
 

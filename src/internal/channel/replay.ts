@@ -11,12 +11,14 @@ import type * as Fiber from "effect/Fiber"
 /** The server's replay limit (also its default), and how long it keeps messages. */
 export const REPLAY_LIMIT = 25
 export const REPLAY_RETENTION_MILLIS = 72 * 3_600_000
-/** How long after a rejoin's reply a quiet channel's replay is taken to have ended. */
+/** How long without a replayed broadcast after which a rejoin's replay is taken to have ended. */
 export const REPLAY_SETTLE = Duration.seconds(1)
 
 /** The replay of one rejoin, while it arrives. */
 export interface CatchUp {
   readonly downtimeMillis: number
+  /** Where its replay started (kept when the join is lost again before it ends). */
+  readonly from: number
   readonly limit: number
   /** Replayed broadcasts received (against the limit), and delivered (not seen before). */
   frames: number
@@ -44,12 +46,12 @@ export class RecentIds {
 }
 
 /**
- * A rejoin asks for what was sent since shortly before the join was lost: the socket may have been
- * dead for up to a heartbeat interval and its timeout before that was noticed, and the server's
- * clock may differ a little (what had already arrived is not delivered twice).
+ * Where a rejoin's replay starts: when the socket was last known alive before the join was lost
+ * (a socket may die long before that is noticed: a heartbeat interval and its timeout, or a frozen
+ * page), less 5 s for the server's clock, in whole milliseconds. What had already arrived is not
+ * delivered twice.
  */
-export const since = (configured: number, lostAt: number, heartbeatMillis: number): number =>
-  Math.max(configured, lostAt - 2 * heartbeatMillis - 5_000)
+export const since = (configured: number, from: number): number => Math.max(configured, Math.floor(from) - 5_000)
 
 /** Why the gap of a finished catch-up may hide missed events ("" when nothing was missed). */
 export const gapReason = (catchUp: CatchUp, hasPostgresChanges: boolean): string =>
