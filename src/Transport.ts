@@ -25,6 +25,7 @@ import * as PubSub from "effect/PubSub"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Heartbeat from "./Heartbeat.js"
 import * as Backoff from "./internal/backoff.js"
@@ -796,6 +797,24 @@ export const make = (
       })
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
+    // waits for the network, checking it again as the wait is registered (a signal in between is
+    // not lost)
+    const online = (network: Network.Network): Effect.Effect<void> =>
+      Effect.async<void>((resume) => {
+        const check = () => {
+          if (!network.unsafeIsOnline()) return false
+          wake = undefined
+          resume(Effect.void)
+          return true
+        }
+        if (check()) return
+        wake = () => {
+          check()
+        }
+        return Effect.sync(() => {
+          wake = undefined
+        })
+      })
     const sleepUnlessWoken = (duration: Duration.Duration) =>
       network === undefined ? Effect.sleep(duration) : Effect.raceFirst(Effect.sleep(duration), woken)
 
@@ -921,7 +940,7 @@ export const make = (
           // no attempt while the device says there is no network: wait for it, then start over
           yield* setState(ConnectionState.Offline({ reason: "the device reports no network" }))
           yield* Effect.logInfo("offline: waiting for the network")
-          while (!network.unsafeIsOnline()) yield* woken
+          yield* online(network)
           backoff.reset()
           if (attempt > 0) attempt = 1
         }
@@ -1010,7 +1029,10 @@ export const make = (
       state: Effect.sync(() => currentState),
       stateChanges: state.changes,
       heartbeats: Stream.fromPubSub(heartbeatHub),
-      connect: FiberHandle.run(handle, loop, { onlyIfMissing: true }).pipe(Effect.asVoid),
+      // the connection loop outlives whoever connected: it is not a child of their span
+      connect: FiberHandle.run(handle, Effect.mapInputContext(loop, Context.omit(Tracer.ParentSpan)<never>), {
+        onlyIfMissing: true
+      }).pipe(Effect.asVoid),
       disconnect,
       makeRef,
       push,
