@@ -1227,16 +1227,20 @@ export class ChannelImpl implements Channel.RealtimeChannel {
       ;(this.presenceListeners ??= []).push(listener)
       return () => removeFrom(this.presenceListeners, listener)
     })
+    // the current state, then every new one: seeded as the listener registers, so that a state that
+    // arrives while the consumer handles the first is not missed
+    const states = this.listen<ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState>((listener) => {
+      listener.inbox.offer(this.syncer.state, true)
+      ;(this.presenceListeners ??= []).push(listener)
+      return () => removeFrom(this.presenceListeners, listener)
+    }).pipe(Stream.filter((item): item is Presence.PresenceState => item instanceof Map))
     const encode = schema === undefined ? undefined : Schema.encodeUnknown(schema)
     return {
       occupancy: Effect.sync(() => occupancyOf(this.syncer.state)),
-      occupancyChanges: Stream.concat(
-        Stream.sync(() => occupancyOf(this.syncer.state)),
-        raw.pipe(
-          Stream.filter((item): item is Presence.PresenceState => item instanceof Map),
-          Stream.map(occupancyOf)
-        )
-      ).pipe(Stream.changesWith((a, b) => a.keys === b.keys && a.connections === b.connections)),
+      occupancyChanges: states.pipe(
+        Stream.map(occupancyOf),
+        Stream.changesWith((a, b) => a.keys === b.keys && a.connections === b.connections)
+      ),
       track: (meta, options) =>
         encode === undefined ? this.track(meta, options) : encode(meta).pipe(
           Effect.mapError((error) =>
@@ -1247,10 +1251,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
           Effect.flatMap((encoded) => this.track(encoded as object, options))
         ),
       state: Effect.sync(() => snapshot(this.syncer.state)),
-      changes: Stream.concat(
-        Stream.sync(() => snapshot(this.syncer.state)),
-        raw.pipe(Stream.filter((item): item is Presence.PresenceState => item instanceof Map), Stream.map(snapshot))
-      ),
+      changes: Stream.map(states, snapshot),
       events: raw.pipe(
         Stream.mapConcat((item): ReadonlyArray<Channel.PresenceChange<any>> =>
           item instanceof Map
