@@ -32,12 +32,17 @@ export type NetworkSignal = Data.TaggedEnum<{
 }>
 
 /**
+ * Builds the signals (`NetworkSignal.Online()`, …).
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const NetworkSignal = Data.taggedEnum<NetworkSignal>()
 
 /**
+ * What the device says about its network. Build one with `make` (over a synchronous source),
+ * `makeManual`, or `layerBrowser`.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -53,6 +58,8 @@ export interface Network {
 }
 
 /**
+ * The device's network, read by the transport when provided.
+ *
  * @since 0.1.0
  * @category tags
  */

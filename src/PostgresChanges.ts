@@ -50,6 +50,8 @@ export interface Binding {
 // -----------------------------------------------------------------------------
 
 /**
+ * Marks a binding made by {@link typed} with the row type of its table.
+ *
  * @since 0.1.0
  * @category type ids
  */

@@ -782,6 +782,8 @@ export const make = (
     // ends a reconnect backoff or an offline wait at once, and makes an open socket send its
     // heartbeat now (a socket may have died while the page was frozen or the network away).
     let wake: (() => void) | undefined
+    // when the last connection attempt began
+    let attemptedAt = 0
     const woken = Effect.async<void>((resume) => {
       wake = () => {
         wake = undefined
@@ -793,7 +795,10 @@ export const make = (
     })
     if (network !== undefined) {
       const unsubscribe = network.unsafeSubscribe((signal) => {
-        if (signal._tag !== "Offline") wake?.()
+        if (signal._tag === "Online") return wake?.()
+        // a page that comes back ends a backoff at most once a second (switching tabs during an
+        // outage must not storm the server); an open socket is probed at once
+        if (signal._tag === "Resumed" && (open || clock.unsafeCurrentTimeMillis() - attemptedAt >= 1_000)) wake?.()
       })
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
@@ -944,6 +949,7 @@ export const make = (
           backoff.reset()
           if (attempt > 0) attempt = 1
         }
+        attemptedAt = clock.unsafeCurrentTimeMillis()
         yield* setState(ConnectionState.Connecting({ attempt }))
         let openedAt: number | undefined
         const exit = yield* Effect.exit(connection({

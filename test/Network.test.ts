@@ -110,6 +110,12 @@ describe("Network", () => {
       yield* client.connect
       yield* (yield* Queue.take(server.connections)).close(1006)
       yield* awaitState(client, "Reconnecting")
+      // a page that comes back within a second of the last attempt does not end the backoff (tab
+      // switching during an outage must not storm the server); a second later it does
+      manual.resume()
+      yield* Effect.yieldNow()
+      assert.isTrue(yield* noConnection(server), "no attempt within a second of the last")
+      yield* TestClock.adjust("1 second")
       manual.resume()
       yield* Queue.take(server.connections)
       // and once more with the network

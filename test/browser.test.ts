@@ -232,6 +232,8 @@ describe("browser", () => {
         await ada.locator("#connection[data-state=Reconnecting]").waitFor({ timeout: 10_000 })
         // headless Chromium neither hides nor freezes a page (Page.setWebLifecycleState refuses a
         // visible one), so the page's own `resume` event is dispatched as Chrome does after a freeze
+        // (a resume ends a backoff only a second or more after the last attempt began)
+        await ada.waitForTimeout(1_100)
         await ada.evaluate(() => document.dispatchEvent(new Event("resume")))
         await ada.locator("#connection[data-state=Open]").waitFor({ timeout: 10_000 })
         await ada.locator("#status[data-state=Subscribed]").waitFor({ timeout: 10_000 })
