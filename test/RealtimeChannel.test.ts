@@ -853,6 +853,40 @@ describe("RealtimeChannel", () => {
       }))
   })
 
+  describe("presence views", () => {
+    it.scoped("changes: a state that arrives while the consumer handles the first element is not missed", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room", { presence: { key: "ada" } })
+        const { connection, join } = yield* joined(harness, channel)
+        const release = yield* Deferred.make<void>()
+        const firstTaken = yield* Deferred.make<void>()
+        // a consumer that is busy with the first element until released
+        const seen = yield* channel.presence().changes.pipe(
+          Stream.zipWithIndex,
+          Stream.mapEffect(([state, i]) =>
+            i === 0
+              ? Effect.as(Effect.zipRight(Deferred.succeed(firstTaken, void 0), Deferred.await(release)), state)
+              : Effect.succeed(state)
+          ),
+          Stream.take(2),
+          Stream.runCollect,
+          Effect.fork
+        )
+        yield* Deferred.await(firstTaken)
+        yield* serverSend(connection, {
+          joinRef: join.ref,
+          ref: null,
+          topic: join.topic,
+          event: "presence_state",
+          payload: { bob: { metas: [{ phx_ref: "r1" }] } }
+        })
+        yield* Deferred.succeed(release, void 0)
+        const states = Chunk.toReadonlyArray(yield* Fiber.join(seen))
+        assert.deepStrictEqual(states.map((state) => [...state.keys()]), [[], ["bob"]])
+      }))
+  })
+
   describe("lifecycle (every subscribe settles, nothing loops)", () => {
     const systemError = (connection: FakeSocket.FakeConnection, join: Protocol.Message, message: string) =>
       Effect.zipRight(
