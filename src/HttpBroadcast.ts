@@ -30,6 +30,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
 import { AccessToken } from "./AccessToken.js"
 import * as Describe from "./internal/describe.js"
+import { isJsonObject } from "./internal/guards.js"
 import { parseEndpoint } from "./internal/url.js"
 import type { AccessTokenError } from "./RealtimeError.js"
 import { HttpBroadcastFailed, InvalidArgument } from "./RealtimeError.js"
@@ -392,9 +393,6 @@ const toBytes = (payload: unknown): Uint8Array | undefined => {
   if (ArrayBuffer.isView(payload)) return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)
   return undefined
 }
-
-const isJsonObject = (u: unknown): boolean =>
-  typeof u === "object" && u !== null && !Array.isArray(u) && !(u instanceof ArrayBuffer) && !ArrayBuffer.isView(u)
 
 const stringify = (value: unknown, what: string): Effect.Effect<string, InvalidArgument> => {
   try {

@@ -16,6 +16,7 @@ import * as Either from "effect/Either"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import * as Predicate from "effect/Predicate"
 import * as Describe from "./internal/describe.js"
+import { isRecord } from "./internal/guards.js"
 import * as internal from "./internal/postgresFilter.js"
 import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "./RealtimeError.js"
 
@@ -987,8 +988,6 @@ const exactNumber = (text: string, type: string): number | undefined => {
   if (type === "int8") return Number.isSafeInteger(n) ? n : undefined
   return internal.isExactNumber(trimmed) ? n : undefined
 }
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
  * `JSON.parse`, except that a number a double cannot hold exactly (an `int8` beyond 2^53, a

@@ -39,6 +39,7 @@ import * as Config from "./channel/config.js"
 import * as Replay from "./channel/replay.js"
 import * as State from "./channel/state.js"
 import * as Describe from "./describe.js"
+import { isJsonObject } from "./guards.js"
 import { type Inbox, inboxStream, Listener } from "./inbox.js"
 import { Waiter } from "./waiter.js"
 
@@ -105,9 +106,6 @@ class Skipped {
 }
 
 const initialSyncer = Presence.makeSyncer()
-
-const isJsonObject = (u: unknown): boolean =>
-  typeof u === "object" && u !== null && !Array.isArray(u) && !ArrayBuffer.isView(u) && !(u instanceof ArrayBuffer)
 
 const removeFrom = <A>(array: Array<A> | undefined, value: A): void => {
   if (array === undefined) return

@@ -391,7 +391,3 @@ const compareUtf8 = (a: string, b: string): number => {
   }
   return x.length - y.length
 }
-
-/** @internal */
-export const isPlainObject = (u: unknown): u is Record<string, unknown> =>
-  typeof u === "object" && u !== null && !Array.isArray(u)

@@ -7,12 +7,12 @@
  * @internal
  */
 import * as Either from "effect/Either"
+import { isRecord } from "../../internal/guards.js"
 import {
   compareNumeric,
   compareText,
   type Condition,
   inspect,
-  isPlainObject,
   type Operator,
   parseArrayLiteral,
   parseDecimal,
@@ -45,7 +45,7 @@ export interface SubscriptionParams {
  * @internal
  */
 export const parseSubscriptionParams = (params: unknown): Either.Either<SubscriptionParams, string> => {
-  const map: Record<string, unknown> = isPlainObject(params) ? params : {}
+  const map: Record<string, unknown> = isRecord(params) ? params : {}
   const has = (key: string) => Object.prototype.hasOwnProperty.call(map, key)
   const event = actionFilter(map)
 
@@ -80,7 +80,7 @@ export const parseSubscriptionParams = (params: unknown): Either.Either<Subscrip
   if (typeof table === "string" && !has("schema") && !has("filter")) return ok("public", table, [])
   const prefix = "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: "
   if (has("user_token") || has("auth_token")) return Either.left(prefix + "<redacted>")
-  return Either.left(prefix + inspect(isPlainObject(params) ? params : params ?? null))
+  return Either.left(prefix + inspect(isRecord(params) ? params : params ?? null))
 }
 
 const actionFilter = (map: Record<string, unknown>): SubscriptionParams["event"] => {

@@ -5,6 +5,7 @@
  *
  * @internal
  */
+import { isRecord } from "../../internal/guards.js"
 import type * as RS from "../RealtimeServer.js"
 import type { Engine } from "./engine.js"
 import * as Jwt from "./jwt.js"
@@ -34,8 +35,6 @@ const response = (
     body: textEncoder.encode(text)
   }
 }
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const lowerCase = (headers: Readonly<Record<string, string>>): Record<string, string> => {
   const out: Record<string, string> = {}

@@ -5,6 +5,7 @@
  * @internal
  */
 import * as Crypto from "node:crypto"
+import { isRecord } from "../../internal/guards.js"
 
 /** @internal */
 export type Claims = Readonly<Record<string, unknown>>
@@ -32,8 +33,6 @@ const decodeJson = (part: string): unknown => {
     return undefined
   }
 }
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** Signs `claims` (undefined values dropped) with HMAC. @internal */
 export const sign = (
