@@ -577,7 +577,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const waiters = this.joinWaiters
     if (waiters === undefined || waiters.length === 0) return
     this.joinWaiters = undefined
-    // errors are built only when someone waits (a Schema error costs tens of µs)
+    // errors are built only when someone waits (PERFORMANCE.md: a Schema error is costly)
     const exit: Exit.Exit<void, JoinFailure> = outcome._tag === "Joined"
       ? Exit.void
       : outcome._tag === "Failed"

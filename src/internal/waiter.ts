@@ -4,8 +4,7 @@ import type * as Exit from "effect/Exit"
 /**
  * One outcome, settled once and handed to one waiter: a fiber (`await`) or a callback (`listen`).
  * The waiting primitive of the transport's pending replies and of the channel's join waits. A
- * callback, not a `Deferred`: a Deferred costs ~3 µs to make (Effect 3.22, `bench/effect-costs.ts`),
- * a wait through it 5 µs against 0.8 µs.
+ * callback, not a `Deferred` (PERFORMANCE.md has the costs).
  *
  * @internal
  */
