@@ -325,6 +325,8 @@ interface End {
   readonly body?: string | undefined
   /** The server will refuse again: stop until the next `connect`. */
   readonly permanent: boolean
+  /** Our socket refused an inbound frame over `maxFrameBytes` (a bad frame, counted as such). */
+  readonly frameTooLarge?: boolean | undefined
 }
 
 const errorMessage = (event: Event): string | undefined => {
@@ -883,7 +885,8 @@ export const make = (
         return {
           reason: `frame too large (1009: over maxFrameBytes, ${maxFrameBytes} bytes)`,
           code: 1009,
-          permanent: false
+          permanent: false,
+          frameTooLarge: true
         }
       }
       if (Socket.isSocketError(failure) && failure.reason === "OpenTimeout") {
@@ -960,7 +963,7 @@ export const make = (
         }))
         const end = describeEnd(exit, ended)
         const { body, code, reason, status } = end
-        if (ended.error !== undefined && TOO_LARGE.test(ended.error)) {
+        if (end.frameTooLarge) {
           // the refused frame is a bad frame like any other: counted and logged (throttled)
           const counted = badFrame(
             new ProtocolError({

@@ -5,14 +5,14 @@
  */
 import * as Socket from "@effect/platform/Socket"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Either, Fiber, Layer, Option, Queue, Stream, TestClock } from "effect"
+import { Chunk, Context, Effect, Fiber, Layer, Option, Queue, Stream, TestClock } from "effect"
 import * as AccessToken from "../src/AccessToken.js"
 import * as Network from "../src/Network.js"
-import * as Protocol from "../src/Protocol.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as Reconnect from "../src/Reconnect.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
 import type * as Transport from "../src/Transport.js"
+import { nextOf, replyOk } from "./support/frames.js"
 import { awaitStatus } from "./support/status.js"
 
 const URL = "ws://realtime.test/socket"
@@ -31,23 +31,6 @@ const setup = (options: { readonly online?: boolean; readonly reconnect?: Partia
     const client = Context.get(yield* Layer.build(layer).pipe(Effect.orDie), RealtimeClient.RealtimeClient)
     return { client, server, manual, tokens: () => tokens }
   })
-
-const decode = (frame: string | Uint8Array) => Either.getOrThrow(Protocol.serverV2.decode(frame))
-
-const nextOf = (connection: FakeSocket.FakeConnection, event: string): Effect.Effect<Protocol.Message> =>
-  Effect.flatMap(
-    Effect.map(Queue.take(connection.sent), decode),
-    (m) => m.event === event ? Effect.succeed(m) : nextOf(connection, event)
-  )
-
-const replyOk = (connection: FakeSocket.FakeConnection, to: Protocol.Message) =>
-  connection.send(Either.getOrThrow(Protocol.serverV2.encode({
-    joinRef: to.joinRef,
-    ref: to.ref,
-    topic: to.topic,
-    event: "phx_reply",
-    payload: { status: "ok", response: { postgres_changes: [] } }
-  })))
 
 const awaitState = (client: RealtimeClient.RealtimeClient, tag: Transport.ConnectionState["_tag"]) =>
   client.stateChanges.pipe(Stream.filter((s) => s._tag === tag), Stream.runHead, Effect.map(Option.getOrThrow))
@@ -123,6 +106,8 @@ describe("Network", () => {
       yield* Effect.yieldNow()
       manual.set(false)
       manual.set(true)
+      // time for a replacement to happen, were the open socket dropped (it only gets a heartbeat)
+      yield* TestClock.adjust("1 second")
       assert.isTrue(Option.isNone(yield* Fiber.poll(second)), "an open socket is not replaced")
       yield* Fiber.interrupt(second)
     }))

@@ -10,7 +10,6 @@ import {
   Context,
   Duration,
   Effect,
-  Either,
   Exit,
   Fiber,
   Layer,
@@ -24,10 +23,10 @@ import {
   TestClock
 } from "effect"
 import * as Heartbeat from "../src/Heartbeat.js"
-import * as Protocol from "../src/Protocol.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as Reconnect from "../src/Reconnect.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
+import { decode, nextOf, replyOk } from "./support/frames.js"
 
 const URL = "ws://realtime.test/socket"
 
@@ -44,23 +43,6 @@ const setup = (
     const context = yield* Layer.build(layer).pipe(Effect.orDie)
     return { server, client: Context.get(context, RealtimeClient.RealtimeClient) }
   })
-
-const decode = (frame: string | Uint8Array) => Either.getOrThrow(Protocol.serverV2.decode(frame))
-
-const nextOf = (connection: FakeSocket.FakeConnection, event: string): Effect.Effect<Protocol.Message> =>
-  Effect.flatMap(
-    Effect.map(Queue.take(connection.sent), decode),
-    (m) => m.event === event ? Effect.succeed(m) : nextOf(connection, event)
-  )
-
-const replyOk = (connection: FakeSocket.FakeConnection, to: Protocol.Message) =>
-  connection.send(Either.getOrThrow(Protocol.serverV2.encode({
-    joinRef: to.joinRef,
-    ref: to.ref,
-    topic: to.topic,
-    event: "phx_reply",
-    payload: { status: "ok", response: { postgres_changes: [] } }
-  })))
 
 /** Every frame sent so far on a connection, decoded, without waiting. */
 const drain = (connection: FakeSocket.FakeConnection) =>
@@ -147,8 +129,12 @@ describe("RealtimeClient", () => {
         assert.deepStrictEqual(yield* client.channels, [])
         const error = yield* Effect.flip(channel.subscribe)
         assert.strictEqual(error._tag, "ChannelClosed")
-        // removing again, or a channel of another client, is a no-op
+        // removing it again is a no-op, and so is removing a channel of another client
         yield* client.removeChannel(channel)
+        const other = yield* setup()
+        const theirs = yield* other.client.channel("room")
+        yield* client.removeChannel(theirs)
+        assert.deepStrictEqual((yield* other.client.channels).map((c) => c.topic), ["realtime:room"])
       }))
 
     it.scoped("removeAllChannels leaves every channel and closes the socket", () =>

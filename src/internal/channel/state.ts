@@ -70,7 +70,7 @@ export interface Failure<E> {
 export type State<E> =
   | { readonly _tag: "Idle" }
   | { readonly _tag: "Joining"; readonly attempt: number; readonly joinRef: string | undefined }
-  | { readonly _tag: "Joined"; readonly joinRef: string; readonly since: number; readonly rejoined: boolean }
+  | { readonly _tag: "Joined"; readonly joinRef: string; readonly since: number }
   | { readonly _tag: "Backoff"; readonly attempt: number; readonly delayMillis: number; readonly last: Failure<E> }
   | { readonly _tag: "Offline"; readonly attempt: number; readonly last: Failure<E> | undefined }
   | { readonly _tag: "Closed"; readonly reason: string; readonly last: Failure<E> | undefined }
@@ -130,8 +130,8 @@ export type Command<E> =
   | { readonly _tag: "Status"; readonly status: Status }
   /** Resolve whoever waits for the join (subscribers, and sends waiting for a rejoin). */
   | { readonly _tag: "Settle"; readonly outcome: Outcome<E> }
-  /** The join was accepted (`rejoined`: not the first of this subscription). */
-  | { readonly _tag: "Joined"; readonly rejoined: boolean }
+  /** The join was accepted (the shell re-tracks presence and says whether it was a rejoin). */
+  | { readonly _tag: "Joined" }
 
 /** How a wait for the join ends: joined, failed with the last failure, or closed by a leave. */
 export type Outcome<E> =
@@ -309,14 +309,9 @@ export const step = <E>(machine: Machine<E>, event: Event<E>, env: Env): Step<E>
     }
     case "JoinOk": {
       if (s._tag !== "Joining" || s.joinRef !== event.joinRef) break
-      const rejoined = !m.pending
       if (m.deadline) commands.push({ _tag: "CancelDeadline" })
-      set({ _tag: "Joined", joinRef: event.joinRef, since: env.now(), rejoined }, { pending: false, deadline: false })
-      commands.push(
-        { _tag: "Settle", outcome: { _tag: "Joined" } },
-        status({ _tag: "Subscribed" }),
-        { _tag: "Joined", rejoined }
-      )
+      set({ _tag: "Joined", joinRef: event.joinRef, since: env.now() }, { pending: false, deadline: false })
+      commands.push({ _tag: "Settle", outcome: { _tag: "Joined" } }, status({ _tag: "Subscribed" }), { _tag: "Joined" })
       break
     }
     case "JoinFailed": {
