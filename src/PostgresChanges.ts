@@ -15,8 +15,8 @@
 import * as Either from "effect/Either"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import * as Predicate from "effect/Predicate"
-import * as Describe from "./internal/describe.js"
-import { isRecord } from "./internal/guards.js"
+import * as Describe from "./core/describe.js"
+import { isRecord } from "./core/guards.js"
 import * as internal from "./internal/postgresFilter.js"
 import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "./RealtimeError.js"
 

@@ -10,17 +10,20 @@
  * Binary payloads handed out by the decoders (`Uint8Array`) are always fresh copies: they never alias
  * the frame, so the transport may reuse its buffers.
  *
- * The codecs live in `internal/protocol/`: `text.ts` (both versions' text frames), `binary.ts` (the
- * binary kinds, client and server side) over `bytes.ts` (errors, bytes, strings, frame checks).
+ * The codecs live in the Effect-free core, `core/protocol/`: `text.ts` (both versions' text frames),
+ * `binary.ts` (the binary kinds, client and server side) over `bytes.ts` (errors, bytes, strings, frame
+ * checks), `serializer.ts`; they return a `Result` with a plain `ProtocolIssue`, which this module turns
+ * into an `Either` with a `ProtocolError`.
  *
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import * as Binary from "./internal/protocol/binary.js"
-import * as Bytes from "./internal/protocol/bytes.js"
-import * as Constants from "./internal/protocol/constants.js"
-import * as Text from "./internal/protocol/text.js"
+import * as Binary from "./core/protocol/binary.js"
+import * as Constants from "./core/protocol/constants.js"
+import type * as Model from "./core/protocol/model.js"
+import * as CoreSerializer from "./core/protocol/serializer.js"
+import type * as Result from "./core/result.js"
 import { ProtocolError } from "./RealtimeError.js"
 
 // -------------------------------------------------------------------------------------
@@ -33,7 +36,7 @@ import { ProtocolError } from "./RealtimeError.js"
  * @since 0.1.0
  * @category models
  */
-export type Vsn = "1.0.0" | "2.0.0"
+export type Vsn = Model.Vsn
 
 /**
  * A WebSocket frame: text or binary (an `ArrayBuffer` is normalised to a `Uint8Array` by the transport).
@@ -41,7 +44,7 @@ export type Vsn = "1.0.0" | "2.0.0"
  * @since 0.1.0
  * @category models
  */
-export type Frame = string | Uint8Array
+export type Frame = Model.Frame
 
 /**
  * The Phoenix envelope, decoded. Wire slots are `[join_ref, ref, topic, event, payload]`.
@@ -49,13 +52,7 @@ export type Frame = string | Uint8Array
  * @since 0.1.0
  * @category models
  */
-export interface Message {
-  readonly joinRef: string | null
-  readonly ref: string | null
-  readonly topic: string
-  readonly event: string
-  readonly payload: unknown
-}
+export type Message = Model.Message
 
 /**
  * The client side of the wire: encodes what a client sends, decodes what a server sends.
@@ -625,6 +622,30 @@ export const HeartbeatPayload = Schema.Struct({})
 export interface HeartbeatPayload extends Schema.Schema.Type<typeof HeartbeatPayload> {}
 
 // -------------------------------------------------------------------------------------
+// the core's results as Eithers
+// -------------------------------------------------------------------------------------
+
+/** A codec result of the core as an `Either`, its `ProtocolIssue` as a `ProtocolError`. @internal */
+export const fromResult = <A>(result: Result.Result<A, Model.ProtocolIssue>): Either.Either<A, ProtocolError> =>
+  result.ok
+    ? Either.right(result.value)
+    : Either.left(new ProtocolError({ reason: result.error.reason, detail: result.error.detail }, true))
+
+/** A client serializer of the core as this module's `Serializer`. @internal */
+export const fromCore = (core: Model.Serializer): Serializer => ({
+  vsn: core.vsn,
+  encode: (message) => fromResult(core.encode(message)),
+  decode: (frame) => fromResult(core.decode(frame))
+})
+
+/** A server serializer of the core as this module's `ServerSerializer`. @internal */
+export const fromCoreServer = (core: Model.ServerSerializer): ServerSerializer => ({
+  vsn: core.vsn,
+  decode: (frame) => fromResult(core.decode(frame)),
+  encode: (message) => fromResult(core.encode(message))
+})
+
+// -------------------------------------------------------------------------------------
 // binary frames (server side)
 // -------------------------------------------------------------------------------------
 
@@ -634,7 +655,12 @@ export interface HeartbeatPayload extends Schema.Schema.Type<typeof HeartbeatPay
  * @since 0.1.0
  * @category encoding
  */
-export const encodePhoenixPush = Binary.encodePhoenixPush
+export const encodePhoenixPush = (args: {
+  readonly joinRef: string | null
+  readonly topic: string
+  readonly event: string
+  readonly payload: Uint8Array
+}): Either.Either<Uint8Array, ProtocolError> => fromResult(Binary.encodePhoenixPush(args))
 
 /**
  * Encodes a Phoenix reply (binary kind 1, server → client).
@@ -642,7 +668,13 @@ export const encodePhoenixPush = Binary.encodePhoenixPush
  * @since 0.1.0
  * @category encoding
  */
-export const encodePhoenixReply = Binary.encodePhoenixReply
+export const encodePhoenixReply = (args: {
+  readonly joinRef: string | null
+  readonly ref: string | null
+  readonly topic: string
+  readonly status: string
+  readonly response: Uint8Array
+}): Either.Either<Uint8Array, ProtocolError> => fromResult(Binary.encodePhoenixReply(args))
 
 /**
  * Encodes a Phoenix broadcast (binary kind 2, server → client).
@@ -650,7 +682,11 @@ export const encodePhoenixReply = Binary.encodePhoenixReply
  * @since 0.1.0
  * @category encoding
  */
-export const encodePhoenixBroadcast = Binary.encodePhoenixBroadcast
+export const encodePhoenixBroadcast = (args: {
+  readonly topic: string
+  readonly event: string
+  readonly payload: Uint8Array
+}): Either.Either<Uint8Array, ProtocolError> => fromResult(Binary.encodePhoenixBroadcast(args))
 
 /**
  * Encodes a Supabase user broadcast (binary kind 4, server → client). A `Uint8Array` (or
@@ -660,7 +696,12 @@ export const encodePhoenixBroadcast = Binary.encodePhoenixBroadcast
  * @since 0.1.0
  * @category encoding
  */
-export const encodeUserBroadcast = Binary.encodeUserBroadcast
+export const encodeUserBroadcast = (args: {
+  readonly topic: string
+  readonly event: string
+  readonly payload: unknown
+  readonly meta?: Record<string, unknown> | undefined
+}): Either.Either<Uint8Array, ProtocolError> => fromResult(Binary.encodeUserBroadcast(args))
 
 // -------------------------------------------------------------------------------------
 // constructors
@@ -673,11 +714,7 @@ export const encodeUserBroadcast = Binary.encodeUserBroadcast
  * @since 0.1.0
  * @category constructors
  */
-export const makeV1 = (): Serializer => ({
-  vsn: "1.0.0",
-  encode: (message) => Text.encodeV1Text(message, true),
-  decode: Text.decodeV1
-})
+export const makeV1 = (): Serializer => fromCore(CoreSerializer.makeV1())
 
 /**
  * The vsn 2.0.0 client serializer. A `broadcast` whose payload has a string `event` is sent as a
@@ -688,11 +725,8 @@ export const makeV1 = (): Serializer => ({
  * @since 0.1.0
  * @category constructors
  */
-export const makeV2 = (options?: { readonly metadataKeys?: ReadonlyArray<string> | undefined }): Serializer => ({
-  vsn: "2.0.0",
-  encode: Binary.makeEncodeV2(options?.metadataKeys ?? ["persist"]),
-  decode: Binary.decodeV2
-})
+export const makeV2 = (options?: { readonly metadataKeys?: ReadonlyArray<string> | undefined }): Serializer =>
+  fromCore(CoreSerializer.makeV2(options))
 
 /**
  * @since 0.1.0
@@ -721,11 +755,7 @@ export const serializer = (vsn: Vsn): Serializer => vsn === "1.0.0" ? v1 : v2
  * @since 0.1.0
  * @category constructors
  */
-export const serverV1: ServerSerializer = {
-  vsn: "1.0.0",
-  decode: Text.decodeV1,
-  encode: (message) => Text.encodeV1Text(message, false)
-}
+export const serverV1: ServerSerializer = fromCoreServer(CoreSerializer.serverV1)
 
 /**
  * The vsn 2.0.0 server serializer: decodes text frames and binary kinds 0 (client layout, with ref)
@@ -734,13 +764,4 @@ export const serverV1: ServerSerializer = {
  * @since 0.1.0
  * @category constructors
  */
-export const serverV2: ServerSerializer = {
-  vsn: "2.0.0",
-  decode: (frame) =>
-    typeof frame === "string"
-      ? Text.decodeV2Text(frame)
-      : frame instanceof Uint8Array
-      ? Binary.decodeServerV2Binary(frame)
-      : Bytes.fail("InvalidEnvelope", "a frame must be a string or a Uint8Array"),
-  encode: Binary.encodeServerV2
-}
+export const serverV2: ServerSerializer = fromCoreServer(CoreSerializer.serverV2)

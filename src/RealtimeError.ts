@@ -8,7 +8,8 @@
 import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
-import * as Describe from "./internal/describe.js"
+import * as Describe from "./core/describe.js"
+import * as DescribeIssue from "./internal/describe.js"
 
 /**
  * @since 0.1.0
@@ -378,7 +379,7 @@ export const payloadDecodeError = (
   const error = new PayloadDecodeError({
     topic,
     event: Describe.truncate(event, 200),
-    detail: typeof issue === "string" ? Describe.truncate(issue) : Describe.describeIssue(issue)
+    detail: typeof issue === "string" ? Describe.truncate(issue) : DescribeIssue.describeIssue(issue)
   })
   Object.defineProperty(error, "issue", {
     value: typeof issue === "string" ? undefined : issue,

@@ -24,8 +24,9 @@ import {
   Stream
 } from "effect"
 import * as AccessToken from "../src/AccessToken.js"
+import { describe as describeValue } from "../src/core/describe.js"
 import * as HttpBroadcast from "../src/HttpBroadcast.js"
-import { describe as describeValue, describeIssue } from "../src/internal/describe.js"
+import { describeIssue } from "../src/internal/describe.js"
 import * as PostgresChanges from "../src/PostgresChanges.js"
 import * as Presence from "../src/Presence.js"
 import * as Protocol from "../src/Protocol.js"

@@ -15,6 +15,8 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as AccessToken from "../AccessToken.js"
+import * as Describe from "../core/describe.js"
+import { isJsonObject } from "../core/guards.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
 import * as PostgresChanges from "../PostgresChanges.js"
 import * as Presence from "../Presence.js"
@@ -38,8 +40,7 @@ import * as Backoff from "./backoff.js"
 import * as Config from "./channel/config.js"
 import * as Replay from "./channel/replay.js"
 import * as State from "./channel/state.js"
-import * as Describe from "./describe.js"
-import { isJsonObject } from "./guards.js"
+import * as DescribeIssue from "./describe.js"
 import { type Inbox, inboxStream, Listener } from "./inbox.js"
 import { Waiter } from "./waiter.js"
 
@@ -1243,7 +1244,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         encode === undefined ? this.track(meta, options) : encode(meta).pipe(
           Effect.mapError((error) =>
             new InvalidArgument({
-              detail: `track: the presence meta does not match its schema: ${Describe.describeIssue(error.issue)}`
+              detail: `track: the presence meta does not match its schema: ${DescribeIssue.describeIssue(error.issue)}`
             })
           ),
           Effect.flatMap((encoded) => this.track(encoded as object, options))
@@ -1307,7 +1308,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     return Schema.encodeUnknown(eventOrDefinition.schema)(value).pipe(
       Effect.mapError((error) =>
         new InvalidArgument({
-          detail: `payload of '${event}' does not match its schema: ${Describe.describeIssue(error.issue)}`
+          detail: `payload of '${event}' does not match its schema: ${DescribeIssue.describeIssue(error.issue)}`
         })
       ),
       Effect.flatMap((payload) => this.sendPayload(event, payload, options))

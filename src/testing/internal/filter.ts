@@ -7,7 +7,7 @@
  * @internal
  */
 import * as Either from "effect/Either"
-import { isRecord } from "../../internal/guards.js"
+import { isRecord } from "../../core/guards.js"
 import {
   compareNumeric,
   compareText,

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { isRecord } from "../../internal/guards.js"
+import { isRecord } from "../../core/guards.js"
 import type * as RS from "../RealtimeServer.js"
 import type { Engine } from "./engine.js"
 import * as Jwt from "./jwt.js"

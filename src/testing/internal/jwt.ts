@@ -5,7 +5,7 @@
  * @internal
  */
 import * as Crypto from "node:crypto"
-import { isRecord } from "../../internal/guards.js"
+import { isRecord } from "../../core/guards.js"
 
 /** @internal */
 export type Claims = Readonly<Record<string, unknown>>

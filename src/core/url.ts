@@ -1,7 +1,9 @@
-import * as Either from "effect/Either"
-import { InvalidArgument } from "../RealtimeError.js"
+/**
+ * Realtime endpoints: the one URL a user gives, checked, and the socket and HTTP bases derived from it.
+ */
+import * as Result from "./result.js"
 
-/** @internal */
+/** The bases derived from a Realtime URL. */
 export interface Endpoint {
   /** WebSocket base without `/websocket`, e.g. `wss://ref.supabase.co/realtime/v1` */
   readonly socket: string
@@ -18,34 +20,25 @@ export interface Endpoint {
  * - a Realtime endpoint `wss://<ref>.supabase.co/realtime/v1` or `ws://localhost:4000/socket`
  * - either with a trailing `/websocket` or `/`.
  * A query string, a fragment or credentials are refused: the apikey goes in options, never in the
- * URL. Errors never quote the input (a malformed URL may hold the key): they say what is wrong.
- *
- * @internal
+ * URL. Errors (the detail of an invalid-argument error) never quote the input (a malformed URL may
+ * hold the key): they say what is wrong.
  */
-export const parseEndpoint = (input: string): Either.Either<Endpoint, InvalidArgument> => {
+export const parseEndpoint = (input: string): Result.Result<Endpoint, string> => {
   // The URL is never echoed in an error, not even in part: a malformed one may hold the key.
   if (typeof input !== "string" || input.trim() === "") {
-    return Either.left(new InvalidArgument({ detail: `invalid Realtime URL: it is empty${EXPECTED}` }))
+    return Result.err(`invalid Realtime URL: it is empty${EXPECTED}`)
   }
   let url: URL
   try {
     url = new URL(input)
   } catch {
-    return Either.left(new InvalidArgument({ detail: `invalid Realtime URL: ${whatIsWrong(input)}${EXPECTED}` }))
+    return Result.err(`invalid Realtime URL: ${whatIsWrong(input)}${EXPECTED}`)
   }
   if (url.search !== "" || url.hash !== "") {
-    return Either.left(
-      new InvalidArgument({
-        detail: "invalid Realtime URL: it carries a query string or fragment (pass the apikey as an option)"
-      })
-    )
+    return Result.err("invalid Realtime URL: it carries a query string or fragment (pass the apikey as an option)")
   }
   if (url.username !== "" || url.password !== "") {
-    return Either.left(
-      new InvalidArgument({
-        detail: "invalid Realtime URL: it carries credentials (user:password@); pass the apikey as an option"
-      })
-    )
+    return Result.err("invalid Realtime URL: it carries credentials (user:password@); pass the apikey as an option")
   }
   let secure: boolean
   switch (url.protocol) {
@@ -58,12 +51,10 @@ export const parseEndpoint = (input: string): Either.Either<Endpoint, InvalidArg
       secure = true
       break
     default:
-      return Either.left(
-        new InvalidArgument({
-          detail: `unsupported Realtime URL scheme${
-            /^[a-z][a-z0-9+.-]{0,9}:$/i.test(url.protocol) ? ` '${url.protocol}'` : ""
-          }${EXPECTED}`
-        })
+      return Result.err(
+        `unsupported Realtime URL scheme${
+          /^[a-z][a-z0-9+.-]{0,9}:$/i.test(url.protocol) ? ` '${url.protocol}'` : ""
+        }${EXPECTED}`
       )
   }
   let path = url.pathname.replace(/\/+$/, "")
@@ -74,7 +65,7 @@ export const parseEndpoint = (input: string): Either.Either<Endpoint, InvalidArg
   // the HTTP API lives beside the socket mount: strip `/socket` (self-hosted) as realtime-js does
   const httpPath = path.endsWith("/socket") ? path.slice(0, -"/socket".length) : path
   const broadcast = `${secure ? "https" : "http"}://${host}${httpPath}/api/broadcast`
-  return Either.right({ socket, broadcast, display: socket })
+  return Result.ok({ socket, broadcast, display: socket })
 }
 
 const EXPECTED = " (expected https://<ref>.supabase.co, wss://<ref>.supabase.co/realtime/v1 or ws://host:port/socket)"

@@ -3,12 +3,11 @@
  *
  * @internal
  */
-import * as Either from "effect/Either"
-import type { Frame, Message } from "../../Protocol.js"
-import { ProtocolError } from "../../RealtimeError.js"
+import * as Result from "../result.js"
 import { asBytes, checkMessage, describeCause, fail, isObject, stringify } from "./bytes.js"
+import type { Frame, Message, ProtocolIssue } from "./model.js"
 
-export const decodeV2Text = (frame: string): Either.Either<Message, ProtocolError> => {
+export const decodeV2Text = (frame: string): Result.Result<Message, ProtocolIssue> => {
   let json: unknown
   try {
     json = JSON.parse(frame)
@@ -28,19 +27,19 @@ export const decodeV2Text = (frame: string): Either.Either<Message, ProtocolErro
   if (ref !== null && typeof ref !== "string") return fail("InvalidEnvelope", "ref must be a string or null")
   if (typeof topic !== "string") return fail("InvalidEnvelope", "topic must be a string")
   if (typeof event !== "string") return fail("InvalidEnvelope", "event must be a string")
-  return Either.right({ joinRef, ref, topic, event, payload: json[4] })
+  return Result.ok({ joinRef, ref, topic, event, payload: json[4] })
 }
 
-export const encodeV2Text = (message: Message): Either.Either<Frame, ProtocolError> => {
+export const encodeV2Text = (message: Message): Result.Result<Frame, ProtocolIssue> => {
   const json = stringify(
     [message.joinRef, message.ref, message.topic, message.event, message.payload],
     "payload",
     message.event
   )
-  return typeof json === "string" ? Either.right(json) : Either.left(json)
+  return typeof json === "string" ? Result.ok(json) : Result.err(json)
 }
 
-export const decodeV1Text = (frame: string): Either.Either<Message, ProtocolError> => {
+export const decodeV1Text = (frame: string): Result.Result<Message, ProtocolIssue> => {
   let json: unknown
   try {
     json = JSON.parse(frame)
@@ -62,12 +61,12 @@ export const decodeV1Text = (frame: string): Either.Either<Message, ProtocolErro
   if (typeof topic !== "string") return fail("InvalidEnvelope", "topic must be a string")
   if (typeof event !== "string") return fail("InvalidEnvelope", "event must be a string")
   if (payload === undefined) return fail("InvalidEnvelope", "payload is missing")
-  return Either.right({ joinRef, ref, topic, event, payload })
+  return Result.ok({ joinRef, ref, topic, event, payload })
 }
 
-export const encodeV1Text = (message: Message, withJoinRef: boolean): Either.Either<Frame, ProtocolError> => {
+export const encodeV1Text = (message: Message, withJoinRef: boolean): Result.Result<Frame, ProtocolIssue> => {
   const invalid = checkMessage(message)
-  if (invalid !== undefined) return Either.left(invalid)
+  if (invalid !== undefined) return Result.err(invalid)
   const payload = message.payload
   if (asBytes(payload) !== undefined || (isObject(payload) && asBytes(payload.payload) !== undefined)) {
     return fail("UnsupportedPayload", `binary payload of '${message.event}' needs vsn 2.0.0`)
@@ -76,10 +75,10 @@ export const encodeV1Text = (message: Message, withJoinRef: boolean): Either.Eit
     ? { topic: message.topic, event: message.event, payload, ref: message.ref, join_ref: message.joinRef }
     : { topic: message.topic, event: message.event, payload, ref: message.ref }
   const json = stringify(object, "payload", message.event)
-  return typeof json === "string" ? Either.right(json) : Either.left(json)
+  return typeof json === "string" ? Result.ok(json) : Result.err(json)
 }
 
-export const decodeV1 = (frame: Frame): Either.Either<Message, ProtocolError> =>
+export const decodeV1 = (frame: Frame): Result.Result<Message, ProtocolIssue> =>
   typeof frame === "string"
     ? decodeV1Text(frame)
     : fail("InvalidEnvelope", "binary frames are not part of vsn 1.0.0")

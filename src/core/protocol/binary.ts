@@ -3,9 +3,7 @@
  *
  * @internal
  */
-import * as Either from "effect/Either"
-import type { Frame, Message } from "../../Protocol.js"
-import { ProtocolError } from "../../RealtimeError.js"
+import * as Result from "../result.js"
 import {
   asBytes,
   buildFrame,
@@ -26,10 +24,11 @@ import {
   userPayloadBody
 } from "./bytes.js"
 import { BinaryKind, Events, PayloadEncoding } from "./constants.js"
+import { type Frame, type Message, ProtocolIssue } from "./model.js"
 import { decodeV2Text, encodeV2Text } from "./text.js"
 
 /** kind 0, server → client: `0, jr len, topic len, event len, jr, topic, event, data` (no ref). */
-export const decodeServerPush = (bytes: Uint8Array): Either.Either<Message, ProtocolError> => {
+export const decodeServerPush = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> => {
   const length = bytes.length
   if (length < 4) return truncated(0, length, 4)
   const joinRefEnd = 4 + bytes[1]!
@@ -43,7 +42,7 @@ export const decodeServerPush = (bytes: Uint8Array): Either.Either<Message, Prot
   if (topic === undefined) return invalidString(0, "topic")
   const event = readField(bytes, region, 4, topicEnd, eventEnd)
   if (event === undefined) return invalidString(0, "event")
-  return Either.right({
+  return Result.ok({
     joinRef: joinRef === "" ? null : joinRef,
     ref: null,
     topic,
@@ -60,7 +59,7 @@ export const decodeRefHeader = (
   bytes: Uint8Array,
   kind: number,
   nameField: string
-): Either.Either<
+): Result.Result<
   {
     readonly joinRef: string | null
     readonly ref: string | null
@@ -68,7 +67,7 @@ export const decodeRefHeader = (
     readonly name: string
     readonly data: Uint8Array
   },
-  ProtocolError
+  ProtocolIssue
 > => {
   const length = bytes.length
   if (length < 5) return truncated(kind, length, 5)
@@ -86,7 +85,7 @@ export const decodeRefHeader = (
   if (topic === undefined) return invalidString(kind, "topic")
   const name = readField(bytes, region, 5, topicEnd, nameEnd)
   if (name === undefined) return invalidString(kind, nameField)
-  return Either.right({
+  return Result.ok({
     joinRef: joinRef === "" ? null : joinRef,
     ref: ref === "" ? null : ref,
     topic,
@@ -96,8 +95,8 @@ export const decodeRefHeader = (
 }
 
 /** kind 1: `1, jr len, ref len, topic len, status len, jr, ref, topic, status, data`. */
-export const decodeReply = (bytes: Uint8Array): Either.Either<Message, ProtocolError> =>
-  Either.map(decodeRefHeader(bytes, 1, "status"), (h) => ({
+export const decodeReply = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> =>
+  Result.map(decodeRefHeader(bytes, 1, "status"), (h) => ({
     joinRef: h.joinRef,
     ref: h.ref,
     topic: h.topic,
@@ -106,7 +105,7 @@ export const decodeReply = (bytes: Uint8Array): Either.Either<Message, ProtocolE
   }))
 
 /** kind 2: `2, topic len, event len, topic, event, data`. */
-export const decodeBroadcast = (bytes: Uint8Array): Either.Either<Message, ProtocolError> => {
+export const decodeBroadcast = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> => {
   const length = bytes.length
   if (length < 3) return truncated(2, length, 3)
   const topicEnd = 3 + bytes[1]!
@@ -117,7 +116,7 @@ export const decodeBroadcast = (bytes: Uint8Array): Either.Either<Message, Proto
   if (topic === undefined) return invalidString(2, "topic")
   const event = readField(bytes, region, 3, topicEnd, eventEnd)
   if (event === undefined) return invalidString(2, "event")
-  return Either.right({ joinRef: null, ref: null, topic, event, payload: copy(bytes, eventEnd, length) })
+  return Result.ok({ joinRef: null, ref: null, topic, event, payload: copy(bytes, eventEnd, length) })
 }
 
 /** The user payload of kinds 3 and 4: a copy of the bytes (encoding 0) or parsed JSON (encoding 1). */
@@ -127,7 +126,7 @@ export const readUserPayload = (bytes: Uint8Array, start: number, encoding: numb
     : readJson(bytes, start, bytes.length, "broadcast payload")
 
 /** kind 4: `4, topic len, event len, metadata len, encoding, topic, event, metadata, payload`. */
-export const decodeUserBroadcast = (bytes: Uint8Array): Either.Either<Message, ProtocolError> => {
+export const decodeUserBroadcast = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> => {
   const length = bytes.length
   if (length < 5) return truncated(4, length, 5)
   const topicEnd = 5 + bytes[1]!
@@ -143,9 +142,9 @@ export const decodeUserBroadcast = (bytes: Uint8Array): Either.Either<Message, P
   const event = readField(bytes, region, 5, topicEnd, eventEnd)
   if (event === undefined) return invalidString(4, "user event")
   const payload = readUserPayload(bytes, metaEnd, encoding)
-  if (payload instanceof ProtocolError) return Either.left(payload)
+  if (payload instanceof ProtocolIssue) return Result.err(payload)
   if (metaLength === 0) {
-    return Either.right({
+    return Result.ok({
       joinRef: null,
       ref: null,
       topic,
@@ -154,8 +153,8 @@ export const decodeUserBroadcast = (bytes: Uint8Array): Either.Either<Message, P
     })
   }
   const meta = readMeta(bytes, region, 5, eventEnd, metaEnd)
-  if (meta instanceof ProtocolError) return Either.left(meta)
-  return Either.right({
+  if (meta instanceof ProtocolIssue) return Result.err(meta)
+  return Result.ok({
     joinRef: null,
     ref: null,
     topic,
@@ -164,7 +163,7 @@ export const decodeUserBroadcast = (bytes: Uint8Array): Either.Either<Message, P
   })
 }
 
-export const decodeV2Binary = (bytes: Uint8Array): Either.Either<Message, ProtocolError> => {
+export const decodeV2Binary = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> => {
   if (bytes.length === 0) return fail("TruncatedFrame", "empty binary frame")
   switch (bytes[0]) {
     case BinaryKind.userBroadcast:
@@ -180,7 +179,7 @@ export const decodeV2Binary = (bytes: Uint8Array): Either.Either<Message, Protoc
   }
 }
 
-export const decodeV2 = (frame: Frame): Either.Either<Message, ProtocolError> =>
+export const decodeV2 = (frame: Frame): Result.Result<Message, ProtocolIssue> =>
   typeof frame === "string"
     ? decodeV2Text(frame)
     : frame instanceof Uint8Array
@@ -216,19 +215,19 @@ export const encodeUserBroadcastPush = (
   payload: Record<string, unknown>,
   userEvent: string,
   metadataKeys: ReadonlyArray<string>
-): Either.Either<Frame, ProtocolError> => {
+): Result.Result<Frame, ProtocolIssue> => {
   let metadata = ""
   if (metadataKeys.length > 0) {
     const picked = pickMetadata(payload, metadataKeys)
     if (picked !== undefined) {
       const json = stringify(picked, "broadcast metadata")
-      if (typeof json !== "string") return Either.left(json)
+      if (typeof json !== "string") return Result.err(json)
       metadata = json
     }
   }
   const userPayload = payload.payload
   const body = userPayloadBody(userPayload)
-  if (body instanceof ProtocolError) return Either.left(body)
+  if (body instanceof ProtocolIssue) return Result.err(body)
   return buildFrame(
     BinaryKind.userBroadcastPush,
     KIND_3_NAMES,
@@ -239,9 +238,9 @@ export const encodeUserBroadcastPush = (
 }
 
 export const makeEncodeV2 =
-  (metadataKeys: ReadonlyArray<string>) => (message: Message): Either.Either<Frame, ProtocolError> => {
+  (metadataKeys: ReadonlyArray<string>) => (message: Message): Result.Result<Frame, ProtocolIssue> => {
     const invalid = checkMessage(message)
-    if (invalid !== undefined) return Either.left(invalid)
+    if (invalid !== undefined) return Result.err(invalid)
     const payload = message.payload
     if (message.event === Events.broadcast && isObject(payload) && typeof payload.event === "string") {
       return encodeUserBroadcastPush(message, payload, payload.event, metadataKeys)
@@ -265,8 +264,8 @@ export const makeEncodeV2 =
 // -------------------------------------------------------------------------------------
 
 /** kind 0, client → server: `0, jr len, ref len, topic len, event len, jr, ref, topic, event, data`. */
-export const decodeClientPush = (bytes: Uint8Array): Either.Either<Message, ProtocolError> =>
-  Either.map(decodeRefHeader(bytes, 0, "event"), (h) => ({
+export const decodeClientPush = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> =>
+  Result.map(decodeRefHeader(bytes, 0, "event"), (h) => ({
     joinRef: h.joinRef,
     ref: h.ref,
     topic: h.topic,
@@ -278,7 +277,7 @@ export const decodeClientPush = (bytes: Uint8Array): Either.Either<Message, Prot
  * kind 3: `3, jr len, ref len, topic len, event len, metadata len, encoding, jr, ref, topic, event,
  * metadata, payload`.
  */
-export const decodeUserBroadcastPush = (bytes: Uint8Array): Either.Either<Message, ProtocolError> => {
+export const decodeUserBroadcastPush = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> => {
   const length = bytes.length
   if (length < 7) return truncated(3, length, 7)
   const joinRefEnd = 7 + bytes[1]!
@@ -300,14 +299,14 @@ export const decodeUserBroadcastPush = (bytes: Uint8Array): Either.Either<Messag
   const event = readField(bytes, region, 7, topicEnd, eventEnd)
   if (event === undefined) return invalidString(3, "user event")
   const payload = readUserPayload(bytes, metaEnd, encoding)
-  if (payload instanceof ProtocolError) return Either.left(payload)
+  if (payload instanceof ProtocolIssue) return Result.err(payload)
   let meta: unknown = undefined
   if (metaLength > 0) {
     meta = readMeta(bytes, region, 7, eventEnd, metaEnd)
-    if (meta instanceof ProtocolError) return Either.left(meta)
+    if (meta instanceof ProtocolIssue) return Result.err(meta)
     if (!isObject(meta) || Array.isArray(meta)) return fail("InvalidEnvelope", "broadcast metadata must be an object")
   }
-  return Either.right({
+  return Result.ok({
     joinRef: joinRef === "" ? null : joinRef,
     ref: ref === "" ? null : ref,
     topic,
@@ -319,7 +318,7 @@ export const decodeUserBroadcastPush = (bytes: Uint8Array): Either.Either<Messag
   })
 }
 
-export const decodeServerV2Binary = (bytes: Uint8Array): Either.Either<Message, ProtocolError> => {
+export const decodeServerV2Binary = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> => {
   if (bytes.length === 0) return fail("TruncatedFrame", "empty binary frame")
   switch (bytes[0]) {
     case BinaryKind.userBroadcastPush:
@@ -346,7 +345,7 @@ export const encodePhoenixPush = (args: {
   readonly topic: string
   readonly event: string
   readonly payload: Uint8Array
-}): Either.Either<Uint8Array, ProtocolError> =>
+}): Result.Result<Uint8Array, ProtocolIssue> =>
   buildFrame(BinaryKind.push, KIND_0_SERVER_NAMES, [args.joinRef ?? "", args.topic, args.event], -1, args.payload)
 
 /**
@@ -360,7 +359,7 @@ export const encodePhoenixReply = (args: {
   readonly topic: string
   readonly status: string
   readonly response: Uint8Array
-}): Either.Either<Uint8Array, ProtocolError> =>
+}): Result.Result<Uint8Array, ProtocolIssue> =>
   buildFrame(
     BinaryKind.reply,
     KIND_1_NAMES,
@@ -378,7 +377,7 @@ export const encodePhoenixBroadcast = (args: {
   readonly topic: string
   readonly event: string
   readonly payload: Uint8Array
-}): Either.Either<Uint8Array, ProtocolError> =>
+}): Result.Result<Uint8Array, ProtocolIssue> =>
   buildFrame(BinaryKind.broadcast, KIND_2_NAMES, [args.topic, args.event], -1, args.payload)
 
 /**
@@ -393,15 +392,15 @@ export const encodeUserBroadcast = (args: {
   readonly event: string
   readonly payload: unknown
   readonly meta?: Record<string, unknown> | undefined
-}): Either.Either<Uint8Array, ProtocolError> => {
+}): Result.Result<Uint8Array, ProtocolIssue> => {
   let metadata = ""
   if (args.meta !== undefined) {
     const json = stringify(args.meta, "broadcast metadata")
-    if (typeof json !== "string") return Either.left(json)
+    if (typeof json !== "string") return Result.err(json)
     metadata = json
   }
   const body = userPayloadBody(args.payload)
-  if (body instanceof ProtocolError) return Either.left(body)
+  if (body instanceof ProtocolIssue) return Result.err(body)
   return buildFrame(
     BinaryKind.userBroadcast,
     KIND_4_NAMES,
@@ -417,9 +416,9 @@ export const encodeUserBroadcast = (args: {
  * `response` is a `Uint8Array` as kind 1; a broadcast whose user payload is a `Uint8Array` as kind 4);
  * everything else is a text frame.
  */
-export const encodeServerV2 = (message: Message): Either.Either<Frame, ProtocolError> => {
+export const encodeServerV2 = (message: Message): Result.Result<Frame, ProtocolIssue> => {
   const invalid = checkMessage(message)
-  if (invalid !== undefined) return Either.left(invalid)
+  if (invalid !== undefined) return Result.err(invalid)
   const payload = message.payload
   const bytes = asBytes(payload)
   if (bytes !== undefined) {

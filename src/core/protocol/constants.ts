@@ -1,5 +1,6 @@
-// The protocol's constants, re-exported by `Protocol.ts` (the codecs import them from here, so that
-// no internal module imports the public one at run time).
+/**
+ * The protocol's constants: topics, event names, binary kinds and encodings, field limits.
+ */
 
 /**
  * The topic of socket-level messages (heartbeats).

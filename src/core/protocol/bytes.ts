@@ -3,17 +3,16 @@
  *
  * @internal
  */
-import * as Either from "effect/Either"
-import type { Message } from "../../Protocol.js"
-import { ProtocolError } from "../../RealtimeError.js"
+import * as Result from "../result.js"
 import { MAX_FIELD_LENGTH } from "./constants.js"
+import { type Message, ProtocolIssue } from "./model.js"
 
-export type Reason = ProtocolError["reason"]
+export type Reason = ProtocolIssue["reason"]
 
-export const error = (reason: Reason, detail: string): ProtocolError => new ProtocolError({ reason, detail }, true)
+export const error = (reason: Reason, detail: string): ProtocolIssue => new ProtocolIssue(reason, detail)
 
-export const fail = (reason: Reason, detail: string): Either.Either<never, ProtocolError> =>
-  Either.left(new ProtocolError({ reason, detail }, true))
+export const fail = (reason: Reason, detail: string): Result.Result<never, ProtocolIssue> =>
+  Result.err(new ProtocolIssue(reason, detail))
 
 export const describeCause = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
@@ -81,7 +80,7 @@ export const parseJson = (text: string, what: string): unknown => {
   }
 }
 
-/** `bytes[start, end)` parsed as UTF-8 JSON, or a `ProtocolError`. */
+/** `bytes[start, end)` parsed as UTF-8 JSON, or a `ProtocolIssue`. */
 export const readJson = (bytes: Uint8Array, start: number, end: number, what: string): unknown => {
   const text = decodeUtf8(bytes, start, end)
   return text === undefined ? error("MalformedJson", `${what} is not valid UTF-8`) : parseJson(text, what)
@@ -149,7 +148,7 @@ export const buildFrame = (
   fields: ReadonlyArray<string>,
   encoding: number,
   body: unknown
-): Either.Either<Uint8Array, ProtocolError> => {
+): Result.Result<Uint8Array, ProtocolIssue> => {
   const bytes = asBytes(body)
   if (bytes === undefined) return fail("UnsupportedPayload", `the data of a kind ${kind} binary frame must be bytes`)
   const n = fields.length
@@ -172,11 +171,11 @@ export const buildFrame = (
   if (encoding >= 0) out[offset++] = encoding
   for (let i = 0; i < n; i++) offset = writeString(fields[i]!, out, offset, lengths[i]!)
   out.set(bytes, offset)
-  return Either.right(out)
+  return Result.ok(out)
 }
 
 /** `JSON.stringify`, or an `UnsupportedPayload` error (`what`, `event` only describe it, on failure). */
-export const stringify = (value: unknown, what: string, event?: string): string | ProtocolError => {
+export const stringify = (value: unknown, what: string, event?: string): string | ProtocolIssue => {
   let json: string | undefined
   let cause = ""
   try {
@@ -193,14 +192,14 @@ export const stringify = (value: unknown, what: string, event?: string): string 
 }
 
 /** A user payload: raw bytes (encoding 0) or UTF-8 JSON (encoding 1, `undefined`/`null` as `{}`). */
-export const userPayloadBody = (payload: unknown): Uint8Array | ProtocolError => {
+export const userPayloadBody = (payload: unknown): Uint8Array | ProtocolIssue => {
   const bytes = asBytes(payload)
   if (bytes !== undefined) return bytes
   const json = stringify(payload ?? {}, "broadcast payload")
   return typeof json === "string" ? textEncoder.encode(json) : json
 }
 
-export const checkMessage = (message: Message): ProtocolError | undefined => {
+export const checkMessage = (message: Message): ProtocolIssue | undefined => {
   if (!isObject(message)) return error("InvalidEnvelope", "message is not an object")
   const { event, joinRef, ref, topic } = message
   if (typeof topic !== "string") return error("InvalidEnvelope", "topic must be a string")
@@ -212,14 +211,14 @@ export const checkMessage = (message: Message): ProtocolError | undefined => {
   return undefined
 }
 
-export const truncated = (kind: number, length: number, needed: number): Either.Either<never, ProtocolError> =>
+export const truncated = (kind: number, length: number, needed: number): Result.Result<never, ProtocolIssue> =>
   fail("TruncatedFrame", `binary frame of kind ${kind} has ${length} bytes, its header declares at least ${needed}`)
 
-export const invalidString = (kind: number, field: string): Either.Either<never, ProtocolError> =>
+export const invalidString = (kind: number, field: string): Result.Result<never, ProtocolIssue> =>
   fail("InvalidEnvelope", `${field} of a kind ${kind} binary frame is not valid UTF-8`)
 
-export const unknownEncoding = (kind: number, encoding: number): Either.Either<never, ProtocolError> =>
+export const unknownEncoding = (kind: number, encoding: number): Result.Result<never, ProtocolIssue> =>
   fail("InvalidEnvelope", `unknown payload encoding ${encoding} in a kind ${kind} binary frame`)
 
-export const unknownKind = (kind: number, side: string): Either.Either<never, ProtocolError> =>
+export const unknownKind = (kind: number, side: string): Result.Result<never, ProtocolIssue> =>
   fail("UnknownBinaryKind", `binary frame of kind ${kind} is not decoded by the ${side}`)
