@@ -15,6 +15,7 @@ import * as Predicate from "effect/Predicate"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import type * as Config from "./core/channel/config.js"
 import type * as PostgresChanges from "./PostgresChanges.js"
 import type * as Presence from "./Presence.js"
 import type * as Protocol from "./Protocol.js"
@@ -245,12 +246,7 @@ export interface SkipOnDecodeError extends DecodeOptions {
  * @since 0.1.0
  * @category models
  */
-export interface SystemMessage {
-  readonly extension: string
-  readonly status: string
-  readonly message: string
-  readonly channel: string | undefined
-}
+export type SystemMessage = Config.SystemMessage
 
 /**
  * A presence event: `Sync` after each state or diff was applied, then per key `Join`, `Leave`, or

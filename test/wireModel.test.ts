@@ -5,10 +5,10 @@
  */
 import * as Socket from "@effect/platform/Socket"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Either, Fiber, Layer, Option, Queue, Schema } from "effect"
+import { Context, Effect, Either, Fiber, Layer, Queue, Schema } from "effect"
 import * as fc from "fast-check"
 import * as AccessToken from "../src/AccessToken.js"
-import * as Config from "../src/internal/channel/config.js"
+import * as Config from "../src/core/channel/config.js"
 import * as PostgresChanges from "../src/PostgresChanges.js"
 import * as Protocol from "../src/Protocol.js"
 import type * as RealtimeChannel from "../src/RealtimeChannel.js"
@@ -48,7 +48,7 @@ describe("the client's frames are instances of Protocol's Schemas", () => {
           const payload = Config.joinPayload(c, {
             wireBindings: (c.postgresChanges ?? []).map(PostgresChanges.toWire),
             presenceEnabled: c.presence?.enabled ?? c.presence !== undefined,
-            token: Option.fromNullable(token),
+            token,
             replaySince
           })
           const decoded = Schema.decodeUnknownEither(Protocol.JoinPayload, { onExcessProperty: "error" })(payload)

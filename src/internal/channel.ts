@@ -15,6 +15,9 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as AccessToken from "../AccessToken.js"
+import * as Config from "../core/channel/config.js"
+import * as Replay from "../core/channel/replay.js"
+import * as State from "../core/channel/state.js"
 import * as Describe from "../core/describe.js"
 import { isJsonObject } from "../core/guards.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
@@ -37,9 +40,8 @@ import {
 } from "../RealtimeError.js"
 import type * as Transport from "../Transport.js"
 import * as Backoff from "./backoff.js"
-import * as Config from "./channel/config.js"
-import * as Replay from "./channel/replay.js"
-import * as State from "./channel/state.js"
+import * as ConfigKey from "./channel/config.js"
+import * as ReplayTimer from "./channel/replay.js"
 import * as DescribeIssue from "./describe.js"
 import { type Inbox, inboxStream, Listener } from "./inbox.js"
 import { Waiter } from "./waiter.js"
@@ -177,7 +179,7 @@ class ChannelEnv implements State.Env {
 }
 
 /** @internal */
-export const configKey = Config.configKey
+export const configKey = ConfigKey.configKey
 
 /** @internal */
 export const topicOf = Config.topicOf
@@ -256,7 +258,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private replayFrom: number | undefined
   private gapInboxes: Array<Inbox<Channel.Gap>> | undefined
   // after a rejoin with replay: the replayed broadcasts are counted until they end
-  private catchUp: Replay.CatchUp | undefined
+  private catchUp: ReplayTimer.CatchUp | undefined
   // ids of broadcasts received lately (replay enabled only): a replay never delivers one twice
   private readonly seen: Replay.RecentIds | undefined
 
@@ -268,7 +270,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     key?: string
   ) {
     this.topic = Config.topicOf(name)
-    this.key = key ?? Config.configKey(config)
+    this.key = key ?? ConfigKey.configKey(config)
     this.bindings = config.postgresChanges ?? []
     this.wireBindings = this.bindings.length === 0 ? [] : this.bindings.map(PostgresChanges.toWire)
     this.presenceEnabled = config.presence?.enabled ?? config.presence !== undefined
@@ -355,7 +357,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     const limit = Math.max(1, Math.min(replay.limit ?? Replay.REPLAY_LIMIT, Replay.REPLAY_LIMIT))
     // the server pushes the replayed broadcasts after its reply (live ones may come first): they
     // have ended at the limit, or once none came for a second
-    const catchUp: Replay.CatchUp = {
+    const catchUp: ReplayTimer.CatchUp = {
       downtimeMillis,
       from: this.replayFrom ?? this.deps.now(),
       limit,
@@ -368,10 +370,10 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   /** (Re)starts the quiet time after which a catch-up's replay is taken to have ended. */
-  private armSettle(catchUp: Replay.CatchUp) {
+  private armSettle(catchUp: ReplayTimer.CatchUp) {
     catchUp.timer?.unsafeInterruptAsFork(FiberId.none)
     const timer = this.deps.runFork(
-      Effect.sleep(Replay.REPLAY_SETTLE).pipe(Effect.zipRight(Effect.sync(() => {
+      Effect.sleep(ReplayTimer.REPLAY_SETTLE).pipe(Effect.zipRight(Effect.sync(() => {
         if (catchUp.timer === timer) catchUp.timer = undefined
         if (this.catchUp === catchUp) this.finishCatchUp(undefined)
       })))
@@ -874,7 +876,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     return Config.joinPayload(this.config, {
       wireBindings: this.wireBindings,
       presenceEnabled: this.presenceEnabled,
-      token,
+      token: Option.getOrUndefined(token),
       replaySince: replay === undefined || this.replayFrom === undefined
         ? replay?.since
         : Replay.since(replay.since, this.replayFrom)

@@ -1,64 +1,15 @@
 /**
- * Catching up after a rejoin on a channel with broadcast replay: where the rejoin's replay starts,
- * the replay of one rejoin while it arrives, the ids already delivered, and why a gap may hide
- * missed events.
+ * The Effect 3 parts of catching up after a rejoin: the settle delay as a `Duration` and the catch-up
+ * whose settle timer is a fiber. The arithmetic is the core's (`core/channel/replay.ts`).
  *
  * @internal
  */
 import * as Duration from "effect/Duration"
 import type * as Fiber from "effect/Fiber"
+import * as Replay from "../../core/channel/replay.js"
 
-/** The server's replay limit (also its default), and how long it keeps messages. */
-export const REPLAY_LIMIT = 25
-export const REPLAY_RETENTION_MILLIS = 72 * 3_600_000
 /** How long without a replayed broadcast after which a rejoin's replay is taken to have ended. */
-export const REPLAY_SETTLE = Duration.seconds(1)
+export const REPLAY_SETTLE = Duration.millis(Replay.REPLAY_SETTLE_MILLIS)
 
-/** The replay of one rejoin, while it arrives. */
-export interface CatchUp {
-  readonly downtimeMillis: number
-  /** Where its replay started (kept when the join is lost again before it ends). */
-  readonly from: number
-  readonly limit: number
-  /** Replayed broadcasts received (against the limit), and delivered (not seen before). */
-  frames: number
-  replayed: number
-  timer: Fiber.RuntimeFiber<void> | undefined
-}
-
-/** The last `capacity` ids added, in a ring: `add` says whether an id is new. */
-export class RecentIds {
-  private readonly ids = new Set<string>()
-  private readonly ring: Array<string | undefined>
-  private next = 0
-  constructor(capacity: number) {
-    this.ring = new Array(capacity)
-  }
-  add(id: string): boolean {
-    if (this.ids.has(id)) return false
-    const evicted = this.ring[this.next]
-    if (evicted !== undefined) this.ids.delete(evicted)
-    this.ring[this.next] = id
-    this.next = (this.next + 1) % this.ring.length
-    this.ids.add(id)
-    return true
-  }
-}
-
-/**
- * Where a rejoin's replay starts: when the socket was last known alive before the join was lost
- * (a socket may die long before that is noticed: a heartbeat interval and its timeout, or a frozen
- * page), less 5 s for the server's clock, in whole milliseconds. What had already arrived is not
- * delivered twice.
- */
-export const since = (configured: number, from: number): number => Math.max(configured, Math.floor(from) - 5_000)
-
-/** Why the gap of a finished catch-up may hide missed events ("" when nothing was missed). */
-export const gapReason = (catchUp: CatchUp, hasPostgresChanges: boolean): string =>
-  catchUp.frames >= catchUp.limit
-    ? `replay returned its limit (${catchUp.limit}): more may have been sent meanwhile`
-    : catchUp.downtimeMillis > REPLAY_RETENTION_MILLIS
-    ? "away longer than the server keeps messages for replay (72 h)"
-    : hasPostgresChanges
-    ? "Postgres changes are not replayed"
-    : ""
+/** The replay of one rejoin, while it arrives; its settle timer is a fiber. */
+export type CatchUp = Replay.CatchUp<Fiber.RuntimeFiber<void>>

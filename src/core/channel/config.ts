@@ -1,0 +1,152 @@
+/**
+ * What a channel's config means on the wire: the join payload, the key that makes two configs the
+ * same channel, the topic, the join errors that are permanent, and `system` messages. Pure.
+ */
+
+/** What a channel's config says about the join (the edition's config type is assignable to it). */
+export interface ChannelConfig {
+  readonly broadcast?: {
+    readonly self?: boolean | undefined
+    readonly ack?: boolean | undefined
+    readonly replay?: { readonly since: number; readonly limit?: number | undefined } | undefined
+    readonly replicationReady?: boolean | undefined
+  } | undefined
+  readonly presence?: {
+    readonly key?: string | undefined
+    readonly enabled?: boolean | undefined
+  } | undefined
+  readonly private?: boolean | undefined
+  readonly postgresChanges?: ReadonlyArray<unknown> | undefined
+  readonly postgresChangesOptions?: {
+    readonly wait?: boolean | undefined
+    readonly timeout?: number | undefined
+  } | undefined
+}
+
+/** The `config` of a join as it goes on the wire (`B`: a Postgres changes binding as sent). */
+export interface WireJoinConfig<B = unknown> {
+  readonly broadcast: {
+    readonly ack: boolean
+    readonly self: boolean
+    readonly replay?: { readonly since: number; readonly limit?: number }
+    readonly replication_ready?: boolean
+  }
+  readonly presence: { readonly key: string; readonly enabled: boolean }
+  readonly postgres_changes: ReadonlyArray<B>
+  readonly postgres_changes_options?: { readonly wait?: boolean; readonly timeout?: number }
+  readonly private: boolean
+}
+
+/** The payload of `phx_join` as it goes on the wire. */
+export interface WireJoinPayload<B = unknown> {
+  readonly config: WireJoinConfig<B>
+  readonly access_token?: string
+}
+
+/** A `system` message's fields, whatever the server sent. */
+export interface SystemMessage {
+  readonly extension: string
+  readonly status: string
+  readonly message: string
+  readonly channel: string | undefined
+}
+
+/** What `isPermanent` reads of a join error: its tag, and the code and reason of a rejection. */
+export type JoinErrorLike =
+  | { readonly _tag: "JoinRejected"; readonly code: string; readonly reason: string }
+  | { readonly _tag: string }
+
+/** Join errors after which a rejoin cannot succeed without a change on the user's side. */
+export const permanentCodes = new Set([
+  "TopicNameRequired",
+  "Unauthorized",
+  "MalformedJWT",
+  "JwtSignatureError",
+  "JwtSignerError",
+  "PrivateOnly",
+  "TenantNotFound",
+  "RealtimeDisabledForTenant",
+  "UnableToReplayMessages",
+  "InvalidJWTToken",
+  "Unknown"
+])
+
+/** The server's reason for closing a channel whose `track` payload was too large. */
+export const TRACK_TOO_LARGE = "Track message size exceeded"
+
+/** A join error after which a rejoin cannot succeed without a change on the user's side. */
+export const isPermanent = (error: JoinErrorLike): boolean =>
+  (isRejection(error) && permanentCodes.has(error.code) &&
+    // the server also answers UnableToReplayMessages when the replay query fails: that one passes
+    (error.code !== "UnableToReplayMessages" || /not valid|not allowed/.test(error.reason))) ||
+  error._tag === "InvalidArgument" || error._tag === "PostgresBindingMismatch"
+
+const isRejection = (
+  error: JoinErrorLike
+): error is { readonly _tag: "JoinRejected"; readonly code: string; readonly reason: string } =>
+  error._tag === "JoinRejected"
+
+/** A `system` message's fields, whatever the server sent. */
+export const decodeSystem = (payload: unknown): SystemMessage | undefined => {
+  if (typeof payload !== "object" || payload === null) return undefined
+  const p = payload as Record<string, unknown>
+  return {
+    extension: typeof p.extension === "string" ? p.extension : "",
+    status: typeof p.status === "string" ? p.status : "",
+    message: typeof p.message === "string" ? p.message : "",
+    channel: typeof p.channel === "string" ? p.channel : undefined
+  }
+}
+
+/** A value with its object keys sorted and `undefined` fields dropped. */
+export const canonical = (value: unknown): unknown => {
+  if (Array.isArray(value)) return value.map(canonical)
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {}
+    for (const key of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[key]
+      if (v !== undefined) out[key] = canonical(v)
+    }
+    return out
+  }
+  return value
+}
+
+/** The topic of a channel name: `realtime:` prefixed, unless it already is. */
+export const topicOf = (name: string): string => name.startsWith("realtime:") ? name : `realtime:${name}`
+
+/** The join payload of a config, as realtime-js sends it (`replaySince`: a rejoin's replay start). */
+export const joinPayload = <B>(
+  config: ChannelConfig,
+  options: {
+    readonly wireBindings: ReadonlyArray<B>
+    readonly presenceEnabled: boolean
+    readonly token: string | undefined
+    readonly replaySince: number | undefined
+  }
+): WireJoinPayload<B> => {
+  const replay = config.broadcast?.replay
+  const since = options.replaySince ?? replay?.since
+  const broadcast: WireJoinConfig["broadcast"] = {
+    ack: config.broadcast?.ack ?? false,
+    self: config.broadcast?.self ?? false,
+    ...(replay === undefined || since === undefined
+      ? {}
+      : { replay: replay.limit === undefined ? { since } : { since, limit: replay.limit } }),
+    ...(config.broadcast?.replicationReady ? { replication_ready: true } : {})
+  }
+  const pgOptions = config.postgresChangesOptions
+  const wire: WireJoinConfig<B> = {
+    broadcast,
+    presence: { key: config.presence?.key ?? "", enabled: options.presenceEnabled },
+    postgres_changes: options.wireBindings,
+    ...(pgOptions === undefined ? {} : {
+      postgres_changes_options: {
+        ...(pgOptions.wait === undefined ? {} : { wait: pgOptions.wait }),
+        ...(pgOptions.timeout === undefined ? {} : { timeout: pgOptions.timeout })
+      }
+    }),
+    private: config.private ?? false
+  }
+  return options.token !== undefined ? { config: wire, access_token: options.token } : { config: wire }
+}
