@@ -22,7 +22,10 @@
  */
 import * as Data from "effect/Data"
 import { dual } from "effect/Function"
-import * as Predicate from "effect/Predicate"
+import * as Sync from "./core/presence/sync.js"
+
+// The algorithm is the core's (`core/presence/sync.ts`); this module gives it the Effect 3 shape:
+// `dual` signatures and `Data.taggedEnum` events (the core builds them with these constructors).
 
 // -----------------------------------------------------------------------------
 // wire models
@@ -35,11 +38,7 @@ import * as Predicate from "effect/Predicate"
  * @since 0.1.0
  * @category models
  */
-export interface RawMeta {
-  readonly phx_ref: string
-  readonly phx_ref_prev?: string
-  readonly [field: string]: unknown
-}
+export type RawMeta = Sync.RawMeta
 
 /**
  * The metas of one key as the server sends them.
@@ -47,9 +46,7 @@ export interface RawMeta {
  * @since 0.1.0
  * @category models
  */
-export interface RawPresence {
-  readonly metas: ReadonlyArray<RawMeta>
-}
+export type RawPresence = Sync.RawPresence
 
 /**
  * The payload of `presence_state`.
@@ -57,9 +54,7 @@ export interface RawPresence {
  * @since 0.1.0
  * @category models
  */
-export interface RawState {
-  readonly [key: string]: RawPresence
-}
+export type RawState = Sync.RawState
 
 /**
  * The payload of `presence_diff`.
@@ -67,10 +62,7 @@ export interface RawState {
  * @since 0.1.0
  * @category models
  */
-export interface RawDiff {
-  readonly joins: RawState
-  readonly leaves: RawState
-}
+export type RawDiff = Sync.RawDiff
 
 /**
  * A presence in the public shape (as realtime-js's `presenceState()`): the user's fields plus
@@ -79,9 +71,7 @@ export interface RawDiff {
  * @since 0.1.0
  * @category models
  */
-export type PresenceMeta<A extends object = { readonly [field: string]: unknown }> =
-  & { readonly [K in keyof A]: A[K] }
-  & { readonly presence_ref: string }
+export type PresenceMeta<A extends object = { readonly [field: string]: unknown }> = Sync.PresenceMeta<A>
 
 /**
  * The presence state: key → metas, in the server's order. A `Map`, so keys such as `__proto__`
@@ -90,7 +80,7 @@ export type PresenceMeta<A extends object = { readonly [field: string]: unknown 
  * @since 0.1.0
  * @category models
  */
-export type PresenceState = ReadonlyMap<string, ReadonlyArray<RawMeta>>
+export type PresenceState = Sync.PresenceState
 
 /**
  * The state before any `presence_state`.
@@ -98,7 +88,7 @@ export type PresenceState = ReadonlyMap<string, ReadonlyArray<RawMeta>>
  * @since 0.1.0
  * @category constructors
  */
-export const empty: PresenceState = new Map()
+export const empty: PresenceState = Sync.empty
 
 // -----------------------------------------------------------------------------
 // events
@@ -163,10 +153,7 @@ export const PresenceEvent = Data.taggedEnum<PresenceEventDefinition>()
  * @since 0.1.0
  * @category models
  */
-export interface SyncResult {
-  readonly state: PresenceState
-  readonly events: ReadonlyArray<PresenceEvent>
-}
+export type SyncResult = Sync.SyncResult<PresenceEvent>
 
 // -----------------------------------------------------------------------------
 // sync
@@ -183,16 +170,7 @@ export interface SyncResult {
 export const syncState: {
   (newState: RawState): (self: PresenceState) => SyncResult
   (self: PresenceState, newState: RawState): SyncResult
-} = dual(2, (self: PresenceState, newState: RawState): SyncResult => {
-  const joins = normalize(newState)
-  const leaves = new Map<string, Array<RawMeta>>()
-  for (const [key, metas] of self) {
-    const kept = joins.get(key)
-    const gone = kept === undefined ? metas : metas.filter((meta) => !kept.some((k) => k.phx_ref === meta.phx_ref))
-    if (gone.length > 0) leaves.set(key, [...gone])
-  }
-  return apply(self, joins, leaves)
-})
+} = dual(2, (self: PresenceState, newState: RawState): SyncResult => Sync.syncState(self, newState, PresenceEvent))
 
 /**
  * Applies a `presence_diff`: for each key, joined metas are added (a meta with a `phx_ref` already
@@ -205,168 +183,7 @@ export const syncState: {
 export const syncDiff: {
   (diff: RawDiff): (self: PresenceState) => SyncResult
   (self: PresenceState, diff: RawDiff): SyncResult
-} = dual(2, (self: PresenceState, diff: RawDiff): SyncResult => {
-  const raw: unknown = diff
-  const joins = normalize(Predicate.hasProperty(raw, "joins") ? raw.joins : undefined)
-  const leaves = normalize(Predicate.hasProperty(raw, "leaves") ? raw.leaves : undefined)
-  return apply(self, joins, leaves)
-})
-
-const apply = (
-  self: PresenceState,
-  joins: ReadonlyMap<string, ReadonlyArray<RawMeta>>,
-  leaves: ReadonlyMap<string, ReadonlyArray<RawMeta>>
-): SyncResult => {
-  const next = new Map(self)
-  const events: Array<PresenceEvent> = []
-  const keys = new Set([...joins.keys(), ...leaves.keys()])
-  for (const key of keys) {
-    const before = self.get(key) ?? []
-    const after = applyKey(key, before, joins.get(key) ?? [], leaves.get(key) ?? [], events)
-    if (after.length > 0) next.set(key, after)
-    else next.delete(key)
-  }
-  return { state: next, events }
-}
-
-const applyKey = (
-  key: string,
-  before: ReadonlyArray<RawMeta>,
-  joined: ReadonlyArray<RawMeta>,
-  left: ReadonlyArray<RawMeta>,
-  events: Array<PresenceEvent>
-): ReadonlyArray<RawMeta> => {
-  const joinedByRef = new Map(joined.map((meta) => [meta.phx_ref, meta]))
-  const leftRefs = new Set(left.map((meta) => meta.phx_ref))
-  // Phoenix order: the metas the join does not replace, then the joined metas; then the leaves.
-  const after = before
-    .filter((meta) => !joinedByRef.has(meta.phx_ref))
-    .concat(joined)
-    .filter((meta) => !leftRefs.has(meta.phx_ref))
-  if (after.length === before.length && after.every((meta, i) => meta === before[i])) {
-    return before
-  }
-
-  const beforeByRef = new Map(before.map((meta) => [meta.phx_ref, meta]))
-  const afterRefs = new Set(after.map((meta) => meta.phx_ref))
-  const removedRefs = new Set(before.filter((meta) => !afterRefs.has(meta.phx_ref)).map((meta) => meta.phx_ref))
-
-  const newMetas: Array<RawMeta> = []
-  const previous: Array<RawMeta> = []
-  const updated: Array<RawMeta> = []
-  const paired = new Set<string>()
-  for (const meta of after) {
-    const old = beforeByRef.get(meta.phx_ref)
-    if (old !== undefined) {
-      // a join repeating an existing ref: an update if the user's fields changed, else nothing
-      if (old !== meta && joinedByRef.has(meta.phx_ref) && !sameFields(old, meta)) {
-        previous.push(old)
-        updated.push(meta)
-      }
-      continue
-    }
-    const prev = resolvePrev(meta, beforeByRef, joinedByRef, afterRefs)
-    if (prev !== undefined && removedRefs.has(prev) && !paired.has(prev)) {
-      paired.add(prev)
-      previous.push(beforeByRef.get(prev)!)
-      updated.push(meta)
-    } else {
-      newMetas.push(meta)
-    }
-  }
-  const gone = before.filter((meta) => removedRefs.has(meta.phx_ref) && !paired.has(meta.phx_ref))
-
-  if (newMetas.length > 0) events.push(PresenceEvent.Join({ key, current: after, joined: newMetas }))
-  if (updated.length > 0) events.push(PresenceEvent.Update({ key, current: after, previous, updated }))
-  if (gone.length > 0) events.push(PresenceEvent.Leave({ key, current: after, left: gone }))
-  return after
-}
-
-// Follows `phx_ref_prev` through metas that joined and left within the same diff (several
-// re-tracks batched into one diff), to the ref that was in the state before.
-const resolvePrev = (
-  meta: RawMeta,
-  beforeByRef: ReadonlyMap<string, RawMeta>,
-  joinedByRef: ReadonlyMap<string, RawMeta>,
-  afterRefs: ReadonlySet<string>
-): string | undefined => {
-  let prev = meta.phx_ref_prev
-  for (let hops = 0; hops <= joinedByRef.size; hops++) {
-    if (prev === undefined || beforeByRef.has(prev) || afterRefs.has(prev)) return prev
-    const through = joinedByRef.get(prev)
-    if (through === undefined) return prev
-    prev = through.phx_ref_prev
-  }
-  return undefined
-}
-
-// Reads a raw state defensively (it comes from the wire): entries without a `metas` array and metas
-// without a string `phx_ref` are skipped; a ref repeated within a key keeps its last content at its
-// first position.
-const normalize = (raw: unknown): Map<string, ReadonlyArray<RawMeta>> => {
-  const out = new Map<string, ReadonlyArray<RawMeta>>()
-  if (!Predicate.isObject(raw) || Array.isArray(raw)) return out
-  for (const key of Object.keys(raw)) {
-    const presence = (raw as Record<string, unknown>)[key]
-    if (!Predicate.hasProperty(presence, "metas") || !Array.isArray(presence.metas)) continue
-    const metas: Array<RawMeta> = []
-    const index = new Map<string, number>()
-    for (const meta of presence.metas as ReadonlyArray<unknown>) {
-      if (!isRawMeta(meta)) continue
-      const at = index.get(meta.phx_ref)
-      if (at === undefined) {
-        index.set(meta.phx_ref, metas.length)
-        metas.push(meta)
-      } else {
-        metas[at] = meta
-      }
-    }
-    if (metas.length > 0) out.set(key, metas)
-  }
-  return out
-}
-
-const isRawMeta = (u: unknown): u is RawMeta =>
-  Predicate.hasProperty(u, "phx_ref") && typeof u.phx_ref === "string" &&
-  (!Predicate.hasProperty(u, "phx_ref_prev") || u.phx_ref_prev === undefined || typeof u.phx_ref_prev === "string")
-
-// `phx_ref_prev` belongs to the ref (a snapshot may omit it), so it is not compared.
-const sameFields = (a: RawMeta, b: RawMeta): boolean => {
-  const { phx_ref_prev: _a, ...restA } = a
-  const { phx_ref_prev: _b, ...restB } = b
-  return jsonEquals(restA, restB)
-}
-
-// JSON equality (keys in any order, `undefined` fields as absent). Iterative: a meta comes from a
-// peer, who chooses its depth, so no recursion here (an explicit stack of pairs still to compare).
-const jsonEquals = (left: unknown, right: unknown): boolean => {
-  const stack: Array<unknown> = [left, right]
-  while (stack.length > 0) {
-    const b = stack.pop()
-    const a = stack.pop()
-    if (a === b) continue
-    if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) {
-      if (typeof a === "number" && typeof b === "number" && Number.isNaN(a) && Number.isNaN(b)) continue
-      return false
-    }
-    if (Array.isArray(a)) {
-      if (!Array.isArray(b) || a.length !== b.length) return false
-      for (let i = 0; i < a.length; i++) stack.push(a[i], b[i])
-      continue
-    }
-    if (Array.isArray(b)) return false
-    const ra = a as Record<string, unknown>
-    const rb = b as Record<string, unknown>
-    const ka = Object.keys(ra).filter((k) => ra[k] !== undefined)
-    const kb = Object.keys(rb).filter((k) => rb[k] !== undefined)
-    if (ka.length !== kb.length) return false
-    for (const k of ka) {
-      if (!Object.prototype.hasOwnProperty.call(rb, k)) return false
-      stack.push(ra[k], rb[k])
-    }
-  }
-  return true
-}
+} = dual(2, (self: PresenceState, diff: RawDiff): SyncResult => Sync.syncDiff(self, diff, PresenceEvent))
 
 /**
  * Checks the shape of a `presence_state` payload (an object of `{ metas: [{ phx_ref: string }] }`).
@@ -375,13 +192,7 @@ const jsonEquals = (left: unknown, right: unknown): boolean => {
  * @since 0.1.0
  * @category guards
  */
-export const isRawState = (u: unknown): u is RawState =>
-  Predicate.isObject(u) && !Array.isArray(u) &&
-  Object.keys(u).every((key) => {
-    const presence = (u as Record<string, unknown>)[key]
-    return Predicate.hasProperty(presence, "metas") && Array.isArray(presence.metas) &&
-      (presence.metas as ReadonlyArray<unknown>).every(isRawMeta)
-  })
+export const isRawState: (u: unknown) => u is RawState = Sync.isRawState
 
 /**
  * Checks the shape of a `presence_diff` payload.
@@ -389,9 +200,7 @@ export const isRawState = (u: unknown): u is RawState =>
  * @since 0.1.0
  * @category guards
  */
-export const isRawDiff = (u: unknown): u is RawDiff =>
-  Predicate.hasProperty(u, "joins") && Predicate.hasProperty(u, "leaves") && isRawState(u.joins) &&
-  isRawState(u.leaves)
+export const isRawDiff: (u: unknown) => u is RawDiff = Sync.isRawDiff
 
 // -----------------------------------------------------------------------------
 // pending diffs
@@ -414,13 +223,7 @@ export const isRawDiff = (u: unknown): u is RawDiff =>
  * @since 0.1.0
  * @category models
  */
-export interface Syncer {
-  readonly state: PresenceState
-  /** The join ref of the last `presence_state`, if any. */
-  readonly joinRef: string | undefined
-  readonly pending: ReadonlyArray<{ readonly joinRef: string; readonly diff: RawDiff }>
-  readonly maxPending: number
-}
+export type Syncer = Sync.Syncer
 
 /**
  * What feeding a {@link Syncer} produced. `synced` is true when the state was (re)computed, the
@@ -429,12 +232,7 @@ export interface Syncer {
  * @since 0.1.0
  * @category models
  */
-export interface SyncerResult {
-  readonly syncer: Syncer
-  readonly events: ReadonlyArray<PresenceEvent>
-  readonly synced: boolean
-  readonly dropped: number
-}
+export type SyncerResult = Sync.SyncerResult<PresenceEvent>
 
 /**
  * An empty reducer (no state, no join synced yet).
@@ -442,12 +240,7 @@ export interface SyncerResult {
  * @since 0.1.0
  * @category constructors
  */
-export const makeSyncer = (options?: { readonly maxPending?: number | undefined }): Syncer => ({
-  state: empty,
-  joinRef: undefined,
-  pending: [],
-  maxPending: Math.max(0, options?.maxPending ?? 1000)
-})
+export const makeSyncer: (options?: { readonly maxPending?: number | undefined }) => Syncer = Sync.makeSyncer
 
 /**
  * Feeds a `presence_state`. `joinRef` is the channel's current join ref (not the frame's, which is
@@ -459,22 +252,10 @@ export const makeSyncer = (options?: { readonly maxPending?: number | undefined 
 export const receiveState: {
   (joinRef: string, raw: RawState): (self: Syncer) => SyncerResult
   (self: Syncer, joinRef: string, raw: RawState): SyncerResult
-} = dual(3, (self: Syncer, joinRef: string, raw: RawState): SyncerResult => {
-  const first = syncState(self.state, raw)
-  let state = first.state
-  const events = [...first.events]
-  let dropped = 0
-  for (const entry of self.pending) {
-    if (entry.joinRef !== joinRef) {
-      dropped++
-      continue
-    }
-    const result = syncDiff(state, entry.diff)
-    state = result.state
-    events.push(...result.events)
-  }
-  return { syncer: { ...self, state, joinRef, pending: [] }, events, synced: true, dropped }
-})
+} = dual(
+  3,
+  (self: Syncer, joinRef: string, raw: RawState): SyncerResult => Sync.receiveState(self, joinRef, raw, PresenceEvent)
+)
 
 /**
  * Feeds a `presence_diff`: applied when the state is synced for `joinRef` (the channel's current
@@ -486,20 +267,10 @@ export const receiveState: {
 export const receiveDiff: {
   (joinRef: string, raw: RawDiff): (self: Syncer) => SyncerResult
   (self: Syncer, joinRef: string, raw: RawDiff): SyncerResult
-} = dual(3, (self: Syncer, joinRef: string, raw: RawDiff): SyncerResult => {
-  if (self.joinRef !== undefined && self.joinRef === joinRef) {
-    const result = syncDiff(self.state, raw)
-    return { syncer: { ...self, state: result.state }, events: result.events, synced: true, dropped: 0 }
-  }
-  const pending = [...self.pending, { joinRef, diff: raw }]
-  const dropped = Math.max(0, pending.length - self.maxPending)
-  return {
-    syncer: { ...self, pending: dropped > 0 ? pending.slice(dropped) : pending },
-    events: [],
-    synced: false,
-    dropped
-  }
-})
+} = dual(
+  3,
+  (self: Syncer, joinRef: string, raw: RawDiff): SyncerResult => Sync.receiveDiff(self, joinRef, raw, PresenceEvent)
+)
 
 // -----------------------------------------------------------------------------
 // public shape
@@ -511,16 +282,7 @@ export const receiveDiff: {
  * @since 0.1.0
  * @category conversions
  */
-export const toPublicMeta = (meta: RawMeta): PresenceMeta => {
-  const entries: Array<[string, unknown]> = []
-  for (const field of Object.keys(meta)) {
-    if (field !== "phx_ref" && field !== "phx_ref_prev" && field !== "presence_ref") {
-      entries.push([field, meta[field]])
-    }
-  }
-  entries.push(["presence_ref", meta.phx_ref])
-  return Object.fromEntries(entries) as PresenceMeta
-}
+export const toPublicMeta: (meta: RawMeta) => PresenceMeta = Sync.toPublicMeta
 
 /**
  * The state in the public shape of realtime-js's `presenceState()`: `{ key: [meta, ...] }`. The
@@ -529,11 +291,7 @@ export const toPublicMeta = (meta: RawMeta): PresenceMeta => {
  * @since 0.1.0
  * @category conversions
  */
-export const toPublic = (state: PresenceState): { readonly [key: string]: ReadonlyArray<PresenceMeta> } => {
-  const out: Record<string, ReadonlyArray<PresenceMeta>> = Object.create(null)
-  for (const [key, metas] of state) out[key] = metas.map(toPublicMeta)
-  return out
-}
+export const toPublic: (state: PresenceState) => { readonly [key: string]: ReadonlyArray<PresenceMeta> } = Sync.toPublic
 
 /**
  * An event with its metas in the public shape.
@@ -541,19 +299,5 @@ export const toPublic = (state: PresenceState): { readonly [key: string]: Readon
  * @since 0.1.0
  * @category conversions
  */
-export const toPublicEvent = (event: PresenceEvent): PresenceEvent<PresenceMeta> => {
-  const current = event.current.map(toPublicMeta)
-  switch (event._tag) {
-    case "Join":
-      return PresenceEvent.Join({ key: event.key, current, joined: event.joined.map(toPublicMeta) })
-    case "Leave":
-      return PresenceEvent.Leave({ key: event.key, current, left: event.left.map(toPublicMeta) })
-    case "Update":
-      return PresenceEvent.Update({
-        key: event.key,
-        current,
-        previous: event.previous.map(toPublicMeta),
-        updated: event.updated.map(toPublicMeta)
-      })
-  }
-}
+export const toPublicEvent = (event: PresenceEvent): PresenceEvent<PresenceMeta> =>
+  Sync.toPublicEvent(event, PresenceEvent)
