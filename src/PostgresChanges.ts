@@ -15,9 +15,9 @@
 import * as Either from "effect/Either"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import * as Predicate from "effect/Predicate"
-import * as Describe from "./core/describe.js"
-import { isRecord } from "./core/guards.js"
-import * as internal from "./internal/postgresFilter.js"
+import * as Bindings from "./core/postgres/bindings.js"
+import * as Convert from "./core/postgres/convert.js"
+import * as CoreFilter from "./core/postgres/filter.js"
 import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "./RealtimeError.js"
 
 // -----------------------------------------------------------------------------
@@ -28,7 +28,7 @@ import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "./Realt
  * @since 0.1.0
  * @category models
  */
-export type Event = "INSERT" | "UPDATE" | "DELETE" | "*"
+export type Event = Bindings.Event
 
 /**
  * What to listen to: an event (`*` for all) on a schema (`*` for all), optionally one table (absent
@@ -161,13 +161,7 @@ export const typed = <Database>() =>
  * @since 0.1.0
  * @category models
  */
-export interface WireBinding {
-  readonly event: Event
-  readonly schema: string
-  readonly table?: string
-  readonly filter?: string
-  readonly select?: ReadonlyArray<string>
-}
+export type WireBinding = Bindings.WireBinding
 
 /**
  * A binding as sent with the join, unchecked: a filter builder becomes its string; an empty filter
@@ -176,17 +170,7 @@ export interface WireBinding {
  * @since 0.1.0
  * @category constructors
  */
-export const toWire = (binding: Binding): WireBinding => {
-  const filter = isFilterBuilder(binding.filter) ? binding.filter.toString() : binding.filter
-  const select = binding.select !== undefined && binding.select.length > 0 ? [...binding.select] : undefined
-  return {
-    event: binding.event,
-    schema: binding.schema,
-    ...(binding.table !== undefined ? { table: binding.table } : {}),
-    ...(filter !== undefined && filter.trim() !== "" ? { filter } : {}),
-    ...(select !== undefined ? { select } : {})
-  }
-}
+export const toWire: (binding: Binding) => WireBinding = Bindings.toWire
 
 /**
  * A binding as sent with the join, checked before anything is sent: the filter is built and parsed
@@ -198,41 +182,8 @@ export const toWire = (binding: Binding): WireBinding => {
  * @category constructors
  */
 export const toWireEither = (binding: Binding): Either.Either<WireBinding, InvalidArgument> => {
-  const invalid = (detail: string) => Either.left(new InvalidArgument({ detail: `postgres_changes: ${detail}` }))
-  if (!["INSERT", "UPDATE", "DELETE", "*"].includes(binding.event)) {
-    return invalid(`unknown event ${JSON.stringify(binding.event)} (expected INSERT, UPDATE, DELETE or *)`)
-  }
-  if (typeof binding.schema !== "string" || binding.schema === "") return invalid("`schema` must be a non-empty string")
-  if (binding.table !== undefined && (typeof binding.table !== "string" || binding.table === "")) {
-    return invalid("`table` must be a non-empty string (omit it to listen to every table)")
-  }
-  let filter: string | undefined
-  if (binding.filter !== undefined) {
-    const built = isFilterBuilder(binding.filter) ? binding.filter.build() : Either.right(binding.filter)
-    if (Either.isLeft(built)) return Either.left(built.left)
-    if (typeof built.right !== "string") return invalid("`filter` must be a string or a filter builder")
-    const parsed = internal.parseFilter(built.right)
-    if (Either.isLeft(parsed)) return invalid(parsed.left)
-    filter = built.right.trim() === "" ? undefined : built.right
-  }
-  const select = binding.select !== undefined && binding.select.length > 0 ? [...binding.select] : undefined
-  if (select !== undefined) {
-    if (!select.every((c) => typeof c === "string" && c !== "")) {
-      return invalid("`select` must list column names")
-    }
-    if (binding.schema === "*" || binding.table === undefined || binding.table === "*") {
-      return invalid(
-        "Column selection is not supported for wildcard subscriptions. Provide an explicit schema and table name."
-      )
-    }
-  }
-  return Either.right({
-    event: binding.event,
-    schema: binding.schema,
-    ...(binding.table !== undefined ? { table: binding.table } : {}),
-    ...(filter !== undefined ? { filter } : {}),
-    ...(select !== undefined ? { select } : {})
-  })
+  const result = Bindings.toWireChecked(binding)
+  return result.ok ? Either.right(result.value) : Either.left(new InvalidArgument({ detail: result.error }))
 }
 
 /**
@@ -242,7 +193,7 @@ export const toWireEither = (binding: Binding): Either.Either<WireBinding, Inval
  * @since 0.1.0
  * @category predicates
  */
-export const acceptsEvent = (event: Event, type: string): boolean => event === "*" || event === type.toUpperCase()
+export const acceptsEvent: (event: Event, type: string) => boolean = Bindings.acceptsEvent
 
 // -----------------------------------------------------------------------------
 // server ids
@@ -254,14 +205,7 @@ export const acceptsEvent = (event: Event, type: string): boolean => event === "
  * @since 0.1.0
  * @category models
  */
-export interface ReplyEntry {
-  readonly id: number
-  readonly event: string
-  readonly schema?: string | null | undefined
-  readonly table?: string | null | undefined
-  readonly filter?: string | null | undefined
-  readonly select?: ReadonlyArray<string> | null | undefined
-}
+export type ReplyEntry = Bindings.ReplyEntry
 
 /**
  * Gives each binding the ids of the reply entries with the same content (event case-insensitive,
@@ -278,84 +222,9 @@ export const matchBindingIds = (
   bindings: ReadonlyArray<Binding>,
   reply: unknown
 ): Either.Either<ReadonlyArray<ReadonlyArray<number>>, PostgresBindingMismatch> => {
-  const mismatch = (detail: string) => Either.left(new PostgresBindingMismatch({ detail }))
-  if (reply === undefined || reply === null) {
-    return bindings.length === 0
-      ? Either.right([])
-      : mismatch(`the server's reply lists no postgres_changes, expected ${bindings.length}`)
-  }
-  if (!Array.isArray(reply)) return mismatch(`the server's postgres_changes is not a list: ${describe(reply)}`)
-  const byKey = new Map<string, Array<number>>()
-  for (const entry of reply as ReadonlyArray<unknown>) {
-    const id = Predicate.hasProperty(entry, "id") ? toId(entry.id) : undefined
-    if (id === undefined || !Predicate.hasProperty(entry, "event") || typeof entry.event !== "string") {
-      return mismatch(`malformed entry in the server's reply: ${describe(entry)}`)
-    }
-    const key = contentKey(entry as unknown as ReplyEntry)
-    const ids = byKey.get(key) ?? []
-    if (!ids.includes(id)) ids.push(id)
-    byKey.set(key, ids)
-  }
-  const keys = bindings.map(bindingKey)
-  const out: Array<ReadonlyArray<number>> = []
-  for (let i = 0; i < bindings.length; i++) {
-    const ids = byKey.get(keys[i]!)
-    if (ids === undefined) return mismatch(`no server id for binding ${describeBinding(bindings[i]!)}`)
-    out.push(ids)
-  }
-  const wanted = new Set(keys)
-  for (const entry of reply as ReadonlyArray<ReplyEntry>) {
-    if (!wanted.has(contentKey(entry))) return mismatch(`server binding ${describe(entry)} matches no binding`)
-  }
-  return Either.right(out)
+  const result = Bindings.matchBindingIds(bindings, reply)
+  return result.ok ? Either.right(result.value) : Either.left(new PostgresBindingMismatch({ detail: result.error }))
 }
-
-const toId = (u: unknown): number | undefined => {
-  if (typeof u === "number" && Number.isFinite(u)) return u
-  if (typeof u === "string" && /^-?\d+$/.test(u)) return Number(u)
-  return undefined
-}
-
-const absent = (u: unknown): string | null => (typeof u === "string" && u !== "" ? u : null)
-
-const contentKey = (entry: {
-  readonly event: string
-  readonly schema?: unknown
-  readonly table?: unknown
-  readonly filter?: unknown
-  readonly select?: unknown
-}): string =>
-  JSON.stringify([
-    entry.event.toUpperCase(),
-    absent(entry.schema),
-    absent(entry.table),
-    absent(typeof entry.filter === "string" ? entry.filter.trim() : entry.filter),
-    // a non-string column (from the wire, of any depth) matches no binding
-    Array.isArray(entry.select) && entry.select.length > 0
-      ? entry.select.map((column: unknown) => typeof column === "string" ? column : null)
-      : null
-  ])
-
-const bindingKey = (binding: Binding): string =>
-  contentKey({
-    event: binding.event,
-    schema: binding.schema,
-    table: binding.table,
-    filter: isFilterBuilder(binding.filter) ? binding.filter.toString() : binding.filter,
-    select: binding.select
-  })
-
-const describeBinding = (binding: Binding): string =>
-  describe({
-    event: binding.event,
-    schema: binding.schema,
-    table: binding.table,
-    filter: isFilterBuilder(binding.filter) ? binding.filter.toString() : binding.filter,
-    select: binding.select
-  })
-
-// bounded and depth-safe: replies and changes come from the wire
-const describe = (u: unknown): string => Describe.describe(u, { maxLength: 300 })
 
 // -----------------------------------------------------------------------------
 // filter builder
@@ -365,7 +234,7 @@ const describe = (u: unknown): string => Describe.describe(u, { maxLength: 300 }
  * @since 0.1.0
  * @category type ids
  */
-export const FilterTypeId: unique symbol = Symbol.for("supabase-realtime-effect/PostgresChanges/Filter")
+export const FilterTypeId: typeof Bindings.FilterTypeId = Bindings.FilterTypeId
 
 /**
  * @since 0.1.0
@@ -379,20 +248,7 @@ export type FilterTypeId = typeof FilterTypeId
  * @since 0.1.0
  * @category models
  */
-export type FilterOperator =
-  | "eq"
-  | "neq"
-  | "lt"
-  | "lte"
-  | "gt"
-  | "gte"
-  | "in"
-  | "like"
-  | "ilike"
-  | "is"
-  | "match"
-  | "imatch"
-  | "isdistinct"
+export type FilterOperator = CoreFilter.Operator
 
 /**
  * A scalar filter value (`bigint` for exact `int8` values).
@@ -477,58 +333,13 @@ export interface FilterBuilder extends Pipeable {
   toJSON(): string
 }
 
-const reserved = /[,()"\\]/
-
-const quote = (value: string): string => `"${value.replace(/\\/g, "\\\\").replace(/"/g, "\\\"")}"`
-
-const quoteIfNeeded = (value: string): string => (reserved.test(value) || value !== value.trim() ? quote(value) : value)
-
-const scalar = (value: unknown): string => quoteIfNeeded(value === null ? "null" : String(value))
-
-// The server turns `in.(...)` into a Postgres array literal, where a bare empty element is malformed,
-// a bare `NULL` is NULL and braces nest: those elements are quoted too (realtime-js sends them bare).
-const inElement = (value: unknown): string => {
-  const text = String(value)
-  return text === "" || text.trim().toUpperCase() === "NULL" || /[{}]/.test(text) ? quote(text) : scalar(value)
-}
-
-// the Realtime SDK spec's limit on the values of one `in` filter
-const MAX_IN_VALUES = 100
-
-const isValues: ReadonlyArray<unknown> = [null, true, false, "null", "true", "false", "unknown"]
-
 class FilterBuilderImpl implements FilterBuilder {
   readonly [FilterTypeId]: FilterTypeId = FilterTypeId
   constructor(readonly conditions: ReadonlyArray<string>, readonly problems: ReadonlyArray<string>) {}
 
   private add(column: string, operator: FilterOperator, value: unknown, negate: boolean): FilterBuilder {
-    const problems: Array<string> = []
-    if (typeof column !== "string" || column === "" || /[=,()"]/.test(column)) {
-      problems.push(`invalid filter column ${JSON.stringify(column)}: must be non-empty without = , ( ) "`)
-    }
-    let serialized: string
-    if (operator === "in") {
-      const values = Array.from(new Set(Array.isArray(value) ? value : [value]))
-      if (values.length === 0) problems.push(`\`in\` filter on ${JSON.stringify(column)} requires at least one value`)
-      if (values.length > MAX_IN_VALUES) {
-        problems.push(
-          `\`in\` filter on ${JSON.stringify(column)} takes at most ${MAX_IN_VALUES} values, got ${values.length}`
-        )
-      }
-      serialized = `in.(${values.map(inElement).join(",")})`
-    } else if (operator === "is") {
-      if (!isValues.includes(value)) {
-        problems.push(`\`is\` filter on ${JSON.stringify(column)} takes null, true, false or "unknown"`)
-      }
-      serialized = `is.${value === null ? "null" : String(value)}`
-    } else {
-      if (!internal.operators.includes(operator)) problems.push(`unknown filter operator ${JSON.stringify(operator)}`)
-      serialized = `${operator}.${scalar(value)}`
-    }
-    return new FilterBuilderImpl(
-      [...this.conditions, `${column}=${negate ? "not." : ""}${serialized}`],
-      [...this.problems, ...problems]
-    )
+    const next = CoreFilter.condition(column, operator, value, negate)
+    return new FilterBuilderImpl([...this.conditions, next.condition], [...this.problems, ...next.problems])
   }
 
   eq(column: string, value: FilterValue) {
@@ -620,10 +431,7 @@ export const isFilterBuilder = (u: unknown): u is FilterBuilder => Predicate.has
  * @since 0.1.0
  * @category models
  */
-export interface Column {
-  readonly name: string
-  readonly type: string
-}
+export type Column = Convert.Column
 
 /**
  * A row as received (after conversion unless noted).
@@ -631,7 +439,7 @@ export interface Column {
  * @since 0.1.0
  * @category models
  */
-export type Row = { readonly [column: string]: unknown }
+export type Row = Convert.Row
 
 /**
  * The `new` of a DELETE and the `old` of an INSERT.
@@ -639,7 +447,7 @@ export type Row = { readonly [column: string]: unknown }
  * @since 0.1.0
  * @category models
  */
-export type EmptyRow = { readonly [column: string]: never }
+export type EmptyRow = Convert.EmptyRow
 
 /**
  * `payload.data` of a `postgres_changes` message.
@@ -647,34 +455,13 @@ export type EmptyRow = { readonly [column: string]: never }
  * @since 0.1.0
  * @category models
  */
-export interface RawChange {
-  readonly schema: string
-  readonly table: string
-  readonly commit_timestamp: string
-  readonly type: "INSERT" | "UPDATE" | "DELETE"
-  readonly columns: ReadonlyArray<Column>
-  readonly record?: Row | null | undefined
-  readonly old_record?: Row | null | undefined
-  readonly errors: ReadonlyArray<string> | null
-}
-
-interface ChangeBase {
-  readonly schema: string
-  readonly table: string
-  readonly commit_timestamp: string
-  /** Server errors, e.g. `Error 401: Unauthorized`, `Error 413: Payload Too Large`; `null` if none. */
-  readonly errors: ReadonlyArray<string> | null
-}
+export type RawChange = Convert.RawChange
 
 /**
  * @since 0.1.0
  * @category models
  */
-export interface InsertChange<A = Row> extends ChangeBase {
-  readonly eventType: "INSERT"
-  readonly new: A
-  readonly old: EmptyRow
-}
+export type InsertChange<A = Row> = Convert.InsertChange<A>
 
 /**
  * `old` holds the primary key only, unless the table has `REPLICA IDENTITY FULL`.
@@ -682,11 +469,7 @@ export interface InsertChange<A = Row> extends ChangeBase {
  * @since 0.1.0
  * @category models
  */
-export interface UpdateChange<A = Row> extends ChangeBase {
-  readonly eventType: "UPDATE"
-  readonly new: A
-  readonly old: Partial<A>
-}
+export type UpdateChange<A = Row> = Convert.UpdateChange<A>
 
 /**
  * `old` holds the primary key only, unless the table has `REPLICA IDENTITY FULL`.
@@ -694,11 +477,7 @@ export interface UpdateChange<A = Row> extends ChangeBase {
  * @since 0.1.0
  * @category models
  */
-export interface DeleteChange<A = Row> extends ChangeBase {
-  readonly eventType: "DELETE"
-  readonly new: EmptyRow
-  readonly old: Partial<A>
-}
+export type DeleteChange<A = Row> = Convert.DeleteChange<A>
 
 /**
  * A change, in realtime-js's shape (`eventType`, `new`, `old`, ...).
@@ -706,7 +485,7 @@ export interface DeleteChange<A = Row> extends ChangeBase {
  * @since 0.1.0
  * @category models
  */
-export type Change<A = Row> = InsertChange<A> | UpdateChange<A> | DeleteChange<A>
+export type Change<A = Row> = Convert.Change<A>
 
 /**
  * How column values are converted.
@@ -725,13 +504,7 @@ export type Change<A = Row> = InsertChange<A> | UpdateChange<A> | DeleteChange<A
  * @since 0.1.0
  * @category models
  */
-export interface ConvertOptions {
-  readonly int8?: "string" | "bigint" | "number" | undefined
-  readonly numeric?: "string" | "number" | undefined
-  readonly skipTypes?: ReadonlyArray<string> | undefined
-}
-
-const integerText = /^\s*[+-]?\d+\s*$/
+export type ConvertOptions = Convert.ConvertOptions
 
 /**
  * Converts one value by its column type, as realtime-js's `convertCell`: `bool` `t`/`f` → boolean;
@@ -744,96 +517,7 @@ const integerText = /^\s*[+-]?\d+\s*$/
  * @since 0.1.0
  * @category conversions
  */
-export const convertCell = (type: string, value: unknown, options?: ConvertOptions): unknown => {
-  if (type.startsWith("_")) return convertArray(type.slice(1), value, options)
-  switch (type) {
-    case "bool":
-      return value === "t" ? true : value === "f" ? false : value
-    case "float4":
-    case "float8":
-    case "int2":
-    case "int4":
-    case "oid":
-      return toNumber(value)
-    case "int8":
-      return convertInt8(value, options?.int8 ?? "string")
-    case "numeric":
-      return convertNumeric(value, options?.numeric ?? "string")
-    case "json":
-    case "jsonb":
-      if (typeof value !== "string") return value
-      try {
-        return JSON.parse(value)
-      } catch {
-        return value
-      }
-    case "timestamp":
-      return typeof value === "string" ? value.replace(" ", "T") : value
-    default:
-      return value
-  }
-}
-
-const toNumber = (value: unknown): unknown => {
-  if (typeof value !== "string") return value
-  const n = parseFloat(value)
-  return Number.isNaN(n) ? value : n
-}
-
-const convertInt8 = (value: unknown, mode: "string" | "bigint" | "number"): unknown => {
-  switch (mode) {
-    case "number":
-      return typeof value === "bigint" ? Number(value) : toNumber(value)
-    case "string":
-      if (typeof value === "string") return value.trim()
-      // a number arrives already parsed: exact up to 2^53 (and for any integer with at most 15
-      // significant digits, which `String` prints back as written)
-      return typeof value === "number" || typeof value === "bigint" ? String(value) : value
-    case "bigint":
-      if (typeof value === "string") return integerText.test(value) ? BigInt(value.trim()) : value
-      if (typeof value === "number" && Number.isInteger(value)) {
-        const text = String(value)
-        return integerText.test(text) ? BigInt(text) : BigInt(value)
-      }
-      return value
-  }
-}
-
-const convertNumeric = (value: unknown, mode: "string" | "number"): unknown => {
-  if (mode === "number") return typeof value === "bigint" ? Number(value) : toNumber(value)
-  return typeof value === "number" || typeof value === "bigint" ? String(value) : value
-}
-
-const convertArray = (elementType: string, value: unknown, options: ConvertOptions | undefined): unknown => {
-  const convert = (e: unknown) => convertCell(elementType, e, options)
-  if (Array.isArray(value)) return convertElements(value, convert)
-  if (typeof value !== "string") return value
-  const trimmed = value.trim()
-  if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return value
-  const parsed = internal.parseArrayLiteral(trimmed)
-  return parsed === undefined ? value : convertElements(parsed, convert)
-}
-
-// A copy of nested arrays with `f` applied to every element that is neither an array nor null.
-// Iterative (a stack of the arrays still to copy): the nesting comes from the wire.
-const convertElements = (root: ReadonlyArray<unknown>, f: (element: unknown) => unknown): Array<unknown> => {
-  const out: Array<unknown> = new Array(root.length)
-  const stack: Array<readonly [ReadonlyArray<unknown>, Array<unknown>]> = [[root, out]]
-  while (stack.length > 0) {
-    const [from, to] = stack.pop()!
-    for (let i = 0; i < from.length; i++) {
-      const e = from[i]
-      if (Array.isArray(e)) {
-        const copy: Array<unknown> = new Array(e.length)
-        to[i] = copy
-        stack.push([e, copy])
-      } else {
-        to[i] = e === null ? null : f(e)
-      }
-    }
-  }
-  return out
-}
+export const convertCell: (type: string, value: unknown, options?: ConvertOptions) => unknown = Convert.convertCell
 
 /**
  * Converts every field of a row by its column's type (as realtime-js's `convertChangeData`):
@@ -842,22 +526,11 @@ const convertElements = (root: ReadonlyArray<unknown>, f: (element: unknown) => 
  * @since 0.1.0
  * @category conversions
  */
-export const convertRow = (
+export const convertRow: (
   columns: ReadonlyArray<Column>,
   row: Row | null | undefined,
   options?: ConvertOptions
-): Row => {
-  if (row === null || row === undefined) return {}
-  const types = new Map(columns.map((c) => [c.name, c.type]))
-  const skip = options?.skipTypes ?? []
-  return Object.fromEntries(
-    Object.keys(row).map((name) => {
-      const type = types.get(name)
-      const value = row[name]
-      return [name, type === undefined || skip.includes(type) ? value : convertCell(type, value, options)]
-    })
-  )
-}
+) => Row = Convert.convertRow
 
 /**
  * Turns a well-formed `payload.data` into a {@link Change}: INSERT has `new` (and `old = {}`),
@@ -866,28 +539,7 @@ export const convertRow = (
  * @since 0.1.0
  * @category conversions
  */
-export const convertRawChange = (data: RawChange, options?: ConvertOptions): Change => {
-  const base = {
-    schema: data.schema,
-    table: data.table,
-    commit_timestamp: data.commit_timestamp,
-    errors: data.errors ?? null
-  }
-  const columns = data.columns ?? []
-  switch (data.type) {
-    case "INSERT":
-      return { ...base, eventType: "INSERT", new: convertRow(columns, data.record, options), old: {} }
-    case "UPDATE":
-      return {
-        ...base,
-        eventType: "UPDATE",
-        new: convertRow(columns, data.record, options),
-        old: convertRow(columns, data.old_record, options)
-      }
-    case "DELETE":
-      return { ...base, eventType: "DELETE", new: {}, old: convertRow(columns, data.old_record, options) }
-  }
-}
+export const convertRawChange: (data: RawChange, options?: ConvertOptions) => Change = Convert.convertRawChange
 
 /**
  * Turns `payload.data` of a `postgres_changes` message into a {@link Change} (see
@@ -899,42 +551,10 @@ export const convertRawChange = (data: RawChange, options?: ConvertOptions): Cha
  * @category conversions
  */
 export const convertChange = (data: unknown, options?: ConvertOptions): Either.Either<Change, ProtocolError> => {
-  const fail = (detail: string) =>
-    Either.left(new ProtocolError({ reason: "UnsupportedPayload", detail: `postgres_changes: ${detail}` }))
-  if (!isRecord(data)) return fail("data is not an object")
-  const type = typeof data["type"] === "string" ? data["type"].toUpperCase() : undefined
-  if (type !== "INSERT" && type !== "UPDATE" && type !== "DELETE") {
-    return fail(`unknown change type ${describe(data["type"])}`)
-  }
-  for (const field of ["schema", "table"] as const) {
-    if (typeof data[field] !== "string") return fail(`\`${field}\` is not a string`)
-  }
-  const columns = data["columns"] ?? []
-  if (
-    !Array.isArray(columns) ||
-    !columns.every((c) => Predicate.hasProperty(c, "name") && typeof c.name === "string")
-  ) {
-    return fail("`columns` is not a list of {name, type}")
-  }
-  for (const field of ["record", "old_record"] as const) {
-    const row = data[field]
-    if (row !== undefined && row !== null && !isRecord(row)) return fail(`\`${field}\` is not an object`)
-  }
-  const errors = data["errors"]
-  if (errors !== undefined && errors !== null && !Array.isArray(errors)) return fail("`errors` is not a list")
-  return Either.right(convertRawChange({
-    schema: data["schema"] as string,
-    table: data["table"] as string,
-    commit_timestamp: typeof data["commit_timestamp"] === "string" ? data["commit_timestamp"] : "",
-    type,
-    columns: (columns as ReadonlyArray<{ readonly name: string; readonly type?: unknown }>).map((c) => ({
-      name: c.name,
-      type: typeof c.type === "string" ? c.type : ""
-    })),
-    record: data["record"] as Row | null | undefined,
-    old_record: data["old_record"] as Row | null | undefined,
-    errors: Array.isArray(errors) ? errors.map((e) => typeof e === "string" ? e : describe(e)) : null
-  }, options))
+  const result = Convert.convertChange(data, options)
+  return result.ok
+    ? Either.right(result.value)
+    : Either.left(new ProtocolError({ reason: "UnsupportedPayload", detail: result.error }))
 }
 
 /**
@@ -945,48 +565,8 @@ export const convertChange = (data: unknown, options?: ConvertOptions): Either.E
  * @internal
  */
 export const toGeneratedTypes = (data: unknown, change: Change): Either.Either<Change, string> => {
-  const columns = isRecord(data) && Array.isArray(data["columns"]) ? data["columns"] : []
-  const numeric = new Map<string, string>()
-  for (const c of columns) {
-    if (!isRecord(c) || typeof c["name"] !== "string" || typeof c["type"] !== "string") continue
-    const type = c["type"].startsWith("_") ? c["type"].slice(1) : c["type"]
-    if (type === "int8" || type === "numeric") numeric.set(c["name"], type)
-  }
-  if (numeric.size === 0) return Either.right(change)
-  let refused: string | undefined
-  const convert = (row: Row): Row => {
-    let out: Record<string, unknown> | undefined
-    for (const [name, type] of numeric) {
-      if (!(name in row)) continue
-      const value = row[name]
-      const toNumber = (e: unknown): unknown => {
-        if (typeof e !== "string" || refused !== undefined) return e
-        const n = exactNumber(e, type)
-        if (n === undefined) {
-          refused = `column ${name} (${type}) holds ${
-            Describe.truncate(e, 60)
-          }, which a number cannot hold exactly; the generated types say number: give a Schema with a string or bigint field`
-          return e
-        }
-        return n
-      }
-      ;(out ??= { ...row })[name] = Array.isArray(value) ? convertElements(value, toNumber) : toNumber(value)
-    }
-    return out ?? row
-  }
-  const converted = { ...change, new: convert(change.new), old: convert(change.old) } as Change
-  return refused === undefined ? Either.right(converted) : Either.left(refused)
-}
-
-// The number a decimal text stands for, when a double holds it exactly (an integer within 2^53, a
-// decimal whose double prints back to the same value); undefined else, never a rounded number.
-const exactNumber = (text: string, type: string): number | undefined => {
-  const trimmed = text.trim()
-  if (type === "numeric" && /^[+-]?(NaN|Infinity)$/.test(trimmed)) return Number(trimmed)
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)$/.test(trimmed)) return undefined
-  const n = Number(trimmed)
-  if (type === "int8") return Number.isSafeInteger(n) ? n : undefined
-  return internal.isExactNumber(trimmed) ? n : undefined
+  const result = Convert.toGeneratedTypes(data, change)
+  return result.ok ? Either.right(result.value) : Either.left(result.error)
 }
 
 /**
@@ -998,28 +578,4 @@ const exactNumber = (text: string, type: string): number | undefined => {
  * @since 0.1.0
  * @category conversions
  */
-export const parseJsonPreservingPrecision = (text: string): unknown => {
-  let out = ""
-  let last = 0
-  let changed = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!
-    if (c === "\"") {
-      // skip the string
-      for (i++; i < text.length && text[i] !== "\""; i++) {
-        if (text[i] === "\\") i++
-      }
-    } else if (c === "-" || (c >= "0" && c <= "9")) {
-      let j = i + 1
-      while (j < text.length && /[0-9eE.+-]/.test(text[j]!)) j++
-      const token = text.slice(i, j)
-      if (!internal.isExactNumber(token)) {
-        out += text.slice(last, i) + "\"" + token + "\""
-        last = j
-        changed = true
-      }
-      i = j - 1
-    }
-  }
-  return JSON.parse(changed ? out + text.slice(last) : text)
-}
+export const parseJsonPreservingPrecision: (text: string) => unknown = Convert.parseJsonPreservingPrecision

@@ -3,11 +3,12 @@ import * as Transformers from "@supabase/realtime-js/dist/main/lib/transformers.
 import { Either } from "effect"
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import * as Filter from "../src/internal/postgresFilter.js"
+import * as Filter from "../src/core/postgres/filter.js"
+import type * as Result from "../src/core/result.js"
+import * as ServerFilter from "../src/core/server/filter.js"
 import * as PostgresChanges from "../src/PostgresChanges.js"
 import type { Binding, FilterBuilder, FilterOperator } from "../src/PostgresChanges.js"
 import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "../src/RealtimeError.js"
-import * as ServerFilter from "../src/testing/internal/filter.js"
 
 const convertChangeData = Transformers.convertChangeData as (
   columns: ReadonlyArray<{ name: string; type: string }>,
@@ -17,12 +18,21 @@ const convertChangeData = Transformers.convertChangeData as (
 
 const make = PostgresChanges.Filter.make
 
-const right = <A, E>(e: Either.Either<A, E>): A => {
+// the edition's functions return an Either, the core's a Result
+const right = <A, E>(e: Either.Either<A, E> | Result.Result<A, E>): A => {
+  if ("ok" in e) {
+    if (!e.ok) throw new Error(`expected ok, got error: ${String(e.error)}`)
+    return e.value
+  }
   if (Either.isLeft(e)) throw new Error(`expected Right, got Left: ${String(e.left)}`)
   return e.right
 }
 
-const left = <A, E>(e: Either.Either<A, E>): E => {
+const left = <A, E>(e: Either.Either<A, E> | Result.Result<A, E>): E => {
+  if ("ok" in e) {
+    if (e.ok) throw new Error(`expected error, got ok: ${JSON.stringify(e.value)}`)
+    return e.error
+  }
   if (Either.isRight(e)) throw new Error(`expected Left, got Right: ${JSON.stringify(e.right)}`)
   return e.left
 }

@@ -40,7 +40,6 @@ import {
 } from "../RealtimeError.js"
 import type * as Transport from "../Transport.js"
 import * as Backoff from "./backoff.js"
-import * as ConfigKey from "./channel/config.js"
 import * as ReplayTimer from "./channel/replay.js"
 import * as DescribeIssue from "./describe.js"
 import { type Inbox, inboxStream, Listener } from "./inbox.js"
@@ -179,7 +178,7 @@ class ChannelEnv implements State.Env {
 }
 
 /** @internal */
-export const configKey = ConfigKey.configKey
+export const configKey = Config.configKey
 
 /** @internal */
 export const topicOf = Config.topicOf
@@ -270,7 +269,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     key?: string
   ) {
     this.topic = Config.topicOf(name)
-    this.key = key ?? ConfigKey.configKey(config)
+    this.key = key ?? Config.configKey(config)
     this.bindings = config.postgresChanges ?? []
     this.wireBindings = this.bindings.length === 0 ? [] : this.bindings.map(PostgresChanges.toWire)
     this.presenceEnabled = config.presence?.enabled ?? config.presence !== undefined

@@ -53,13 +53,13 @@ import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Postgres from "../core/server/postgres.js"
 import type * as Protocol from "../Protocol.js"
 import * as FakeSocket from "./FakeSocket.js"
 import * as Engine from "./internal/engine.js"
 import * as HttpApi from "./internal/http.js"
 import * as Jwt from "./internal/jwt.js"
 import * as Listener from "./internal/listener.js"
-import * as Postgres from "./internal/postgres.js"
 
 // -------------------------------------------------------------------------------------
 // tokens

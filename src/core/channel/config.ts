@@ -2,6 +2,7 @@
  * What a channel's config means on the wire: the join payload, the key that makes two configs the
  * same channel, the topic, the join errors that are permanent, and `system` messages. Pure.
  */
+import * as Bindings from "../postgres/bindings.js"
 
 /** What a channel's config says about the join (the edition's config type is assignable to it). */
 export interface ChannelConfig {
@@ -16,7 +17,7 @@ export interface ChannelConfig {
     readonly enabled?: boolean | undefined
   } | undefined
   readonly private?: boolean | undefined
-  readonly postgresChanges?: ReadonlyArray<unknown> | undefined
+  readonly postgresChanges?: ReadonlyArray<Bindings.Binding> | undefined
   readonly postgresChangesOptions?: {
     readonly wait?: boolean | undefined
     readonly timeout?: number | undefined
@@ -111,6 +112,18 @@ export const canonical = (value: unknown): unknown => {
   }
   return value
 }
+
+/** A stable text of what makes two configs the same channel on the wire. */
+export const configKey = (config: ChannelConfig): string => {
+  // configs are readonly data, and apps tend to reuse one object for many channels
+  let key = configKeys.get(config)
+  if (key === undefined) {
+    key = JSON.stringify(canonical({ ...config, postgresChanges: config.postgresChanges?.map(Bindings.toWire) }))
+    configKeys.set(config, key)
+  }
+  return key
+}
+const configKeys = new WeakMap<ChannelConfig, string>()
 
 /** The topic of a channel name: `realtime:` prefixed, unless it already is. */
 export const topicOf = (name: string): string => name.startsWith("realtime:") ? name : `realtime:${name}`

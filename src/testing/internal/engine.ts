@@ -7,11 +7,11 @@
  */
 import * as Either from "effect/Either"
 import * as Crypto from "node:crypto"
+import * as Postgres from "../../core/server/postgres.js"
 import * as Protocol from "../../Protocol.js"
 import type * as RS from "../RealtimeServer.js"
 import * as Jwt from "./jwt.js"
 import { SlidingCounter, WindowCounter } from "./limits.js"
-import * as Postgres from "./postgres.js"
 
 // -------------------------------------------------------------------------------------
 // environment and configuration
@@ -871,11 +871,11 @@ export class Engine {
     const subscriptions: Array<Postgres.Subscription> = []
     for (const binding of channel.bindings) {
       const result = Postgres.subscribe(binding.params, binding.id)
-      if (Either.isLeft(result)) {
+      if (!result.ok) {
         channel.subscriptions = []
-        return this.system(channel, "postgres_changes", "error", result.left)
+        return this.system(channel, "postgres_changes", "error", result.error)
       }
-      subscriptions.push(result.right)
+      subscriptions.push(result.value)
     }
     channel.subscriptions = subscriptions
     this.system(channel, "postgres_changes", "ok", "Subscribed to PostgreSQL")

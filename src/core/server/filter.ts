@@ -2,12 +2,9 @@
  * The server side of Postgres-changes subscriptions, for the in-process server: subscription params
  * as `parse_subscription_params/1` reads them (with its error strings), binding ids, and evaluating
  * a parsed filter on a row with Postgres-like semantics. The filter grammar itself is shared with the
- * client (`../../internal/postgresFilter.ts`).
- *
- * @internal
+ * client (`../postgres/filter.ts`).
  */
-import * as Either from "effect/Either"
-import { isRecord } from "../../core/guards.js"
+import { isRecord } from "../guards.js"
 import {
   compareNumeric,
   compareText,
@@ -18,7 +15,8 @@ import {
   parseDecimal,
   type ParsedFilter,
   parseFilter
-} from "../../internal/postgresFilter.js"
+} from "../postgres/filter.js"
+import * as Result from "../result.js"
 
 // -----------------------------------------------------------------------------
 // subscription params
@@ -26,8 +24,6 @@ import {
 
 /**
  * A postgres_changes binding as the server understands it.
- *
- * @internal
  */
 export interface SubscriptionParams {
   readonly event: "*" | "INSERT" | "UPDATE" | "DELETE"
@@ -41,10 +37,8 @@ export interface SubscriptionParams {
  * Parses one entry of the join's `config.postgres_changes` like the server, with its error
  * strings: `event` defaults to `*` (unknown events too), `schema` alone means every table, `table`
  * alone means schema `public`, `select` must be a list and is refused on wildcards.
- *
- * @internal
  */
-export const parseSubscriptionParams = (params: unknown): Either.Either<SubscriptionParams, string> => {
+export const parseSubscriptionParams = (params: unknown): Result.Result<SubscriptionParams, string> => {
   const map: Record<string, unknown> = isRecord(params) ? params : {}
   const has = (key: string) => Object.prototype.hasOwnProperty.call(map, key)
   const event = actionFilter(map)
@@ -56,31 +50,32 @@ export const parseSubscriptionParams = (params: unknown): Either.Either<Subscrip
       const valid = raw.filter((c): c is string => typeof c === "string")
       select = valid.length === 0 ? null : valid
     } else if (typeof raw === "string") {
-      return Either.left(
+      return Result.err(
         "Error parsing `select` params: expected a list of column name strings, e.g. select: [\"col1\", \"col2\"]"
       )
     }
   }
 
-  const ok = (schema: string, table: string, filter: ParsedFilter): Either.Either<SubscriptionParams, string> =>
+  const ok = (schema: string, table: string, filter: ParsedFilter): Result.Result<SubscriptionParams, string> =>
     select !== null && (schema === "*" || table === "*")
-      ? Either.left(
+      ? Result.err(
         "Column selection is not supported for wildcard subscriptions. Provide an explicit schema and table name."
       )
-      : Either.right({ event, schema, table, filter, select })
+      : Result.ok({ event, schema, table, filter, select })
 
   const schema = map["schema"]
   const table = map["table"]
   const filter = map["filter"]
   if (typeof schema === "string" && typeof table === "string" && typeof filter === "string") {
-    return Either.flatMap(parseFilter(filter), (parsed) => ok(schema, table, parsed))
+    const parsed = parseFilter(filter)
+    return parsed.ok ? ok(schema, table, parsed.value) : parsed
   }
   if (typeof schema === "string" && typeof table === "string" && !has("filter")) return ok(schema, table, [])
   if (typeof schema === "string" && !has("table") && !has("filter")) return ok(schema, "*", [])
   if (typeof table === "string" && !has("schema") && !has("filter")) return ok("public", table, [])
   const prefix = "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: "
-  if (has("user_token") || has("auth_token")) return Either.left(prefix + "<redacted>")
-  return Either.left(prefix + inspect(isRecord(params) ? params : params ?? null))
+  if (has("user_token") || has("auth_token")) return Result.err(prefix + "<redacted>")
+  return Result.err(prefix + inspect(isRecord(params) ? params : params ?? null))
 }
 
 const actionFilter = (map: Record<string, unknown>): SubscriptionParams["event"] => {
@@ -95,8 +90,6 @@ const actionFilter = (map: Record<string, unknown>): SubscriptionParams["event"]
  * matter). The server uses `:erlang.phash2(params)`; this is a stand-in with the same range
  * (0..2^27-1): 32-bit FNV-1a over the canonical JSON (sorted keys, `undefined` dropped), folded to 27
  * bits.
- *
- * @internal
  */
 export const bindingId = (params: unknown): number => {
   const bytes = new TextEncoder().encode(canonicalJson(params))
@@ -123,7 +116,6 @@ const canonicalJson = (u: unknown): string => {
 // matching changes
 // -----------------------------------------------------------------------------
 
-/** @internal */
 export interface Column {
   readonly name: string
   readonly type: string
@@ -131,8 +123,6 @@ export interface Column {
 
 /**
  * The parts of a change the server matches bindings on.
- *
- * @internal
  */
 export interface ChangeLike {
   readonly type: string
@@ -147,8 +137,6 @@ export interface ChangeLike {
  * Whether a change is delivered to a binding: event (`*` or equal), schema and table (`*` or
  * equal), and the filter, evaluated on `record` (INSERT, UPDATE) or on `old_record` (DELETE, where
  * it usually holds only the primary key).
- *
- * @internal
  */
 export const matchesBinding = (params: SubscriptionParams, change: ChangeLike): boolean => {
   const type = change.type.toUpperCase()
@@ -162,8 +150,6 @@ export const matchesBinding = (params: SubscriptionParams, change: ChangeLike): 
 
 /**
  * Keeps the `select`ed columns of a row (all of them when `select` is null).
- *
- * @internal
  */
 export const project = (
   row: Readonly<Record<string, unknown>>,
@@ -185,8 +171,6 @@ export const project = (
  *
  * Like the server (which joins filters with the row's columns), a condition on a column absent from
  * the row is skipped, and a row on which every condition was skipped does not pass.
- *
- * @internal
  */
 export const evaluate = (
   filter: ParsedFilter,

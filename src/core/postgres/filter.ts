@@ -3,17 +3,28 @@
  * (`lib/extensions/postgres_cdc_rls/subscriptions.ex`), with its exact error strings, exact decimal
  * comparison and Postgres array literals: what the client needs (the filter builder, exact numbers,
  * array columns). The server side (subscription params, binding ids, evaluating filters on rows)
- * lives with the in-process server in `../testing/internal/filter.ts`.
- *
- * @internal
+ * lives with the in-process server's engine. Also the serialization of the filter builder's
+ * conditions (byte-for-byte realtime-js's `postgresChangesFilter()`).
  */
-import * as Either from "effect/Either"
-import type { FilterOperator } from "../PostgresChanges.js"
+import * as Result from "../result.js"
 
-/** @internal */
-export type Operator = FilterOperator
+/** A filter operator (`not.` negates any). */
+export type Operator =
+  | "eq"
+  | "neq"
+  | "lt"
+  | "lte"
+  | "gt"
+  | "gte"
+  | "in"
+  | "like"
+  | "ilike"
+  | "is"
+  | "match"
+  | "imatch"
+  | "isdistinct"
 
-/** @internal */
+/** Every operator of the grammar. */
 export const operators: ReadonlyArray<Operator> = [
   "eq",
   "neq",
@@ -36,8 +47,6 @@ const operatorSet: ReadonlySet<string> = new Set(operators)
  * One `column=[not.]op.value` segment as the server stores it: `value` is unquoted for scalar
  * operators, and for `in` it is the Postgres array literal the server builds (`in.(a,b)` →
  * `{a,b}`).
- *
- * @internal
  */
 export interface Condition {
   readonly column: string
@@ -48,12 +57,9 @@ export interface Condition {
 
 /**
  * The segments of a filter, ANDed. Empty = no filter.
- *
- * @internal
  */
 export type ParsedFilter = ReadonlyArray<Condition>
 
-/** @internal */
 export const filterErrorPrefix = "Error parsing `filter` params: "
 
 // -----------------------------------------------------------------------------
@@ -65,19 +71,17 @@ export const filterErrorPrefix = "Error parsing `filter` params: "
  * `system` `postgres_changes` error (``Error parsing `filter` params: <detail>``), e.g.
  * ``Error parsing `filter` params: ["foo", "hey"]`` or
  * ``Error parsing `filter` params: `in` filter value must be wrapped by parentheses``.
- *
- * @internal
  */
-export const parseFilter = (filter: string): Either.Either<ParsedFilter, string> => {
+export const parseFilter = (filter: string): Result.Result<ParsedFilter, string> => {
   const trimmed = filter.trim()
-  if (trimmed === "") return Either.right([])
+  if (trimmed === "") return Result.ok([])
   const out: Array<Condition> = []
   for (const segment of splitTopLevel(trimmed)) {
     const parsed = parseSegment(segment)
-    if (typeof parsed === "string") return Either.left(filterErrorPrefix + parsed)
+    if (typeof parsed === "string") return Result.err(filterErrorPrefix + parsed)
     out.push(parsed)
   }
-  return Either.right(out)
+  return Result.ok(out)
 }
 
 // Splits on commas outside parentheses and double quotes. A quote opens only right after `.`, `(`
@@ -170,7 +174,6 @@ const unquote = (value: string): string => {
 /** Code unit order. @internal */
 export const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
-/** @internal */
 export interface Decimal {
   readonly special?: "nan" | "inf" | "-inf"
   readonly negative: boolean
@@ -182,7 +185,6 @@ export interface Decimal {
 
 const decimalPattern = /^\s*([+-])?(?:(\d+)(?:\.(\d*))?|\.(\d+))(?:[eE]([+-]?\d+))?\s*$/
 
-/** @internal */
 export const parseDecimal = (text: string): Decimal | undefined => {
   const lower = text.trim().toLowerCase()
   if (lower === "nan") return { special: "nan", negative: false, digits: "", point: 0 }
@@ -224,8 +226,6 @@ export const compareNumeric = (a: string, b: string): number | null => {
 /**
  * Whether a JSON number token survives `JSON.parse` exactly (its double prints back to the same
  * decimal value).
- *
- * @internal
  */
 export const isExactNumber = (token: string): boolean => {
   const n = Number(token)
@@ -238,8 +238,6 @@ export const isExactNumber = (token: string): boolean => {
 
 /**
  * A Postgres array literal's elements: strings, `null` for an unquoted `NULL`, nested arrays.
- *
- * @internal
  */
 export type PgArray = ReadonlyArray<string | null | PgArray>
 
@@ -247,8 +245,6 @@ export type PgArray = ReadonlyArray<string | null | PgArray>
  * Parses a Postgres array literal (`{a,"b,c",NULL,{1,2}}`): elements are separated by commas,
  * double-quoted elements take backslash escapes, unquoted elements are trimmed and `NULL` (any
  * case) is null. `undefined` when the text is not an array literal.
- *
- * @internal
  */
 export const parseArrayLiteral = (text: string): PgArray | undefined => {
   // iterative (a stack of the open arrays): the literal may come from the wire, nested at will
@@ -336,8 +332,6 @@ export const parseArrayLiteral = (text: string): PgArray | undefined => {
 /**
  * Renders a JSON value as Elixir's `inspect/1` would after Jason decoded it: strings quoted and
  * escaped (or as a `<<bytes>>` binary when not printable), `nil`, lists, maps with sorted keys.
- *
- * @internal
  */
 export const inspect = (u: unknown): string => {
   if (u === null || u === undefined) return "nil"
@@ -390,4 +384,65 @@ const compareUtf8 = (a: string, b: string): number => {
     if (x[i] !== y[i]) return x[i]! - y[i]!
   }
   return x.length - y.length
+}
+
+// -----------------------------------------------------------------------------
+// builder conditions
+// -----------------------------------------------------------------------------
+
+const reserved = /[,()"\\]/
+
+const quote = (value: string): string => `"${value.replace(/\\/g, "\\\\").replace(/"/g, "\\\"")}"`
+
+const quoteIfNeeded = (value: string): string => (reserved.test(value) || value !== value.trim() ? quote(value) : value)
+
+const scalar = (value: unknown): string => quoteIfNeeded(value === null ? "null" : String(value))
+
+// The server turns `in.(...)` into a Postgres array literal, where a bare empty element is malformed,
+// a bare `NULL` is NULL and braces nest: those elements are quoted too (realtime-js sends them bare).
+const inElement = (value: unknown): string => {
+  const text = String(value)
+  return text === "" || text.trim().toUpperCase() === "NULL" || /[{}]/.test(text) ? quote(text) : scalar(value)
+}
+
+// the Realtime SDK spec's limit on the values of one `in` filter
+const MAX_IN_VALUES = 100
+
+const isValues: ReadonlyArray<unknown> = [null, true, false, "null", "true", "false", "unknown"]
+
+/**
+ * One builder condition, `column=[not.]op.value`, serialized as realtime-js does (values holding
+ * `,` `(` `)` `"` `\` or surrounding whitespace double-quoted; `in` without duplicates, its empty,
+ * `NULL` or braced elements quoted too), with the problems that make it invalid (empty when valid).
+ */
+export const condition = (
+  column: string,
+  operator: Operator,
+  value: unknown,
+  negate: boolean
+): { readonly condition: string; readonly problems: ReadonlyArray<string> } => {
+  const problems: Array<string> = []
+  if (typeof column !== "string" || column === "" || /[=,()"]/.test(column)) {
+    problems.push(`invalid filter column ${JSON.stringify(column)}: must be non-empty without = , ( ) "`)
+  }
+  let serialized: string
+  if (operator === "in") {
+    const values = Array.from(new Set(Array.isArray(value) ? value : [value]))
+    if (values.length === 0) problems.push(`\`in\` filter on ${JSON.stringify(column)} requires at least one value`)
+    if (values.length > MAX_IN_VALUES) {
+      problems.push(
+        `\`in\` filter on ${JSON.stringify(column)} takes at most ${MAX_IN_VALUES} values, got ${values.length}`
+      )
+    }
+    serialized = `in.(${values.map(inElement).join(",")})`
+  } else if (operator === "is") {
+    if (!isValues.includes(value)) {
+      problems.push(`\`is\` filter on ${JSON.stringify(column)} takes null, true, false or "unknown"`)
+    }
+    serialized = `is.${value === null ? "null" : String(value)}`
+  } else {
+    if (!operators.includes(operator)) problems.push(`unknown filter operator ${JSON.stringify(operator)}`)
+    serialized = `${operator}.${scalar(value)}`
+  }
+  return { condition: `${column}=${negate ? "not." : ""}${serialized}`, problems }
 }

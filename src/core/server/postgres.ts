@@ -1,9 +1,7 @@
 /**
  * Postgres-changes bindings of the test server, over its filter evaluator (`./filter.ts`).
- *
- * @internal
  */
-import * as Either from "effect/Either"
+import * as Result from "../result.js"
 import * as PostgresFilter from "./filter.js"
 
 /** The `data` of a `postgres_changes` message. @internal */
@@ -32,8 +30,8 @@ export const bindingId = (params: Readonly<Record<string, unknown>>): number => 
 export const subscribe = (
   params: Readonly<Record<string, unknown>>,
   id: number
-): Either.Either<Subscription, string> =>
-  Either.map(PostgresFilter.parseSubscriptionParams(params), (parsed) => ({
+): Result.Result<Subscription, string> =>
+  Result.map(PostgresFilter.parseSubscriptionParams(params), (parsed) => ({
     id,
     select: parsed.select,
     matches: (change) => PostgresFilter.matchesBinding(parsed, change)
@@ -42,8 +40,6 @@ export const subscribe = (
 /**
  * The change as delivered to a channel whose matching subscriptions are `matched`: rows projected to
  * the union of their `select`s (the whole row when any of them selects everything).
- *
- * @internal
  */
 export const projectFor = (change: Change, matched: ReadonlyArray<Subscription>): Change => {
   if (matched.some((s) => s.select === null)) return change
