@@ -1,0 +1,78 @@
+/**
+ * The core's boundary: every file under `src/core/` is plain TypeScript that both editions share. It
+ * imports no `effect` / `@effect/*` module and nothing outside `src/core/` (no edition module, no
+ * package); node built-ins only in the server parts (`src/core/server/`).
+ */
+import * as Fs from "node:fs"
+import { builtinModules } from "node:module"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import ts from "typescript"
+import { describe, expect, it } from "vitest"
+
+const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
+const core = Path.join(root, "src", "core")
+const server = Path.join(core, "server")
+
+const filesUnder = (dir: string): Array<string> =>
+  Fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = Path.join(dir, entry.name)
+    return entry.isDirectory() ? filesUnder(path) : /\.[cm]?[jt]sx?$/.test(entry.name) ? [path] : []
+  })
+
+/** Every module specifier of a file: imports, re-exports, `import()`, `require()`, `import("x").T` types. */
+const specifiers = (file: string): Array<string> => {
+  const text = Fs.readFileSync(file, "utf8")
+  const out = ts.preProcessFile(text, true, true).importedFiles.map((f) => f.fileName)
+  // `import("x")` in type positions is not always listed by preProcessFile
+  for (const match of text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g)) out.push(match[1]!)
+  return [...new Set(out)]
+}
+
+const builtins = new Set(builtinModules)
+const isBuiltin = (specifier: string): boolean =>
+  specifier.startsWith("node:") || builtins.has(specifier) || builtins.has(specifier.split("/")[0]!)
+
+const inside = (dir: string, path: string): boolean => {
+  const relative = Path.relative(dir, path)
+  return relative === "" || (!relative.startsWith("..") && !Path.isAbsolute(relative))
+}
+
+const files = filesUnder(core)
+
+describe("src/core boundary", () => {
+  it("has files to check", () => {
+    expect(files.length).toBeGreaterThan(10)
+  })
+
+  it("imports no effect, no package, nothing outside src/core, and node built-ins only in src/core/server", () => {
+    const problems: Array<string> = []
+    for (const file of files) {
+      const name = Path.relative(root, file)
+      for (const specifier of specifiers(file)) {
+        if (specifier === "effect" || specifier.startsWith("effect/") || specifier.startsWith("@effect/")) {
+          problems.push(`${name}: imports ${specifier} (the core is Effect-free)`)
+        } else if (isBuiltin(specifier)) {
+          if (!inside(server, file)) {
+            problems.push(`${name}: imports the node built-in ${specifier} outside src/core/server`)
+          }
+        } else if (specifier.startsWith(".")) {
+          const target = Path.resolve(Path.dirname(file), specifier)
+          if (!inside(core, target)) problems.push(`${name}: imports ${specifier}, outside src/core`)
+        } else {
+          problems.push(`${name}: imports the package ${specifier} (the core imports nothing outside src/core)`)
+        }
+      }
+    }
+    expect(problems).toEqual([])
+  })
+
+  it("catches what it must catch", () => {
+    // the checks above, on specifiers the core must refuse
+    const bad = ["effect", "effect/Either", "@effect/platform", "ws", "../Protocol.js"]
+    expect(bad.filter((s) => s === "effect" || s.startsWith("effect/") || s.startsWith("@effect/"))).toHaveLength(3)
+    expect(isBuiltin("node:http") && isBuiltin("crypto") && !isBuiltin("ws")).toBe(true)
+    expect(inside(core, Path.resolve(core, "protocol", "../../Protocol.js"))).toBe(false)
+    expect(inside(core, Path.resolve(core, "protocol", "../result.js"))).toBe(true)
+  })
+})
