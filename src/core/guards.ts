@@ -1,7 +1,5 @@
 /**
  * The small checks every module needs, written once.
- *
- * @internal
  */
 
 /** An object that is not an array (a JSON object, as far as its shape goes). */

@@ -193,7 +193,7 @@ export const socketFailure = (error: SocketClosed, permanent: boolean): Failure 
 /**
  * A channel. Creating one allocates no fiber, scope or Effect: the status is a field with plain
  * listeners, the backoff and re-track fibers exist only while they run, and the streams and effects
- * are built when asked for. The lifecycle is the state machine of `channel/state.ts`: this class
+ * are built when asked for. The lifecycle is the state machine of `core/channel/state.ts`: this class
  * carries out its commands (`run`) and feeds it what happens (`dispatch`).
  *
  * @internal

@@ -53,13 +53,15 @@ import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { WebSocketServer } from "ws"
+import * as Engine from "../core/server/engine.js"
+import * as HttpApi from "../core/server/http.js"
+import * as Jwt from "../core/server/jwt.js"
+import * as Listener from "../core/server/listener.js"
+import type * as ServerModel from "../core/server/model.js"
 import * as Postgres from "../core/server/postgres.js"
 import type * as Protocol from "../Protocol.js"
 import * as FakeSocket from "./FakeSocket.js"
-import * as Engine from "./internal/engine.js"
-import * as HttpApi from "./internal/http.js"
-import * as Jwt from "./internal/jwt.js"
-import * as Listener from "./internal/listener.js"
 
 // -------------------------------------------------------------------------------------
 // tokens
@@ -125,12 +127,7 @@ export const defaultServiceRoleKey: string = signToken({
  * @since 0.1.0
  * @category models
  */
-export interface Permissions {
-  readonly broadcastRead: boolean
-  readonly broadcastWrite: boolean
-  readonly presenceRead: boolean
-  readonly presenceWrite: boolean
-}
+export type Permissions = ServerModel.Permissions
 
 /**
  * The private-channel policy: the permissions of a token's claims on a subtopic (the topic without
@@ -141,7 +138,7 @@ export interface Permissions {
  * @since 0.1.0
  * @category models
  */
-export type Policy = (claims: Readonly<Record<string, unknown>>, subtopic: string) => Permissions
+export type Policy = ServerModel.Policy
 
 /**
  * Limits, with the real server's defaults. Rates are counted in fixed one-second windows of the
@@ -265,10 +262,7 @@ export interface ListenOptions extends Options {
  * @since 0.1.0
  * @category models
  */
-export interface RecordedFrame extends Protocol.Message {
-  readonly binary: boolean
-  readonly at: number
-}
+export type RecordedFrame = ServerModel.RecordedFrame
 
 /**
  * One socket.
@@ -342,22 +336,7 @@ export type PresenceState = Readonly<
  * @since 0.1.0
  * @category models
  */
-export interface Stats {
-  readonly connectionsOpened: number
-  readonly connectionsRefused: number
-  readonly framesReceived: number
-  readonly framesSent: number
-  readonly malformedFrames: number
-  readonly joins: number
-  readonly joinsRejected: number
-  readonly broadcastsReceived: number
-  /** Broadcast frames delivered to subscribers (one per receiving channel). */
-  readonly broadcastsDelivered: number
-  readonly httpRequests: number
-  readonly presenceDiffs: number
-  /** `postgres_changes` frames delivered (one per receiving channel). */
-  readonly changesDelivered: number
-}
+export type Stats = ServerModel.Stats
 
 /**
  * Why a channel ended.
@@ -365,7 +344,7 @@ export interface Stats {
  * @since 0.1.0
  * @category models
  */
-export type ChannelCloseReason = "leave" | "duplicate" | "shutdown" | "crash" | "socket"
+export type ChannelCloseReason = ServerModel.ChannelCloseReason
 
 /**
  * What happens on the server, in order (see `events`).
@@ -373,37 +352,7 @@ export type ChannelCloseReason = "leave" | "duplicate" | "shutdown" | "crash" | 
  * @since 0.1.0
  * @category models
  */
-export type ServerEvent =
-  | { readonly _tag: "ConnectionOpened"; readonly connection: string }
-  | { readonly _tag: "ConnectionRefused"; readonly status: number; readonly body: string }
-  | { readonly _tag: "ConnectionClosed"; readonly connection: string; readonly code: number; readonly reason: string }
-  | { readonly _tag: "MalformedFrame"; readonly connection: string; readonly error: string }
-  | { readonly _tag: "FrameReceived"; readonly connection: string; readonly message: Protocol.Message }
-  | {
-    readonly _tag: "ChannelJoined"
-    readonly connection: string
-    readonly topic: string
-    readonly joinRef: string | null
-  }
-  | { readonly _tag: "JoinRejected"; readonly connection: string; readonly topic: string; readonly reason: string }
-  | {
-    readonly _tag: "ChannelClosed"
-    readonly connection: string
-    readonly topic: string
-    readonly joinRef: string | null
-    readonly reason: ChannelCloseReason
-  }
-  | { readonly _tag: "TokenRefreshed"; readonly connection: string; readonly topic: string }
-  | {
-    readonly _tag: "Broadcast"
-    readonly topic: string
-    readonly private: boolean
-    readonly origin: "Text" | "User"
-    readonly delivered: number
-  }
-  | { readonly _tag: "PresenceChanged"; readonly topic: string; readonly private: boolean }
-  | { readonly _tag: "ChangeEmitted"; readonly table: string; readonly delivered: number }
-  | { readonly _tag: "HttpRequest"; readonly method: string; readonly path: string; readonly status: number }
+export type ServerEvent = ServerModel.ServerEvent
 
 /**
  * A row of the server's `realtime.messages`, written by `dbSend` (only messages from the database are
@@ -412,19 +361,7 @@ export type ServerEvent =
  * @since 0.1.0
  * @category models
  */
-export interface StoredMessage {
-  /** A UUID (`dbSend`'s `id`, or a generated one); replays carry it as `meta.id`. */
-  readonly id: string
-  /** The subtopic (`"room"`), as `realtime.send` stores it. */
-  readonly topic: string
-  readonly event: string
-  /** The JSON payload, or a `Uint8Array` (`realtime.send_binary`). */
-  readonly payload: unknown
-  /** Only private rows are replayed. */
-  readonly private: boolean
-  /** `inserted_at`: the server's `Clock` time in milliseconds. */
-  readonly insertedAt: number
-}
+export type StoredMessage = ServerModel.StoredMessage
 
 /**
  * A view of the server's state, for assertions and `waitFor`. Read it synchronously: it reflects the
@@ -515,22 +452,13 @@ export interface Target {
  * @since 0.1.0
  * @category models
  */
-export interface HttpRequest {
-  readonly method: string
-  readonly path: string
-  readonly headers: Readonly<Record<string, string>>
-  readonly body?: Uint8Array | string | undefined
-}
+export type HttpRequest = ServerModel.HttpRequest
 
 /**
  * @since 0.1.0
  * @category models
  */
-export interface HttpResponse {
-  readonly status: number
-  readonly headers: Readonly<Record<string, string>>
-  readonly body: Uint8Array
-}
+export type HttpResponse = ServerModel.HttpResponse
 
 // -------------------------------------------------------------------------------------
 // errors
@@ -1170,7 +1098,12 @@ export const makeListen = (options: ListenOptions = {}): Effect.Effect<Server, L
     const port = options.port ?? 0
     const listener = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () => Listener.listen(engine, { host, port }),
+        try: () =>
+          Listener.listen(engine, {
+            host,
+            port,
+            webSocketServer: (options) => new WebSocketServer(options)
+          }),
         catch: (cause) => new ListenError({ host, port, cause })
       }),
       (listener) => Effect.promise(() => listener.close())

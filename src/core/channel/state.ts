@@ -51,8 +51,6 @@
  * its first failure on, a waiting subscribe also has a deadline, `patienceMillis` after it began
  * (the same bound), and fails with the last failure when it passes. A subscribe that joins at
  * once arms nothing.
- *
- * @internal
  */
 
 /** Why an attempt failed or a join ended, in the terms the shell gave (`error` is its own). */
@@ -66,7 +64,7 @@ export interface Failure<E> {
   readonly timeoutMillis?: number | undefined
 }
 
-/** @internal */
+/** The channel's state (`E`: the edition's join error). */
 export type State<E> =
   | { readonly _tag: "Idle" }
   | { readonly _tag: "Joining"; readonly attempt: number; readonly joinRef: string | undefined }
@@ -176,7 +174,7 @@ export interface Machine<E> {
   readonly socketDown: Failure<E> | undefined
 }
 
-/** @internal */
+/** The machine before any subscribe. */
 export const initial = <E>(socketOpen: boolean): Machine<E> => ({
   state: { _tag: "Idle" },
   pending: false,

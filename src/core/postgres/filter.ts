@@ -60,6 +60,7 @@ export interface Condition {
  */
 export type ParsedFilter = ReadonlyArray<Condition>
 
+/** The prefix of the server's filter errors. */
 export const filterErrorPrefix = "Error parsing `filter` params: "
 
 // -----------------------------------------------------------------------------
@@ -171,9 +172,10 @@ const unquote = (value: string): string => {
 // exact numeric comparison
 // -----------------------------------------------------------------------------
 
-/** Code unit order. @internal */
+/** Code unit order. */
 export const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
+/** A decimal number as sign, significant digits and point position (exact, any size). */
 export interface Decimal {
   readonly special?: "nan" | "inf" | "-inf"
   readonly negative: boolean
@@ -185,6 +187,7 @@ export interface Decimal {
 
 const decimalPattern = /^\s*([+-])?(?:(\d+)(?:\.(\d*))?|\.(\d+))(?:[eE]([+-]?\d+))?\s*$/
 
+/** A decimal text as a {@link Decimal}, or `undefined` when it is not one. */
 export const parseDecimal = (text: string): Decimal | undefined => {
   const lower = text.trim().toLowerCase()
   if (lower === "nan") return { special: "nan", negative: false, digits: "", point: 0 }
@@ -207,7 +210,7 @@ export const parseDecimal = (text: string): Decimal | undefined => {
   return { negative: m[1] === "-", digits, point }
 }
 
-/** Postgres numeric order: NaN is equal to itself and above everything, then +Infinity. @internal */
+/** Postgres numeric order: NaN is equal to itself and above everything, then +Infinity. */
 export const compareNumeric = (a: string, b: string): number | null => {
   const x = parseDecimal(a)
   const y = parseDecimal(b)

@@ -1,7 +1,5 @@
 /**
  * The vsn 2.0.0 binary frame codecs (kinds 0-4), client side and server side.
- *
- * @internal
  */
 import * as Result from "../result.js"
 import {
@@ -163,6 +161,7 @@ export const decodeUserBroadcast = (bytes: Uint8Array): Result.Result<Message, P
   })
 }
 
+/** Decodes a binary frame a server sent (kinds 0, 1, 2 and 4). */
 export const decodeV2Binary = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> => {
   if (bytes.length === 0) return fail("TruncatedFrame", "empty binary frame")
   switch (bytes[0]) {
@@ -179,6 +178,7 @@ export const decodeV2Binary = (bytes: Uint8Array): Result.Result<Message, Protoc
   }
 }
 
+/** Decodes a vsn 2.0.0 frame a server sent: a JSON array text frame or a binary frame. */
 export const decodeV2 = (frame: Frame): Result.Result<Message, ProtocolIssue> =>
   typeof frame === "string"
     ? decodeV2Text(frame)
@@ -186,9 +186,12 @@ export const decodeV2 = (frame: Frame): Result.Result<Message, ProtocolIssue> =>
     ? decodeV2Binary(frame)
     : fail("InvalidEnvelope", "a frame must be a string or a Uint8Array")
 
+/** The field names of kind 3, for error messages. */
 export const KIND_3_NAMES = ["joinRef", "ref", "topic", "userEvent", "metadata"] as const
+/** The field names of kind 0 (client → server), for error messages. */
 export const KIND_0_CLIENT_NAMES = ["joinRef", "ref", "topic", "event"] as const
 
+/** The `keys` of a broadcast payload sent as kind 3 metadata (`undefined` when none is set). */
 export const pickMetadata = (
   payload: Record<string, unknown>,
   keys: ReadonlyArray<string>
@@ -237,6 +240,7 @@ export const encodeUserBroadcastPush = (
   )
 }
 
+/** The vsn 2.0.0 client encoder sending `metadataKeys` of a broadcast payload as metadata. */
 export const makeEncodeV2 =
   (metadataKeys: ReadonlyArray<string>) => (message: Message): Result.Result<Frame, ProtocolIssue> => {
     const invalid = checkMessage(message)
@@ -318,6 +322,7 @@ export const decodeUserBroadcastPush = (bytes: Uint8Array): Result.Result<Messag
   })
 }
 
+/** Decodes a binary frame a client sent (kinds 0 and 3). */
 export const decodeServerV2Binary = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> => {
   if (bytes.length === 0) return fail("TruncatedFrame", "empty binary frame")
   switch (bytes[0]) {
@@ -330,15 +335,17 @@ export const decodeServerV2Binary = (bytes: Uint8Array): Result.Result<Message, 
   }
 }
 
+/** The field names of kind 0 (server → client), for error messages. */
 export const KIND_0_SERVER_NAMES = ["joinRef", "topic", "event"] as const
+/** The field names of kind 1, for error messages. */
 export const KIND_1_NAMES = ["joinRef", "ref", "topic", "status"] as const
+/** The field names of kind 2, for error messages. */
 export const KIND_2_NAMES = ["topic", "event"] as const
+/** The field names of kind 4, for error messages. */
 export const KIND_4_NAMES = ["topic", "userEvent", "metadata"] as const
 
 /**
  * Encodes a Phoenix push (binary kind 0, server → client layout, which has no `ref`).
- *
- * @internal
  */
 export const encodePhoenixPush = (args: {
   readonly joinRef: string | null
@@ -350,8 +357,6 @@ export const encodePhoenixPush = (args: {
 
 /**
  * Encodes a Phoenix reply (binary kind 1, server → client).
- *
- * @internal
  */
 export const encodePhoenixReply = (args: {
   readonly joinRef: string | null
@@ -370,8 +375,6 @@ export const encodePhoenixReply = (args: {
 
 /**
  * Encodes a Phoenix broadcast (binary kind 2, server → client).
- *
- * @internal
  */
 export const encodePhoenixBroadcast = (args: {
   readonly topic: string
@@ -384,8 +387,6 @@ export const encodePhoenixBroadcast = (args: {
  * Encodes a Supabase user broadcast (binary kind 4, server → client). A `Uint8Array` (or
  * `ArrayBuffer`) payload is sent as raw bytes (encoding 0), anything else as JSON (encoding 1).
  * `meta`, when given, is sent as the metadata JSON.
- *
- * @internal
  */
 export const encodeUserBroadcast = (args: {
   readonly topic: string

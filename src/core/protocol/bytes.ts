@@ -1,23 +1,27 @@
 /**
  * Errors, byte and string helpers shared by the text and binary codecs.
- *
- * @internal
  */
 import * as Result from "../result.js"
 import { MAX_FIELD_LENGTH } from "./constants.js"
 import { type Message, ProtocolIssue } from "./model.js"
 
+/** Why a codec failed. */
 export type Reason = ProtocolIssue["reason"]
 
+/** A codec failure. */
 export const error = (reason: Reason, detail: string): ProtocolIssue => new ProtocolIssue(reason, detail)
 
+/** A failed codec result. */
 export const fail = (reason: Reason, detail: string): Result.Result<never, ProtocolIssue> =>
   Result.err(new ProtocolIssue(reason, detail))
 
+/** The message of a thrown value. */
 export const describeCause = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
+/** The one UTF-8 encoder. */
 export const textEncoder = new TextEncoder()
 // `fatal`: invalid UTF-8 is an error, not U+FFFD; `ignoreBOM`: a leading U+FEFF is kept, not stripped
+/** The one UTF-8 decoder. */
 export const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 /** A view (not a copy) of `bytes[start, end)`, without the `Buffer` species. */
@@ -31,6 +35,7 @@ export const copy = (bytes: Uint8Array, start: number, end: number): Uint8Array 
   return out
 }
 
+/** `bytes[start, end)` as UTF-8, or `undefined` when it is not valid UTF-8. */
 export const decodeUtf8 = (bytes: Uint8Array, start: number, end: number): string | undefined => {
   try {
     return textDecoder.decode(view(bytes, start, end))
@@ -64,6 +69,7 @@ export const readRegion = (bytes: Uint8Array, start: number, end: number): strin
   return s !== undefined && s.length === end - start ? s : undefined
 }
 
+/** A string field of a frame, out of the decoded region when there is one. */
 export const readField = (
   bytes: Uint8Array,
   region: string | undefined,
@@ -72,6 +78,7 @@ export const readField = (
   end: number
 ): string | undefined => region !== undefined ? region.slice(start - base, end - base) : readString(bytes, start, end)
 
+/** `JSON.parse`, or a `MalformedJson` failure naming `what`. */
 export const parseJson = (text: string, what: string): unknown => {
   try {
     return JSON.parse(text)
@@ -117,6 +124,7 @@ export const utf8Length = (s: string): number => {
   return bytes
 }
 
+/** Writes `s` (of UTF-8 length `byteLength`) at `offset`; returns the offset after it. */
 export const writeString = (s: string, out: Uint8Array, offset: number, byteLength: number): number => {
   if (byteLength === s.length) {
     for (let i = 0; i < byteLength; i++) out[offset + i] = s.charCodeAt(i)
@@ -134,8 +142,10 @@ export const asBytes = (u: unknown): Uint8Array | undefined => {
   return undefined
 }
 
+/** A non-null object (arrays included). */
 export const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
 
+/** `Object.prototype.hasOwnProperty`. */
 export const hasOwn = Object.prototype.hasOwnProperty
 
 /**
@@ -199,6 +209,7 @@ export const userPayloadBody = (payload: unknown): Uint8Array | ProtocolIssue =>
   return typeof json === "string" ? textEncoder.encode(json) : json
 }
 
+/** Why a message cannot be encoded (its envelope fields), or `undefined`. */
 export const checkMessage = (message: Message): ProtocolIssue | undefined => {
   if (!isObject(message)) return error("InvalidEnvelope", "message is not an object")
   const { event, joinRef, ref, topic } = message
@@ -211,14 +222,18 @@ export const checkMessage = (message: Message): ProtocolIssue | undefined => {
   return undefined
 }
 
+/** A `TruncatedFrame` failure. */
 export const truncated = (kind: number, length: number, needed: number): Result.Result<never, ProtocolIssue> =>
   fail("TruncatedFrame", `binary frame of kind ${kind} has ${length} bytes, its header declares at least ${needed}`)
 
+/** An `InvalidEnvelope` failure for a field that is not valid UTF-8. */
 export const invalidString = (kind: number, field: string): Result.Result<never, ProtocolIssue> =>
   fail("InvalidEnvelope", `${field} of a kind ${kind} binary frame is not valid UTF-8`)
 
+/** An `InvalidEnvelope` failure for an unknown payload encoding. */
 export const unknownEncoding = (kind: number, encoding: number): Result.Result<never, ProtocolIssue> =>
   fail("InvalidEnvelope", `unknown payload encoding ${encoding} in a kind ${kind} binary frame`)
 
+/** An `UnknownBinaryKind` failure. */
 export const unknownKind = (kind: number, side: string): Result.Result<never, ProtocolIssue> =>
   fail("UnknownBinaryKind", `binary frame of kind ${kind} is not decoded by the ${side}`)

@@ -41,6 +41,11 @@ export class ProtocolIssue {
     /** What exactly is wrong, in words. */
     readonly detail: string
   ) {}
+
+  /** `reason: detail`, as the edition's error prints it. */
+  get message(): string {
+    return `${this.reason}: ${this.detail}`
+  }
 }
 
 /** The client side of the wire: encodes what a client sends, decodes what a server sends. */

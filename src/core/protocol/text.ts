@@ -1,12 +1,11 @@
 /**
  * The text frame codecs: vsn 1.0.0 JSON objects and vsn 2.0.0 JSON arrays, both sides.
- *
- * @internal
  */
 import * as Result from "../result.js"
 import { asBytes, checkMessage, describeCause, fail, isObject, stringify } from "./bytes.js"
 import type { Frame, Message, ProtocolIssue } from "./model.js"
 
+/** Decodes a vsn 2.0.0 text frame: `[join_ref, ref, topic, event, payload]`. */
 export const decodeV2Text = (frame: string): Result.Result<Message, ProtocolIssue> => {
   let json: unknown
   try {
@@ -30,6 +29,7 @@ export const decodeV2Text = (frame: string): Result.Result<Message, ProtocolIssu
   return Result.ok({ joinRef, ref, topic, event, payload: json[4] })
 }
 
+/** Encodes a message as a vsn 2.0.0 text frame. */
 export const encodeV2Text = (message: Message): Result.Result<Frame, ProtocolIssue> => {
   const json = stringify(
     [message.joinRef, message.ref, message.topic, message.event, message.payload],
@@ -39,6 +39,7 @@ export const encodeV2Text = (message: Message): Result.Result<Frame, ProtocolIss
   return typeof json === "string" ? Result.ok(json) : Result.err(json)
 }
 
+/** Decodes a vsn 1.0.0 text frame: `{topic, event, payload, ref, join_ref}`. */
 export const decodeV1Text = (frame: string): Result.Result<Message, ProtocolIssue> => {
   let json: unknown
   try {
@@ -64,6 +65,7 @@ export const decodeV1Text = (frame: string): Result.Result<Message, ProtocolIssu
   return Result.ok({ joinRef, ref, topic, event, payload })
 }
 
+/** Encodes a message as a vsn 1.0.0 text frame (`join_ref` only when `withJoinRef`). */
 export const encodeV1Text = (message: Message, withJoinRef: boolean): Result.Result<Frame, ProtocolIssue> => {
   const invalid = checkMessage(message)
   if (invalid !== undefined) return Result.err(invalid)
@@ -78,6 +80,7 @@ export const encodeV1Text = (message: Message, withJoinRef: boolean): Result.Res
   return typeof json === "string" ? Result.ok(json) : Result.err(json)
 }
 
+/** Decodes a vsn 1.0.0 frame (binary frames are not part of it). */
 export const decodeV1 = (frame: Frame): Result.Result<Message, ProtocolIssue> =>
   typeof frame === "string"
     ? decodeV1Text(frame)

@@ -116,6 +116,7 @@ const canonicalJson = (u: unknown): string => {
 // matching changes
 // -----------------------------------------------------------------------------
 
+/** A column of a row the filter is evaluated on. */
 export interface Column {
   readonly name: string
   readonly type: string

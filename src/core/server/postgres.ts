@@ -4,7 +4,7 @@
 import * as Result from "../result.js"
 import * as PostgresFilter from "./filter.js"
 
-/** The `data` of a `postgres_changes` message. @internal */
+/** The `data` of a `postgres_changes` message. */
 export interface Change {
   readonly schema: string
   readonly table: string
@@ -16,17 +16,17 @@ export interface Change {
   readonly errors: ReadonlyArray<string> | null
 }
 
-/** A subscribed binding. @internal */
+/** A subscribed binding. */
 export interface Subscription {
   readonly id: number
   readonly select: ReadonlyArray<string> | null
   readonly matches: (change: Change) => boolean
 }
 
-/** The binding id the join reply echoes: equal for equal param maps. @internal */
+/** The binding id the join reply echoes: equal for equal param maps. */
 export const bindingId = (params: Readonly<Record<string, unknown>>): number => PostgresFilter.bindingId(params)
 
-/** Parses a binding as the server does; `Left` carries the server's error text. @internal */
+/** Parses a binding as the server does; `Left` carries the server's error text. */
 export const subscribe = (
   params: Readonly<Record<string, unknown>>,
   id: number

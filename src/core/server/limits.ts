@@ -1,15 +1,11 @@
 /**
  * Rate counters of the test server. Time comes from the caller (Effect's `Clock`), so `TestClock`
  * drives them.
- *
- * @internal
  */
 
 /**
  * Counts hits in fixed windows of `windowMillis` starting at the first hit after the previous window
  * ended (a simplification of the server's rolling averages: a burst over the limit trips it at once).
- *
- * @internal
  */
 export class WindowCounter {
   private start = Number.NEGATIVE_INFINITY
@@ -38,8 +34,6 @@ export class WindowCounter {
 
 /**
  * Counts hits in a sliding window (the server's per-channel presence limit: N calls per window).
- *
- * @internal
  */
 export class SlidingCounter {
   private readonly hits: Array<number> = []

@@ -1,16 +1,14 @@
 /**
  * HS256/384/512 JWTs for the test server: signing for tests, and verification with the exact
  * outcomes (and texts) of Realtime's `JwtVerification` + `ChannelsAuthorization`.
- *
- * @internal
  */
 import * as Crypto from "node:crypto"
-import { isRecord } from "../../core/guards.js"
+import { isRecord } from "../guards.js"
 
-/** @internal */
+/** A token's claims. */
 export type Claims = Readonly<Record<string, unknown>>
 
-/** @internal */
+/** Why a token was refused. */
 export type VerifyError =
   | { readonly _tag: "Malformed" }
   | { readonly _tag: "Signature" }
@@ -34,7 +32,7 @@ const decodeJson = (part: string): unknown => {
   }
 }
 
-/** Signs `claims` (undefined values dropped) with HMAC. @internal */
+/** Signs `claims` (undefined values dropped) with HMAC. */
 export const sign = (
   claims: Readonly<Record<string, unknown>>,
   secret: string,
@@ -49,7 +47,7 @@ export const sign = (
   return `${input}.${signature}`
 }
 
-/** The claims of a token without verifying it, or `undefined` when it is not a JWT. @internal */
+/** The claims of a token without verifying it, or `undefined` when it is not a JWT. */
 export const peek = (token: unknown): Claims | undefined => {
   if (typeof token !== "string") return undefined
   const parts = token.split(".")
@@ -61,8 +59,6 @@ export const peek = (token: unknown): Claims | undefined => {
 /**
  * Verifies `token` against `secret` at `nowMillis`, in the server's order: structure, signer,
  * signature, `exp` (when present), then the `role` and `exp` claims.
- *
- * @internal
  */
 export const verify = (
   token: unknown,
@@ -94,7 +90,7 @@ export const verify = (
   return { _tag: "Ok", claims }
 }
 
-/** The server's message for a verification failure (handshake body, `system` message). @internal */
+/** The server's message for a verification failure (handshake body, `system` message). */
 export const message = (error: VerifyError): string => {
   switch (error._tag) {
     case "Malformed":
@@ -114,7 +110,7 @@ export const message = (error: VerifyError): string => {
   }
 }
 
-/** The join error `reason`: `"<Code>: <message>"`. @internal */
+/** The join error `reason`: `"<Code>: <message>"`. */
 export const joinReason = (error: VerifyError): string => {
   switch (error._tag) {
     case "Malformed":
@@ -134,8 +130,6 @@ export const joinReason = (error: VerifyError): string => {
  * The `system` message of a channel shut down after an `access_token` or the periodic token check
  * failed. A bad signature is not one of the server's handled cases: it falls through to
  * `inspect(term)`, i.e. `:signature_error`.
- *
- * @internal
  */
 export const shutdownMessage = (error: VerifyError): string =>
   error._tag === "Signature" ? ":signature_error" : message(error)

@@ -2,13 +2,11 @@
  * The HTTP broadcast API of the test server (`POST /api/broadcast`, `POST
  * /api/broadcast/:topic/events/:event`), with the real server's statuses and bodies. Pure over the
  * engine: the real listener and the in-memory `fetch` / `HttpClient` both call `handle`.
- *
- * @internal
  */
-import { isRecord } from "../../core/guards.js"
-import type * as RS from "../RealtimeServer.js"
+import { isRecord } from "../guards.js"
 import type { Engine } from "./engine.js"
 import * as Jwt from "./jwt.js"
+import type * as RS from "./model.js"
 
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder()
@@ -45,7 +43,7 @@ const lowerCase = (headers: Readonly<Record<string, string>>): Record<string, st
 const BATCH = /^\/api\/broadcast\/?$/
 const SINGLE = /^\/api\/broadcast\/([^/]+)\/events\/([^/]+)\/?$/
 
-/** Handles one HTTP request. Never fails: bad input is a 4xx response. @internal */
+/** Handles one HTTP request. Never fails: bad input is a 4xx response. */
 export const handle = (
   engine: Engine,
   request: {

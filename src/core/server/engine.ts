@@ -1,23 +1,24 @@
 /**
  * The test server's state machine: connections, channels, fan-out, presence, tokens, limits and
  * fault injection. Synchronous by design (a frame is handled to completion before the next one);
- * time and timers come from the `Env` (Effect's `Clock`), so `TestClock` drives everything.
- *
- * @internal
+ * time, timers and randomness come from the `Env` (an edition passes its clock, e.g. Effect's
+ * `Clock`, so that `TestClock` drives everything).
  */
-import * as Either from "effect/Either"
 import * as Crypto from "node:crypto"
-import * as Postgres from "../../core/server/postgres.js"
-import * as Protocol from "../../Protocol.js"
-import type * as RS from "../RealtimeServer.js"
+import * as Binary from "../protocol/binary.js"
+import * as Constants from "../protocol/constants.js"
+import type * as Model from "../protocol/model.js"
+import * as Serializer from "../protocol/serializer.js"
 import * as Jwt from "./jwt.js"
 import { SlidingCounter, WindowCounter } from "./limits.js"
+import type * as RS from "./model.js"
+import * as Postgres from "./postgres.js"
 
 // -------------------------------------------------------------------------------------
 // environment and configuration
 // -------------------------------------------------------------------------------------
 
-/** @internal */
+/** What the engine needs from outside: the clock, timers, logging, events and randomness. */
 export interface Env {
   /** Current time in milliseconds (Effect's `Clock`). */
   readonly now: () => number
@@ -25,19 +26,21 @@ export interface Env {
   readonly schedule: (millis: number, f: () => void) => () => void
   readonly log: (level: "Debug" | "Info" | "Warning" | "Error", message: string, annotations?: object) => void
   readonly publish: (event: RS.ServerEvent) => void
+  /** A fresh UUID (message ids, presence keys); default `crypto.randomUUID`. */
+  readonly randomUUID?: (() => string) | undefined
 }
 
-/** @internal */
+/** The server's configuration. */
 export interface Config {
   readonly jwtSecret: string
   readonly apiKey: string
   readonly opaqueKeys: Readonly<Record<string, string>>
-  readonly vsnDefault: Protocol.Vsn
+  readonly vsnDefault: Model.Vsn
   readonly joinErrorDelayMillis: number
   readonly connectErrorDelayMillis: number
   readonly idleTimeoutMillis: number | undefined
   readonly tokenCheckMillis: number
-  readonly limits: RS.Limits & { readonly clientPresenceWindowMillis: number }
+  readonly limits: RS.Limits
   readonly policy: RS.Policy
   readonly privateOnly: boolean
   readonly presenceEnabled: boolean
@@ -45,20 +48,20 @@ export interface Config {
   readonly maxRecordedFrames: number
 }
 
-/** What a WebSocket connection looks like to the engine (a `FakeSocket.Peer`, or a `ws` socket). @internal */
+/** What a WebSocket connection looks like to the engine (a `FakeSocket.Peer`, or a `ws` socket). */
 export interface Peer {
-  readonly send: (frame: Protocol.Frame) => void
+  readonly send: (frame: Model.Frame) => void
   readonly close: (code: number, reason: string) => void
   readonly terminate: () => void
 }
 
-/** The result of a handshake: accepted, with what the connection needs; or an HTTP error. @internal */
+/** The result of a handshake: accepted, with what the connection needs; or an HTTP error. */
 export type Handshake =
   | {
     readonly _tag: "Accept"
     readonly url: string
     readonly path: string
-    readonly vsn: Protocol.Vsn
+    readonly vsn: Model.Vsn
     readonly params: Readonly<Record<string, string>>
     readonly headers: Readonly<Record<string, string>>
     readonly token: string
@@ -66,18 +69,18 @@ export type Handshake =
   }
   | { readonly _tag: "Refuse"; readonly status: number; readonly body: string }
 
-/** @internal */
+/** The WebSocket paths the server accepts. */
 export const SOCKET_PATHS: ReadonlyArray<string> = ["/socket/websocket", "/realtime/v1/websocket"]
 
-const PHOENIX = Protocol.PHOENIX_TOPIC
+const PHOENIX = Constants.PHOENIX_TOPIC
 const PREFIX = "realtime:"
 const ok = (response: unknown = {}) => ({ status: "ok", response })
 const fail = (response: unknown = {}) => ({ status: "error", response })
 
-/** `realtime:x` stays, `x` becomes `realtime:x`. @internal */
+/** `realtime:x` stays, `x` becomes `realtime:x`. */
 export const fullTopic = (topic: string): string => topic.startsWith(PREFIX) ? topic : PREFIX + topic
 
-/** `realtime:x` becomes `x`, `x` stays. @internal */
+/** `realtime:x` becomes `x`, `x` stays. */
 export const subTopic = (topic: string): string => topic.startsWith(PREFIX) ? topic.slice(PREFIX.length) : topic
 
 const isRecord = (u: unknown): u is Record<string, unknown> =>
@@ -141,7 +144,7 @@ const flexibleBoolean = (value: unknown, fallback: boolean, path: string, proble
 // join config
 // -------------------------------------------------------------------------------------
 
-/** @internal */
+/** The `config` of a join, as the server reads it. */
 export interface JoinConfig {
   readonly present: boolean
   readonly ack: boolean
@@ -155,7 +158,7 @@ export interface JoinConfig {
   readonly private: boolean
 }
 
-/** Parses `payload.config` leniently, as the server (`FlexibleBoolean`, defaults for bad fields). @internal */
+/** Parses `payload.config` leniently, as the server (`FlexibleBoolean`, defaults for bad fields). */
 export const parseJoinConfig = (payload: Record<string, unknown>, problems: Array<string>): JoinConfig => {
   const raw = payload.config
   if (raw === undefined) {
@@ -212,7 +215,7 @@ export const parseJoinConfig = (payload: Record<string, unknown>, problems: Arra
 // state
 // -------------------------------------------------------------------------------------
 
-/** @internal */
+/** One socket's state. */
 export class Connection {
   open = true
   closeCode: number | undefined = undefined
@@ -224,12 +227,12 @@ export class Connection {
   /** Joins held back by a join rule, per topic, with the leaves that came after them. */
   readonly pendingJoins = new Map<string, {
     readonly cancel: () => void
-    readonly after: Array<{ readonly message: Protocol.Message; readonly binary: boolean }>
+    readonly after: Array<{ readonly message: Model.Message; readonly binary: boolean }>
   }>()
   readonly timers = new Set<() => void>()
   readonly received: Array<RS.RecordedFrame> = []
   readonly sent: Array<RS.RecordedFrame> = []
-  readonly serializer: Protocol.ServerSerializer
+  readonly serializer: Model.ServerSerializer
   constructor(
     readonly id: string,
     readonly transport: "memory" | "ws",
@@ -237,7 +240,7 @@ export class Connection {
     readonly handshake: Extract<Handshake, { _tag: "Accept" }>,
     readonly openedAt: number
   ) {
-    this.serializer = handshake.vsn === "1.0.0" ? Protocol.serverV1 : Protocol.serverV2
+    this.serializer = Serializer.server(handshake.vsn)
     this.lastActivity = openedAt
   }
 }
@@ -247,7 +250,7 @@ interface PresenceEntry {
   readonly meta: Record<string, unknown>
 }
 
-/** @internal */
+/** One joined channel's state. */
 export class Channel {
   closed = false
   token: string
@@ -303,7 +306,7 @@ const messageId = (origin: Origin): string | undefined => {
 
 const groupKey = (isPrivate: boolean, subtopic: string) => `${isPrivate ? "private" : "public"}:${subtopic}`
 
-/** A broadcast as it enters the fan-out. @internal */
+/** A broadcast as it enters the fan-out. */
 export type Origin =
   /** Delivered as text to everyone: a WS text push (payload verbatim) or the batch HTTP endpoint. */
   | { readonly _tag: "Text"; readonly payload: unknown }
@@ -315,7 +318,7 @@ export type Origin =
     readonly meta?: Readonly<Record<string, unknown>> | undefined
   }
 
-/** Partitions older than 72 hours are dropped by the server's janitor: such rows are never replayed. @internal */
+/** Partitions older than 72 hours are dropped by the server's janitor: such rows are never replayed. */
 export const MESSAGE_RETENTION_MILLIS = 72 * 60 * 60 * 1000
 
 /** The replay query's hard limit; also its default. */
@@ -328,8 +331,6 @@ const SINCE_MAX = 253_402_300_799_999
 /**
  * The replay part of a join (`RealtimeChannel.can_replay?/3`, `maybe_replay_messages/5`,
  * `Messages.replay/5`): a join error, what to replay, or `None` (nothing asked, or a replay that is not a map).
- *
- * @internal
  */
 export const replayParams = (
   config: JoinConfig,
@@ -378,7 +379,7 @@ interface JoinRule {
 // engine
 // -------------------------------------------------------------------------------------
 
-/** @internal */
+/** The test server's engine: every connection, channel, presence table and stored message. */
 export class Engine {
   readonly connections = new Map<string, Connection>()
   readonly closedConnections: Array<Connection> = []
@@ -417,7 +418,12 @@ export class Engine {
   private readonly presenceCounter = new WindowCounter(1000)
   stopped = false
 
-  constructor(readonly config: Config, readonly env: Env) {}
+  constructor(readonly config: Config, readonly env: Env) {
+    this.randomUUID = env.randomUUID ?? Crypto.randomUUID
+  }
+
+  /** A fresh UUID, from the `Env`. */
+  private readonly randomUUID: () => string
 
   // ---------------------------------------------------------------------------------
   // handshake
@@ -442,7 +448,7 @@ export class Engine {
       params[key] = value
     })
     const vsnParam = params.vsn ?? this.config.vsnDefault
-    const vsn: Protocol.Vsn | undefined = /^1\.0\.\d+$/.test(vsnParam)
+    const vsn: Model.Vsn | undefined = /^1\.0\.\d+$/.test(vsnParam)
       ? "1.0.0"
       : /^2\.0\.\d+$/.test(vsnParam)
       ? "2.0.0"
@@ -578,29 +584,29 @@ export class Engine {
   // sending
   // ---------------------------------------------------------------------------------
 
-  send(connection: Connection, message: Protocol.Message) {
+  send(connection: Connection, message: Model.Message) {
     if (!connection.open) return
     const frame = connection.serializer.encode(message)
-    if (Either.isLeft(frame)) {
-      this.env.log("Error", "cannot encode a server message", { event: message.event, error: frame.left.message })
+    if (!frame.ok) {
+      this.env.log("Error", "cannot encode a server message", { event: message.event, error: frame.error.message })
       return
     }
-    this.write(connection, frame.right, message)
+    this.write(connection, frame.value, message)
   }
 
-  private write(connection: Connection, frame: Protocol.Frame, message: Protocol.Message) {
+  private write(connection: Connection, frame: Model.Frame, message: Model.Message) {
     if (!connection.open) return
     connection.peer.send(frame)
     this.stats.framesSent++
     this.record(connection.sent, { ...message, binary: typeof frame !== "string", at: this.env.now() })
   }
 
-  reply(connection: Connection, message: Protocol.Message, payload: unknown) {
+  reply(connection: Connection, message: Model.Message, payload: unknown) {
     this.send(connection, {
       joinRef: message.joinRef,
       ref: message.ref,
       topic: message.topic,
-      event: Protocol.Events.reply,
+      event: Constants.Events.reply,
       payload
     })
   }
@@ -620,27 +626,27 @@ export class Engine {
   }
 
   system(channel: Channel, extension: string, status: string, message: string) {
-    this.push(channel, Protocol.Events.system, { extension, status, message, channel: channel.subtopic })
+    this.push(channel, Constants.Events.system, { extension, status, message, channel: channel.subtopic })
   }
 
   // ---------------------------------------------------------------------------------
   // inbound frames
   // ---------------------------------------------------------------------------------
 
-  onFrame(connection: Connection, frame: Protocol.Frame) {
+  onFrame(connection: Connection, frame: Model.Frame) {
     if (!connection.open) return
     connection.lastActivity = this.env.now()
     const decoded = connection.serializer.decode(frame)
-    if (Either.isLeft(decoded)) {
+    if (!decoded.ok) {
       this.stats.malformedFrames++
       this.env.log("Warning", "MalformedWebSocketMessage: dropped", {
         connection: connection.id,
-        error: decoded.left.message
+        error: decoded.error.message
       })
-      this.env.publish({ _tag: "MalformedFrame", connection: connection.id, error: decoded.left.message })
+      this.env.publish({ _tag: "MalformedFrame", connection: connection.id, error: decoded.error.message })
       return
     }
-    const message = decoded.right
+    const message = decoded.value
     const binary = typeof frame !== "string"
     this.stats.framesReceived++
     this.record(connection.received, { ...message, binary, at: this.env.now() })
@@ -656,23 +662,23 @@ export class Engine {
     this.env.publish({ _tag: "FrameReceived", connection: connection.id, message })
   }
 
-  private route(connection: Connection, message: Protocol.Message, binary: boolean) {
+  private route(connection: Connection, message: Model.Message, binary: boolean) {
     const { event, topic } = message
-    if (topic === PHOENIX && event === Protocol.Events.heartbeat) {
+    if (topic === PHOENIX && event === Constants.Events.heartbeat) {
       if (connection.heartbeatsPaused || this.heartbeatsPaused) return
       return this.reply(connection, message, ok())
     }
-    if (event === Protocol.Events.join) return this.join(connection, message)
+    if (event === Constants.Events.join) return this.join(connection, message)
     // a leave of a join still held back waits for it (Phoenix reads a socket's frames in order:
     // the join completes, then the leave ends it); other frames meet no channel, as before
-    const pending = event === Protocol.Events.leave ? connection.pendingJoins.get(topic) : undefined
+    const pending = event === Constants.Events.leave ? connection.pendingJoins.get(topic) : undefined
     if (pending !== undefined) {
       pending.after.push({ message, binary })
       return
     }
     const channel = connection.channels.get(topic)
     if (channel === undefined) {
-      if (event === Protocol.Events.leave) return this.reply(connection, message, ok())
+      if (event === Constants.Events.leave) return this.reply(connection, message, ok())
       return this.reply(connection, message, fail({ reason: "unmatched topic" }))
     }
     if (message.joinRef !== null && message.joinRef !== channel.joinRef) {
@@ -680,16 +686,16 @@ export class Engine {
       return
     }
     switch (event) {
-      case Protocol.Events.leave: {
+      case Constants.Events.leave: {
         this.reply(connection, message, ok())
-        this.close(channel, Protocol.Events.close, {})
+        this.close(channel, Constants.Events.close, {})
         return this.teardown(channel, "leave")
       }
-      case Protocol.Events.accessToken:
+      case Constants.Events.accessToken:
         return this.accessToken(channel, message.payload)
-      case Protocol.Events.broadcast:
+      case Constants.Events.broadcast:
         return this.broadcast(channel, message, binary)
-      case Protocol.Events.presence:
+      case Constants.Events.presence:
         return this.presenceEvent(channel, message)
       default: {
         // unknown events are accepted silently, but count toward the rate limit
@@ -711,20 +717,20 @@ export class Engine {
   // join
   // ---------------------------------------------------------------------------------
 
-  private join(connection: Connection, message: Protocol.Message) {
+  private join(connection: Connection, message: Model.Message) {
     const { topic } = message
     const payload = isRecord(message.payload) ? message.payload : {}
     this.lastJoinPayloads.set(topic, message.payload)
     if (!topic.startsWith(PREFIX)) return this.reply(connection, message, fail({ reason: "unmatched topic" }))
     const existing = connection.channels.get(topic)
     if (existing !== undefined) {
-      this.close(existing, Protocol.Events.close, {})
+      this.close(existing, Constants.Events.close, {})
       this.teardown(existing, "duplicate")
     }
     connection.pendingJoins.get(topic)?.cancel()
     connection.pendingJoins.delete(topic)
     const rule = this.takeJoinRule(topic)
-    const after: Array<{ readonly message: Protocol.Message; readonly binary: boolean }> = []
+    const after: Array<{ readonly message: Model.Message; readonly binary: boolean }> = []
     const proceed = () => {
       connection.pendingJoins.delete(topic)
       if (!connection.open) return
@@ -758,7 +764,7 @@ export class Engine {
     this.joinRules = []
   }
 
-  private joinError(connection: Connection, message: Protocol.Message, reason: string, closeSocket = false) {
+  private joinError(connection: Connection, message: Model.Message, reason: string, closeSocket = false) {
     this.stats.joinsRejected++
     this.env.log("Debug", "join rejected", { connection: connection.id, topic: message.topic, reason })
     this.env.publish({ _tag: "JoinRejected", connection: connection.id, topic: message.topic, reason })
@@ -768,7 +774,7 @@ export class Engine {
     })
   }
 
-  private processJoin(connection: Connection, message: Protocol.Message, payload: Record<string, unknown>) {
+  private processJoin(connection: Connection, message: Model.Message, payload: Record<string, unknown>) {
     const { topic } = message
     const subtopic = topic.slice(PREFIX.length)
     const problems: Array<string> = []
@@ -811,7 +817,7 @@ export class Engine {
 
     // accepted
     const key = config.presenceKey === "" || config.presenceKey === undefined || config.presenceKey === null
-      ? Crypto.randomUUID()
+      ? this.randomUUID()
       : typeof config.presenceKey === "string"
       ? config.presenceKey
       : typeof config.presenceKey === "object"
@@ -849,7 +855,7 @@ export class Engine {
     )
     for (const row of replayed) this.pushReplayed(channel, row)
     if (channel.presenceEnabled && channel.canReadPresence) {
-      this.push(channel, Protocol.Events.presenceState, this.presenceState(channel.groupKey))
+      this.push(channel, Constants.Events.presenceState, this.presenceState(channel.groupKey))
     }
     if (bindings.length > 0) this.subscribePostgres(channel)
     if (config.replicationReady) this.system(channel, "system", "ok", "Replication connection established")
@@ -913,14 +919,14 @@ export class Engine {
   shutdown(channel: Channel, message: string) {
     if (channel.closed) return
     this.system(channel, "system", "error", message)
-    this.close(channel, Protocol.Events.close, {})
+    this.close(channel, Constants.Events.close, {})
     this.teardown(channel, "shutdown")
   }
 
   /** The channel process crashed: `phx_error`. */
   crash(channel: Channel, payload: unknown) {
     if (channel.closed) return
-    this.close(channel, Protocol.Events.error, payload)
+    this.close(channel, Constants.Events.error, payload)
     this.teardown(channel, "crash")
   }
 
@@ -979,7 +985,7 @@ export class Engine {
   // broadcast
   // ---------------------------------------------------------------------------------
 
-  private broadcast(channel: Channel, message: Protocol.Message, binary: boolean) {
+  private broadcast(channel: Channel, message: Model.Message, binary: boolean) {
     this.stats.broadcastsReceived++
     if (!this.countEvent(channel)) return
     const payload = message.payload
@@ -1017,60 +1023,60 @@ export class Engine {
     const topic = PREFIX + subtopic
     let delivered = 0
     if (group !== undefined && group.size > 0) {
-      let frameV1: Protocol.Frame | undefined | null
-      let frameV2: Protocol.Frame | undefined | null
-      let messageV1: Protocol.Message | undefined
-      let messageV2: Protocol.Message | undefined
-      const prepare = (vsn: Protocol.Vsn): void => {
+      let frameV1: Model.Frame | undefined | null
+      let frameV2: Model.Frame | undefined | null
+      let messageV1: Model.Message | undefined
+      let messageV2: Model.Message | undefined
+      const prepare = (vsn: Model.Vsn): void => {
         if (origin._tag === "Text") {
           const message = {
             joinRef: null,
             ref: null,
             topic,
-            event: Protocol.Events.broadcast,
+            event: Constants.Events.broadcast,
             payload: origin.payload
           }
-          const serializer = vsn === "1.0.0" ? Protocol.serverV1 : Protocol.serverV2
+          const serializer = Serializer.server(vsn)
           const frame = serializer.encode(message)
-          if (Either.isLeft(frame)) {
-            this.env.log("Error", "cannot encode a broadcast", { topic, error: frame.left.message })
+          if (!frame.ok) {
+            this.env.log("Error", "cannot encode a broadcast", { topic, error: frame.error.message })
           }
           if (vsn === "1.0.0") {
             messageV1 = message
-            frameV1 = Either.isRight(frame) ? frame.right : null
+            frameV1 = frame.ok ? frame.value : null
           } else {
             messageV2 = message
-            frameV2 = Either.isRight(frame) ? frame.right : null
+            frameV2 = frame.ok ? frame.value : null
           }
           return
         }
         const body: Record<string, unknown> = {
-          type: Protocol.Events.broadcast,
+          type: Constants.Events.broadcast,
           event: origin.event,
           payload: origin.payload
         }
         if (origin.meta !== undefined) body.meta = origin.meta
-        const message = { joinRef: null, ref: null, topic, event: Protocol.Events.broadcast, payload: body }
+        const message = { joinRef: null, ref: null, topic, event: Constants.Events.broadcast, payload: body }
         if (vsn === "2.0.0") {
-          const frame = Protocol.encodeUserBroadcast({
+          const frame = Binary.encodeUserBroadcast({
             topic,
             event: origin.event,
             payload: origin.payload,
             meta: origin.meta
           })
-          if (Either.isLeft(frame)) {
-            this.env.log("Error", "cannot encode a user broadcast", { topic, error: frame.left.message })
+          if (!frame.ok) {
+            this.env.log("Error", "cannot encode a user broadcast", { topic, error: frame.error.message })
           }
           messageV2 = message
-          frameV2 = Either.isRight(frame) ? frame.right : null
+          frameV2 = frame.ok ? frame.value : null
         } else {
           messageV1 = message
           if (origin.payload instanceof Uint8Array) {
             frameV1 = null // binary user broadcasts are not delivered to vsn 1.0.0
             return
           }
-          const frame = Protocol.serverV1.encode(message)
-          frameV1 = Either.isRight(frame) ? frame.right : null
+          const frame = Serializer.serverV1.encode(message)
+          frameV1 = frame.ok ? frame.value : null
         }
       }
       const id = messageId(origin)
@@ -1111,7 +1117,7 @@ export class Engine {
     readonly id: string | undefined
   }): number {
     const subtopic = subTopic(message.topic)
-    const id = message.id ?? Crypto.randomUUID()
+    const id = message.id ?? this.randomUUID()
     this.pruneMessages()
     if (!this.storedIds.has(id)) {
       const insertedAt = this.env.now()
@@ -1175,8 +1181,8 @@ export class Engine {
    */
   private pushReplayed(channel: Channel, row: RS.StoredMessage) {
     if (row.payload instanceof Uint8Array && channel.connection.handshake.vsn === "1.0.0") return
-    this.push(channel, Protocol.Events.broadcast, {
-      type: Protocol.Events.broadcast,
+    this.push(channel, Constants.Events.broadcast, {
+      type: Constants.Events.broadcast,
       event: row.event,
       payload: row.payload,
       meta: { replayed: true, id: row.id }
@@ -1187,7 +1193,7 @@ export class Engine {
   // presence
   // ---------------------------------------------------------------------------------
 
-  private presenceEvent(channel: Channel, message: Protocol.Message) {
+  private presenceEvent(channel: Channel, message: Model.Message) {
     const limits = this.config.limits
     const now = this.env.now()
     if (channel.presenceCalls.hit(now) > limits.clientPresenceMaxCalls) {
@@ -1269,12 +1275,12 @@ export class Engine {
   private presenceDiff(channel: Channel, joins: object, leaves: object) {
     const group = this.groups.get(channel.groupKey)
     const payload = { joins, leaves }
-    let frames: Partial<Record<Protocol.Vsn, Protocol.Frame | null>> = {}
+    let frames: Partial<Record<Model.Vsn, Model.Frame | null>> = {}
     const message = {
       joinRef: null,
       ref: null,
       topic: channel.topic,
-      event: Protocol.Events.presenceDiff,
+      event: Constants.Events.presenceDiff,
       payload
     }
     if (group !== undefined) {
@@ -1284,7 +1290,7 @@ export class Engine {
         let frame = frames[vsn]
         if (frame === undefined) {
           const encoded = receiver.connection.serializer.encode(message)
-          frame = Either.isRight(encoded) ? encoded.right : null
+          frame = encoded.ok ? encoded.value : null
           frames = { ...frames, [vsn]: frame }
         }
         if (frame === null) continue
@@ -1332,7 +1338,7 @@ export class Engine {
           joinRef: null,
           ref: null,
           topic: channel.topic,
-          event: Protocol.Events.postgresChanges,
+          event: Constants.Events.postgresChanges,
           payload: { ids, data: Postgres.projectFor(change, matched) }
         })
         channels++

@@ -2,17 +2,44 @@
  * The test server on a real socket: a node `http` server whose upgrades go to a `ws`
  * `WebSocketServer({ noServer: true })` (handshake errors are HTTP answers with `{"error": …}`
  * bodies, as the real server's), and whose requests go to the HTTP API.
- *
- * @internal
  */
 import * as Http from "node:http"
 import type * as Net from "node:net"
-import { WebSocketServer } from "ws"
-import type { WebSocket } from "ws"
 import type { Engine, Peer } from "./engine.js"
 import * as HttpApi from "./http.js"
 
-/** @internal */
+/** What the listener needs of a WebSocket (`ws`'s `WebSocket` is one). */
+export interface WebSocketLike {
+  readonly readyState: number
+  readonly OPEN: number
+  readonly CLOSING: number
+  readonly CLOSED: number
+  send(data: string | Uint8Array, options: { readonly binary: boolean }): void
+  close(code: number, reason: string): void
+  terminate(): void
+  on(event: "message", listener: (data: Buffer | ArrayBuffer | Array<Buffer>, isBinary: boolean) => void): unknown
+  on(event: "close", listener: (code: number, reason: Buffer) => void): unknown
+  on(event: "error", listener: (error: Error) => void): unknown
+}
+
+/** What the listener needs of a WebSocket server in `noServer` mode (`ws`'s `WebSocketServer` is one). */
+export interface WebSocketServerLike {
+  readonly clients: Iterable<WebSocketLike>
+  handleUpgrade(
+    request: Http.IncomingMessage,
+    socket: Net.Socket,
+    head: Buffer,
+    callback: (ws: WebSocketLike) => void
+  ): void
+  close(): void
+}
+
+/** Makes the WebSocket server (the edition passes `ws`'s, so the core imports no package). */
+export type MakeWebSocketServer = (
+  options: { readonly noServer: true; readonly maxPayload: number }
+) => WebSocketServerLike
+
+/** A bound listener: its address, and how to close it. */
 export interface Listener {
   readonly port: number
   readonly host: string
@@ -30,7 +57,7 @@ const headersOf = (request: Http.IncomingMessage): Record<string, string> => {
   return out
 }
 
-const peerOf = (ws: WebSocket): Peer => ({
+const peerOf = (ws: WebSocketLike): Peer => ({
   send: (frame) => {
     if (ws.readyState !== ws.OPEN) return
     ws.send(frame, { binary: typeof frame !== "string" })
@@ -46,12 +73,12 @@ const peerOf = (ws: WebSocket): Peer => ({
   terminate: () => ws.terminate()
 })
 
-/** Starts listening; resolves once bound. @internal */
+/** Starts listening; resolves once bound. */
 export const listen = (
   engine: Engine,
-  options: { readonly port: number; readonly host: string }
+  options: { readonly port: number; readonly host: string; readonly webSocketServer: MakeWebSocketServer }
 ): Promise<Listener> => {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 5_000_000 })
+  const wss = options.webSocketServer({ noServer: true, maxPayload: 5_000_000 })
   const sockets = new Set<Net.Socket>()
 
   const server = Http.createServer((request, response) => {
