@@ -4,17 +4,11 @@
 
 /**
  * The topic of socket-level messages (heartbeats).
- *
- * @since 0.1.0
- * @category constants
  */
 export const PHOENIX_TOPIC = "phoenix"
 
 /**
  * Event names of the protocol.
- *
- * @since 0.1.0
- * @category constants
  */
 export const Events = {
   join: "phx_join",
@@ -35,9 +29,6 @@ export const Events = {
 /**
  * The kinds (first byte) of vsn 2.0.0 binary frames. `push`, `reply` and `broadcast` are Phoenix's,
  * `userBroadcastPush` (client → server) and `userBroadcast` (server → client) are Supabase's.
- *
- * @since 0.1.0
- * @category constants
  */
 export const BinaryKind = {
   push: 0,
@@ -49,9 +40,6 @@ export const BinaryKind = {
 
 /**
  * The payload encoding byte of binary kinds 3 and 4.
- *
- * @since 0.1.0
- * @category constants
  */
 export const PayloadEncoding = {
   binary: 0,
@@ -60,8 +48,5 @@ export const PayloadEncoding = {
 
 /**
  * The largest UTF-8 byte length of a string field (ref, topic, event, metadata) in a binary frame.
- *
- * @since 0.1.0
- * @category constants
  */
 export const MAX_FIELD_LENGTH = 255

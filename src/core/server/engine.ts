@@ -20,9 +20,9 @@ import * as Postgres from "./postgres.js"
 
 /** What the engine needs from outside: the clock, timers, logging, events and randomness. */
 export interface Env {
-  /** Current time in milliseconds (Effect's `Clock`). */
+  /** Current time in milliseconds (the edition's clock, e.g. Effect's `Clock`). */
   readonly now: () => number
-  /** Runs `f` after `millis` on Effect's `Clock`; returns a canceller. */
+  /** Runs `f` after `millis` on the edition's clock; returns a canceller. */
   readonly schedule: (millis: number, f: () => void) => () => void
   readonly log: (level: "Debug" | "Info" | "Warning" | "Error", message: string, annotations?: object) => void
   readonly publish: (event: RS.ServerEvent) => void

@@ -1,6 +1,6 @@
 /**
- * Rate counters of the test server. Time comes from the caller (Effect's `Clock`), so `TestClock`
- * drives them.
+ * Rate counters of the test server. Time comes from the caller (an edition's clock, e.g. Effect's
+ * `Clock`, so that `TestClock` drives them).
  */
 
 /**
