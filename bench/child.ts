@@ -6,10 +6,18 @@ import { type ClientName, clients, type RunResult, type ScenarioName, scenarios,
 
 const [client, scenario, url] = process.argv.slice(2) as [ClientName, ScenarioName, string]
 
-const load = async (name: ClientName): Promise<(scenario: ScenarioName, url: string) => Promise<RunResult>> => {
+type Run = (scenario: ScenarioName, url: string) => Promise<RunResult>
+
+const load = async (name: ClientName): Promise<Run> => {
   switch (name) {
     case "ours":
       return (await import("./clients/ours.js")).run
+    case "ours-effect4": {
+      // under effect4/, where `effect` resolves to Effect 4 (a computed specifier: the root
+      // type-check, which resolves `effect` to Effect 3, must not follow it)
+      const edition: string = "../effect4/bench/ours.js"
+      return ((await import(edition)) as { readonly run: Run }).run
+    }
     case "realtime-js":
       return (await import("./clients/realtime-js.js")).run
     case "floor":

@@ -18,6 +18,8 @@ import {
   type ChildMessage,
   type ClientName,
   clients,
+  type EditionName,
+  editions,
   type FloodName,
   floodNames,
   type FloodPhase,
@@ -47,6 +49,10 @@ if (args.includes("--no-warmup")) process.env.BENCH_FLOOD_WARMUP = "0"
 const fullRun = selectedScenarios.length === scenarios.length && selectedClients.length === clients.length
 for (const s of selectedScenarios) if (!scenarios.includes(s)) throw new Error(`unknown scenario ${s}`)
 for (const c of selectedClients) if (!clients.includes(c)) throw new Error(`unknown client ${c}`)
+if (profile && selectedClients.includes("ours-effect4")) {
+  throw new Error("--profile compiles the Effect 3 tree only: add --clients ours,realtime-js,floor")
+}
+const selectedEditions = editions.filter((e) => selectedClients.includes(e))
 
 const floodCache = new Map<string, Buffer>()
 const floodFrames = (name: FloodName, phase: FloodPhase): Buffer => {
@@ -177,6 +183,7 @@ const descriptions: Record<ScenarioName, string> = {
 interface Target {
   readonly name: string
   readonly scenario: ScenarioName
+  readonly edition: EditionName
   readonly against: ClientName
   /** `ours / against` of the primary metric must be `>= min` or `<= max`. */
   readonly min?: number
@@ -184,18 +191,87 @@ interface Target {
 }
 
 const targets: ReadonlyArray<Target> = [
-  { name: "inbound JSON ≥ 1.0× realtime-js (msg/s)", scenario: "inbound", against: "realtime-js", min: 1.0 },
-  { name: "inbound JSON ≥ 0.85× floor (msg/s)", scenario: "inbound", against: "floor", min: 0.85 },
-  { name: "inbound binary ≥ 2× realtime-js (msg/s)", scenario: "inbound-binary", against: "realtime-js", min: 2.0 },
-  { name: "fan-in ≥ 1.3× realtime-js (msg/s)", scenario: "fan-in", against: "realtime-js", min: 1.3 },
+  // the Effect 3 edition
   {
-    name: "subscribe 500 no slower than realtime-js (total time)",
+    name: "E3 inbound JSON ≥ 1.0× realtime-js (msg/s)",
+    scenario: "inbound",
+    edition: "ours",
+    against: "realtime-js",
+    min: 1.0
+  },
+  { name: "E3 inbound JSON ≥ 0.85× floor (msg/s)", scenario: "inbound", edition: "ours", against: "floor", min: 0.85 },
+  {
+    name: "E3 inbound binary ≥ 2× realtime-js (msg/s)",
+    scenario: "inbound-binary",
+    edition: "ours",
+    against: "realtime-js",
+    min: 2.0
+  },
+  {
+    name: "E3 fan-in ≥ 1.3× realtime-js (msg/s)",
+    scenario: "fan-in",
+    edition: "ours",
+    against: "realtime-js",
+    min: 1.3
+  },
+  {
+    name: "E3 subscribe 500 no slower than realtime-js (total time)",
     scenario: "subscribe",
+    edition: "ours",
     against: "realtime-js",
     max: 1.0
   },
-  { name: "rtt p50 no worse than realtime-js", scenario: "rtt", against: "realtime-js", max: 1.0 },
-  { name: "heap per channel ≤ 0.5× realtime-js", scenario: "memory", against: "realtime-js", max: 0.5 }
+  { name: "E3 rtt p50 no worse than realtime-js", scenario: "rtt", edition: "ours", against: "realtime-js", max: 1.0 },
+  {
+    name: "E3 heap per channel ≤ 0.5× realtime-js",
+    scenario: "memory",
+    edition: "ours",
+    against: "realtime-js",
+    max: 0.5
+  },
+  // the Effect 4 edition (its issue's targets)
+  {
+    name: "E4 inbound JSON ≥ 1.0× realtime-js (msg/s)",
+    scenario: "inbound",
+    edition: "ours-effect4",
+    against: "realtime-js",
+    min: 1.0
+  },
+  {
+    name: "E4 inbound binary ≥ 4× realtime-js (msg/s)",
+    scenario: "inbound-binary",
+    edition: "ours-effect4",
+    against: "realtime-js",
+    min: 4.0
+  },
+  {
+    name: "E4 fan-in ≥ 1.3× realtime-js (msg/s)",
+    scenario: "fan-in",
+    edition: "ours-effect4",
+    against: "realtime-js",
+    min: 1.3
+  },
+  {
+    name: "E4 subscribe 500 no slower than realtime-js (total time)",
+    scenario: "subscribe",
+    edition: "ours-effect4",
+    against: "realtime-js",
+    max: 1.0
+  },
+  {
+    name: "E4 rtt p50 no worse than realtime-js",
+    scenario: "rtt",
+    edition: "ours-effect4",
+    against: "realtime-js",
+    max: 1.0
+  },
+  {
+    name: "E4 heap per channel ≤ 1.5× realtime-js",
+    scenario: "memory",
+    edition: "ours-effect4",
+    against: "realtime-js",
+    max: 1.5
+  }
 ]
 
 const fmt = (value: number | undefined, digits: number): string =>
@@ -256,9 +332,9 @@ const main = async () => {
     }
     medians[scenario] = byClient
   }
-  const ratio = (scenario: ScenarioName, against: ClientName): number | undefined => {
+  const ratio = (scenario: ScenarioName, edition: EditionName, against: ClientName): number | undefined => {
     const key = primary[scenario].key
-    const ours = medians[scenario]?.ours?.[key]
+    const ours = medians[scenario]?.[edition]?.[key]
     const other = medians[scenario]?.[against]?.[key]
     return ours === undefined || other === undefined ? undefined : ours / other
   }
@@ -292,26 +368,26 @@ const main = async () => {
         p.higherIsBetter ? "higher" : "lower"
       } is better)`,
       "",
-      `| client | ${cols.map((c) => c.label).join(" | ")} | ours ÷ this |`,
-      `|---|${cols.map(() => "---:").join("|")}|---:|`
+      `| client | ${cols.map((c) => c.label).join(" | ")} | ${
+        selectedEditions.map((e) => `${e} ÷ this`).join(" | ")
+      } |`,
+      `|---|${cols.map(() => "---:").join("|")}|${selectedEditions.map(() => "---:").join("|")}|`
     )
     for (const client of selectedClients) {
       const m = medians[scenario]?.[client]
-      const r = client === "ours" ? undefined : ratio(scenario, client)
-      md.push(
-        `| ${client} | ${cols.map((c) => fmt(m?.[c.key], c.digits)).join(" | ")} | ${
-          client === "ours" ? "" : fmt(r, 2)
-        } |`
-      )
+      const ratios = selectedEditions.map((e) => e === client ? "" : fmt(ratio(scenario, e, client), 2))
+      md.push(`| ${client} | ${cols.map((c) => fmt(m?.[c.key], c.digits)).join(" | ")} | ${ratios.join(" | ")} |`)
     }
     md.push("")
   }
-  const verdicts = targets.filter((t) => selectedScenarios.includes(t.scenario)).map((t) => {
-    const r = ratio(t.scenario, t.against)
+  const verdicts = targets.filter((t) =>
+    selectedScenarios.includes(t.scenario) && selectedClients.includes(t.edition) && selectedClients.includes(t.against)
+  ).map((t) => {
+    const r = ratio(t.scenario, t.edition, t.against)
     const pass = r !== undefined && (t.min === undefined || r >= t.min) && (t.max === undefined || r <= t.max)
     return { ...t, ratio: r, pass }
   })
-  md.push("| target | ours ÷ other | result |", "|---|---:|---|")
+  md.push("| target | edition ÷ other | result |", "|---|---:|---|")
   for (const v of verdicts) md.push(`| ${v.name} | ${fmt(v.ratio, 2)} | ${v.pass ? "PASS" : "FAIL"} |`)
   if (invalid.length > 0) md.push("", `Invalid runs: ${invalid.join("; ")}`)
   const failed = runs.filter((r) => r.error !== undefined)

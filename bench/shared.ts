@@ -8,8 +8,12 @@ import * as Inspector from "node:inspector"
 import * as Path from "node:path"
 import * as Protocol from "../src/Protocol.js"
 
-export const clients = ["ours", "realtime-js", "floor"] as const
+export const clients = ["ours", "ours-effect4", "realtime-js", "floor"] as const
 export type ClientName = (typeof clients)[number]
+
+/** Our two editions: Effect 3 (`src/`) and Effect 4 (`effect4/src/`). */
+export const editions = ["ours", "ours-effect4"] as const satisfies ReadonlyArray<ClientName>
+export type EditionName = (typeof editions)[number]
 
 export const scenarios = ["inbound", "inbound-binary", "fan-in", "subscribe", "rtt", "memory"] as const
 export type ScenarioName = (typeof scenarios)[number]

@@ -13,15 +13,29 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { AccessTokenError } from "./RealtimeError.js"
 
 /**
  * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("supabase-realtime-effect/AccessToken")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * @since 0.1.0
  * @category models
  */
 export interface AccessToken {
+  readonly [TypeId]: TypeId
   /**
    * Resolves the token to use now. With a dynamic source this runs the source (one fetch shared by
    * concurrent callers) and stores the result; otherwise it returns the current token.
@@ -94,6 +108,7 @@ export const make = <E = never, R = never>(options: {
 
     const fetch = options.fetch
     return AccessToken.of({
+      [TypeId]: TypeId,
       refresh: fetch ? fetchOnce(fetch) : SubscriptionRef.get(ref),
       current: SubscriptionRef.get(ref),
       set: (token) =>
@@ -143,3 +158,11 @@ export const layerEffect = <E, R>(fetch: Effect.Effect<string | null, E, R>): La
  */
 export const layerFrom = (source: string | Effect.Effect<string | null> | undefined): Layer.Layer<AccessToken> =>
   source === undefined ? layerNone : typeof source === "string" ? layerStatic(source) : layerEffect(source)
+
+/**
+ * Whether a value is the access token source built by this module.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isAccessToken = (u: unknown): u is AccessToken => Predicate.hasProperty(u, TypeId)

@@ -14,6 +14,7 @@ import * as Either from "effect/Either"
 import * as FiberHandle from "effect/FiberHandle"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -29,9 +30,22 @@ import * as Transport from "./Transport.js"
 
 /**
  * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("supabase-realtime-effect/RealtimeClient")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * @since 0.1.0
  * @category models
  */
 export interface RealtimeClient {
+  readonly [TypeId]: TypeId
   /** The connection state. */
   readonly state: Effect.Effect<Transport.ConnectionState>
   /** The connection state, then every change: connecting, open, reconnecting (attempt, delay), closed. */
@@ -303,6 +317,7 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     // the cold operations are traced (the per-frame path is not)
     const span = { attributes: { endpoint: transport.endpoint }, kind: "client" as const }
     return RealtimeClient.of({
+      [TypeId]: TypeId,
       state: transport.state,
       stateChanges: transport.stateChanges,
       heartbeats: transport.heartbeats,
@@ -335,3 +350,11 @@ export const layer = (
   options: Options
 ): Layer.Layer<RealtimeClient | Transport.Transport, InvalidArgument, Socket.WebSocketConstructor> =>
   Layer.scoped(RealtimeClient, make(options)).pipe(Layer.provideMerge(Transport.layer(options)))
+
+/**
+ * Whether a value is a realtime client built by this module.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isRealtimeClient = (u: unknown): u is RealtimeClient => Predicate.hasProperty(u, TypeId)

@@ -21,6 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
@@ -95,9 +96,22 @@ export interface Reply {
 
 /**
  * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("supabase-realtime-effect/Transport")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * @since 0.1.0
  * @category models
  */
 export interface Transport {
+  readonly [TypeId]: TypeId
   /** The socket endpoint, without query string (safe to log). */
   readonly endpoint: string
   /** The protocol version spoken. */
@@ -1033,6 +1047,7 @@ export const make = (
     yield* Effect.addFinalizer(() => disconnect({ reason: "transport closed" }))
 
     return Transport.of({
+      [TypeId]: TypeId,
       endpoint: endpoint.display,
       vsn,
       state: Effect.sync(() => currentState),
@@ -1074,3 +1089,11 @@ export const make = (
  */
 export const layer = (options: Options): Layer.Layer<Transport, InvalidArgument, Socket.WebSocketConstructor> =>
   Layer.scoped(Transport, make(options))
+
+/**
+ * Whether a value is the socket transport built by this module.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isTransport = (u: unknown): u is Transport => Predicate.hasProperty(u, TypeId)

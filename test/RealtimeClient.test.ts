@@ -22,10 +22,12 @@ import {
   Stream,
   TestClock
 } from "effect"
+import * as AccessToken from "../src/AccessToken.js"
 import * as Heartbeat from "../src/Heartbeat.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as Reconnect from "../src/Reconnect.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
+import * as Transport from "../src/Transport.js"
 import { decode, nextOf, replyOk } from "./support/frames.js"
 
 const URL = "ws://realtime.test/socket"
@@ -66,6 +68,23 @@ const delaysOf = (schedule: Schedule.Schedule<unknown, unknown>, n: number) =>
   })
 
 describe("RealtimeClient", () => {
+  it.scoped("the services carry their type ids: a client, its transport and its token source are recognised", () =>
+    Effect.gen(function*() {
+      const { client } = yield* setup()
+      assert.isTrue(RealtimeClient.isRealtimeClient(client))
+      assert.isTrue(AccessToken.isAccessToken(client.accessToken))
+      assert.isFalse(RealtimeClient.isRealtimeClient({ connect: client.connect, channel: client.channel }))
+      assert.isFalse(Transport.isTransport(client))
+      const transport = yield* Transport.Transport.pipe(
+        Effect.provide(
+          Transport.layer({ url: URL, apiKey: "anon" }).pipe(
+            Layer.provide(Layer.succeed(Socket.WebSocketConstructor, (yield* FakeSocket.make).constructor))
+          )
+        )
+      )
+      assert.isTrue(Transport.isTransport(transport))
+    }))
+
   describe("registry", () => {
     it.scoped("one channel per topic: the same name and config give the same channel, with or without the prefix", () =>
       Effect.gen(function*() {
