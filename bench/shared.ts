@@ -2,11 +2,10 @@
  * What the bench parent, its server and its client processes share: sizes, topic names, payloads,
  * the messages they exchange over IPC, and the timing helpers.
  */
-import { Either } from "effect"
 import * as Fs from "node:fs"
 import * as Inspector from "node:inspector"
 import * as Path from "node:path"
-import * as Protocol from "../src/Protocol.js"
+import * as Binary from "../src/core/protocol/binary.js"
 
 export const clients = ["ours", "ours-effect4", "realtime-js", "floor"] as const
 export type ClientName = (typeof clients)[number]
@@ -71,8 +70,11 @@ export const textBroadcastFrame = (topic: string, seq: number): string =>
   }])
 
 /** The kind 4 binary frame of a broadcast (JSON payload). */
-export const binaryBroadcastFrame = (topic: string, seq: number): Uint8Array =>
-  Either.getOrThrow(Protocol.encodeUserBroadcast({ topic, event: BROADCAST_EVENT, payload: payloadOf(seq) }))
+export const binaryBroadcastFrame = (topic: string, seq: number): Uint8Array => {
+  const frame = Binary.encodeUserBroadcast({ topic, event: BROADCAST_EVENT, payload: payloadOf(seq) })
+  if (!frame.ok) throw new Error(frame.error.message)
+  return frame.value
+}
 
 /** Which flood the parent sends once a client is ready. */
 export type FloodName = "inbound" | "inbound-binary" | "fan-in"
