@@ -1,0 +1,28 @@
+/**
+ * Installs the Effect 4 edition's dependencies (its own `node_modules`, with Effect 4, vitest 5 and
+ * Node 22) from its lockfile, when they are missing or older than the lockfile. Run by the root
+ * package's `prepare` (so `npm install` / `npm ci` at the root set up both editions); a no-op when
+ * the edition's folder is absent.
+ */
+import { spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const dir = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
+const lock = Path.join(dir, "package-lock.json")
+const installed = Path.join(dir, "node_modules", ".package-lock.json")
+
+const fresh = () => {
+  if (!Fs.existsSync(installed)) return false
+  return Fs.readFileSync(installed, "utf8").length > 0 && Fs.statSync(installed).mtimeMs >= Fs.statSync(lock).mtimeMs
+}
+
+if (!Fs.existsSync(lock)) process.exit(0)
+if (fresh()) {
+  console.log("effect4: dependencies up to date")
+  process.exit(0)
+}
+console.log("effect4: installing the Effect 4 edition's dependencies (npm ci)")
+const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: dir, stdio: "inherit" })
+process.exit(result.status ?? 1)

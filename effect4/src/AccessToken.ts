@@ -1,0 +1,174 @@
+/**
+ * The access token source: where the client gets the JWT it sends on joins, rejoins and
+ * `access_token` pushes. A static token, none (the apikey authorizes), or an Effect that fetches a
+ * fresh token from the user's auth. Concurrent refreshes share one fetch, and a token set by hand
+ * while a fetch is in flight wins over that fetch's result (no stale-token races).
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import type * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import { AccessTokenError } from "./RealtimeError.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("supabase-realtime-effect/AccessToken")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AccessToken {
+  readonly [TypeId]: TypeId
+  /**
+   * Resolves the token to use now. With a dynamic source this runs the source (one fetch shared by
+   * concurrent callers) and stores the result; otherwise it returns the current token.
+   */
+  readonly refresh: Effect.Effect<Option.Option<string>, AccessTokenError>
+  /** The last known token, without running the source. */
+  readonly current: Effect.Effect<Option.Option<string>>
+  /**
+   * Sets the token by hand (`null` clears it: joins then carry no token and the apikey authorizes).
+   * With a dynamic source the next refresh replaces it.
+   */
+  readonly set: (token: string | null) => Effect.Effect<void>
+  /** The current token, then every change. */
+  readonly changes: Stream.Stream<Option.Option<string>>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const AccessToken: Context.Service<AccessToken, AccessToken> = Context.Service<AccessToken>(
+  "supabase-realtime-effect/AccessToken"
+)
+
+const sameToken = Option.makeEquivalence<string>((a, b) => a === b)
+
+/**
+ * Builds a token source. Without `fetch` the source is manual: `refresh` returns the token last set.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <E = never, R = never>(options: {
+  readonly initial?: string | null | undefined
+  readonly fetch?: Effect.Effect<string | null, E, R> | undefined
+}): Effect.Effect<AccessToken, never, R> =>
+  Effect.gen(function*() {
+    const context = yield* Effect.context<R>()
+    const ref = yield* SubscriptionRef.make(Option.fromNullishOr(options.initial ?? null))
+    // bumped by every `set`: a fetch started before a manual set must not overwrite it
+    let generation = 0
+    let inflight: Deferred.Deferred<Option.Option<string>, AccessTokenError> | undefined
+
+    // subscribers see changes only: storing the same token again publishes nothing
+    const store = (token: Option.Option<string>): Effect.Effect<void> =>
+      Effect.suspend(() =>
+        sameToken(SubscriptionRef.getUnsafe(ref), token) ? Effect.void : SubscriptionRef.set(ref, token)
+      )
+
+    const fetchOnce = (
+      fetch: Effect.Effect<string | null, E, R>
+    ): Effect.Effect<Option.Option<string>, AccessTokenError> =>
+      Effect.suspend(() => {
+        if (inflight) return Deferred.await(inflight)
+        const deferred = Deferred.makeUnsafe<Option.Option<string>, AccessTokenError>()
+        inflight = deferred
+        const started = generation
+        return fetch.pipe(
+          Effect.provideContext(context),
+          Effect.mapError((cause) => new AccessTokenError({ cause })),
+          Effect.catchDefect((cause) => Effect.fail(new AccessTokenError({ cause }))),
+          Effect.flatMap((token) => {
+            const fetched = Option.fromNullishOr(token)
+            // a token set by hand meanwhile wins: the fetch's result is dropped
+            return started === generation ? Effect.as(store(fetched), fetched) : SubscriptionRef.get(ref)
+          }),
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              inflight = undefined
+              Deferred.doneUnsafe(deferred, exit)
+            })
+          ),
+          // the fetch is shared: one caller's interruption must not cancel it for the others
+          Effect.uninterruptible,
+          Effect.andThen(Deferred.await(deferred))
+        )
+      })
+
+    const fetch = options.fetch
+    return AccessToken.of({
+      [TypeId]: TypeId,
+      refresh: fetch ? fetchOnce(fetch) : SubscriptionRef.get(ref),
+      current: SubscriptionRef.get(ref),
+      set: (token) =>
+        Effect.suspend(() => {
+          generation++
+          return store(Option.fromNullishOr(token))
+        }),
+      changes: SubscriptionRef.changes(ref)
+    })
+  })
+
+/**
+ * No token: joins carry no `access_token` and the server authorizes with the apikey, until a
+ * token is set with `set` (realtime-js's `setAuth`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerNone: Layer.Layer<AccessToken> = Layer.effect(AccessToken, make({}))
+
+/**
+ * A fixed token (it can still be replaced with `set`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStatic = (token: string): Layer.Layer<AccessToken> =>
+  Layer.effect(AccessToken, make({ initial: token }))
+
+/**
+ * A token fetched by an Effect (the app's auth session): run before the first join, before every
+ * reconnect and rejoin, and on every heartbeat. A failure is reported as `AccessTokenError` and the
+ * last good token is kept.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerEffect = <E, R>(fetch: Effect.Effect<string | null, E, R>): Layer.Layer<AccessToken, never, R> =>
+  Layer.effect(AccessToken, make({ fetch }))
+
+/**
+ * The token source a simple option describes: `undefined` (none), a static token, or an Effect that
+ * fetches one.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFrom = (source: string | Effect.Effect<string | null> | undefined): Layer.Layer<AccessToken> =>
+  source === undefined ? layerNone : typeof source === "string" ? layerStatic(source) : layerEffect(source)
+
+/**
+ * Whether a value is the access token source built by this module.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isAccessToken = (u: unknown): u is AccessToken => Predicate.hasProperty(u, TypeId)

@@ -1,0 +1,107 @@
+/**
+ * The Node batteries: a `Socket.WebSocketConstructor` over the `ws` package (`ws` delivers binary
+ * frames synchronously as Buffers, so their order with text frames is kept, enforces
+ * `maxFrameBytes` while reading, and shows the HTTP answer of a refused upgrade), HTTP broadcast
+ * over the global `fetch`, and `layer` / `layerConfig` that give the whole client.
+ *
+ * @since 0.1.0
+ */
+import type * as Config from "effect/Config"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Socket from "effect/socket/Socket"
+import type * as AccessToken from "../AccessToken.js"
+import type * as Heartbeat from "../Heartbeat.js"
+import type * as HttpBroadcast from "../HttpBroadcast.js"
+import * as Batteries from "../internal/batteries.js"
+import type * as RealtimeClient from "../RealtimeClient.js"
+import type { InvalidArgument } from "../RealtimeError.js"
+import type * as Reconnect from "../Reconnect.js"
+import * as Transport from "../Transport.js"
+import { NativeMessageWebSocket } from "./internal/webSocket.js"
+
+/**
+ * `Socket.WebSocketConstructor` over `ws` (platform-node's `NodeSocket` constructor prefers the
+ * global WebSocket where there is one). Messages come from `ws`'s native event, with no
+ * `MessageEvent` built per frame; handshake headers of `Socket.WebSocketClientOptions` are sent.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWebSocketConstructor: Layer.Layer<Socket.WebSocketConstructor> = Layer.suspend(() =>
+  layerWebSocketConstructorWith({})
+)
+
+/**
+ * As `layerWebSocketConstructor`, with `maxFrameBytes` as the socket's largest accepted message
+ * (`ws`'s `maxPayload`; default 8 MiB, as the client's option): a larger frame is refused while
+ * it is read, and the connection closes with 1009.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWebSocketConstructorWith = (
+  options: { readonly maxFrameBytes?: number | undefined }
+): Layer.Layer<Socket.WebSocketConstructor> => {
+  const maxPayload = options.maxFrameBytes ?? Transport.defaultMaxFrameBytes
+  return Layer.succeed(Socket.WebSocketConstructor, (url, given) => {
+    const isClientOptions = given !== undefined && typeof given !== "string" && !Array.isArray(given)
+    const protocols = isClientOptions ? (given as Socket.WebSocketClientOptions).protocols : given
+    const headers = isClientOptions ? (given as Socket.WebSocketClientOptions).headers : undefined
+    return new NativeMessageWebSocket(
+      url,
+      protocols as string | Array<string> | undefined,
+      headers === undefined ? { maxPayload } : { maxPayload, headers: { ...headers } }
+    ) as unknown as Socket.WebSocketLike
+  })
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends RealtimeClient.Options {
+  /** A static token, or an Effect that fetches a fresh one (your auth session). Default: none (the apikey). */
+  readonly accessToken?: string | Effect.Effect<string | null> | undefined
+  /** Provide the HTTP broadcast service (and with it the fallback of `send`). Default true. */
+  readonly httpBroadcast?: boolean | undefined
+  /**
+   * The reconnect and rejoin schedules. They win over a `Reconnect` layer; left out, the client
+   * uses the `Reconnect` in context when its layer is built, else realtime-js's 1 s, 2 s, 5 s, 10 s.
+   */
+  readonly reconnect?: Partial<Reconnect.Reconnect> | undefined
+  /**
+   * The heartbeat policy. It wins over a `Heartbeat` layer; left out, the client uses the
+   * `Heartbeat` in context when its layer is built, else 25 s / 25 s.
+   */
+  readonly heartbeat?: Heartbeat.Options | undefined
+}
+
+/**
+ * The client for Node: `ws` transport, HTTP broadcast over `fetch`, and the token source of
+ * `options.accessToken`. Provides `RealtimeClient`, `Transport`, `AccessToken` and `HttpBroadcast`.
+ *
+ * Policies: the `reconnect` / `heartbeat` options, or `Reconnect.layer` / `Heartbeat.layer`
+ * provided to this layer (`layer(options).pipe(Layer.provide(Reconnect.layer(...)))`) or outside
+ * it. They are read when the layer is built: a policy provided inside the built client cannot
+ * reach it (it logs a warning), nor can a sibling in `Layer.mergeAll`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<
+  RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
+  InvalidArgument
+> => Batteries.layer(options, layerWebSocketConstructorWith(options))
+
+/**
+ * `layer` configured from the environment: `SUPABASE_URL` (project URL or Realtime endpoint) and
+ * `SUPABASE_ANON_KEY` (kept `Redacted`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (options: Omit<Options, "url" | "apiKey"> = {}): Layer.Layer<
+  RealtimeClient.RealtimeClient | Transport.Transport | AccessToken.AccessToken | HttpBroadcast.HttpBroadcast,
+  InvalidArgument | Config.ConfigError
+> => Batteries.layerConfig(layerWebSocketConstructorWith(options), options)

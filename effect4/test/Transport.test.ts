@@ -1,0 +1,726 @@
+import { assert, describe, it } from "@effect/vitest"
+import {
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Metric,
+  Option,
+  Queue,
+  Redacted,
+  Ref,
+  References,
+  Result,
+  Schedule,
+  Stream
+} from "effect"
+import { Socket } from "effect/socket"
+import { TestClock } from "effect/testing"
+import { WebSocketServer } from "ws"
+import * as Heartbeat from "../src/Heartbeat.js"
+import * as Network from "../src/Network.js"
+import * as NodeRealtime from "../src/node/NodeRealtime.js"
+import * as Reconnect from "../src/Reconnect.js"
+import * as FakeSocket from "../src/testing/FakeSocket.js"
+import * as Transport from "../src/Transport.js"
+
+type Options = Partial<Transport.Options>
+
+const setup = (options: Options = {}, policies: Layer.Layer<never> = Layer.empty) =>
+  Effect.gen(function*() {
+    const { constructor, server } = yield* FakeSocket.make
+    const transport = yield* Transport.make({ url: "ws://realtime.test/socket", apiKey: "anon-key", ...options }).pipe(
+      Effect.provideService(Socket.WebSocketConstructor, constructor),
+      Effect.provide(policies)
+    )
+    return { server, transport }
+  })
+
+const awaitState = <Tag extends Transport.ConnectionState["_tag"]>(transport: Transport.Transport, tag: Tag) =>
+  transport.stateChanges.pipe(
+    Stream.filter((s): s is Extract<Transport.ConnectionState, { readonly _tag: Tag }> => s._tag === tag),
+    Stream.runHead,
+    Effect.map(Option.getOrThrow)
+  )
+
+const decode = (frame: FakeSocket.Frame): Array<unknown> => {
+  assert.strictEqual(typeof frame, "string", "expected a text frame")
+  return JSON.parse(frame as string)
+}
+
+const nextFrame = (connection: FakeSocket.FakeConnection) => Effect.map(Queue.take(connection.sent), decode)
+
+const reply = (connection: FakeSocket.FakeConnection, frame: Array<unknown>, status = "ok", response: unknown = {}) =>
+  connection.send(JSON.stringify([frame[0], frame[1], frame[2], "phx_reply", { status, response }]))
+
+const connected = (options: Options = {}, policies: Layer.Layer<never> = Layer.empty) =>
+  Effect.gen(function*() {
+    const { server, transport } = yield* setup(options, policies)
+    yield* transport.connect
+    const connection = yield* Queue.take(server.connections)
+    yield* awaitState(transport, "Open")
+    return { server, transport, connection }
+  })
+
+const counter = (metric: typeof Transport.metrics.framesBad) => Metric.value(metric).pipe(Effect.map((s) => s.count))
+
+const isPending = (fiber: Fiber.Fiber<unknown, unknown>) => fiber.pollUnsafe() === undefined
+
+describe("Transport", () => {
+  describe("connectionUrl", () => {
+    it("builds <endpoint>/websocket?apikey&params&log_level&vsn", () => {
+      assert.deepStrictEqual(
+        Transport.connectionUrl({ url: "wss://proj.supabase.co/realtime/v1", apiKey: "ANON", logLevel: "info" }),
+        Result.succeed("wss://proj.supabase.co/realtime/v1/websocket?apikey=ANON&log_level=info&vsn=2.0.0")
+      )
+      assert.deepStrictEqual(
+        Transport.connectionUrl({ url: "ws://localhost:4000/socket/", apiKey: "k", vsn: "1.0.0", params: { a: "b" } }),
+        Result.succeed("ws://localhost:4000/socket/websocket?apikey=k&a=b&vsn=1.0.0")
+      )
+      assert.deepStrictEqual(
+        Transport.connectionUrl({ url: "https://abcd.supabase.co", apiKey: "k" }),
+        Result.succeed("wss://abcd.supabase.co/realtime/v1/websocket?apikey=k&vsn=2.0.0")
+      )
+    })
+
+    it("refuses bad URLs and blank keys with InvalidArgument, never echoing a secret", () => {
+      for (const url of ["not a url", "wss://x.supabase.co/realtime/v1?apikey=SECRET", "ftp://x", "SECRET"]) {
+        const bad = Transport.connectionUrl({ url, apiKey: "k" })
+        assert.isTrue(Result.isFailure(bad), url)
+        if (Result.isFailure(bad)) {
+          assert.strictEqual(bad.failure._tag, "InvalidArgument")
+          assert.notInclude(bad.failure.message, "SECRET")
+        }
+      }
+      for (const apiKey of ["", "   ", Redacted.make("")]) {
+        const bad = Transport.connectionUrl({ url: "wss://x.supabase.co/realtime/v1", apiKey })
+        assert.isTrue(Result.isFailure(bad) && bad.failure.message.includes("apiKey"))
+      }
+    })
+
+    it.effect("make fails with InvalidArgument on a bad URL or option", () =>
+      Effect.gen(function*() {
+        assert.strictEqual((yield* Effect.flip(setup({ url: "::" })))._tag, "InvalidArgument")
+        assert.include((yield* Effect.flip(setup({ vsn: "3.0.0" as never }))).message, "3.0.0")
+        assert.include((yield* Effect.flip(setup({ bufferSize: -1 }))).message, "bufferSize")
+        assert.include((yield* Effect.flip(setup({ maxFrameBytes: 0 }))).message, "maxFrameBytes")
+        assert.include((yield* Effect.flip(setup({ apiKey: " " }))).message, "apiKey")
+      }))
+  })
+
+  it.effect("is a Transport (TypeId)", () =>
+    Effect.gen(function*() {
+      const { transport } = yield* setup()
+      assert.isTrue(Transport.isTransport(transport))
+      assert.isFalse(Transport.isTransport({ endpoint: "x" }))
+    }))
+
+  it.effect("does not connect until asked; connects to the URL with the apikey", () =>
+    Effect.gen(function*() {
+      const { server, transport } = yield* setup()
+      assert.strictEqual((yield* transport.state)._tag, "Closed")
+      assert.strictEqual(yield* Ref.get(server.attempts), 0)
+      yield* transport.connect
+      yield* transport.connect // idempotent
+      const connection = yield* Queue.take(server.connections)
+      assert.strictEqual(connection.url, "ws://realtime.test/socket/websocket?apikey=anon-key&vsn=2.0.0")
+      yield* awaitState(transport, "Open")
+      assert.strictEqual(yield* Ref.get(server.attempts), 1)
+    }))
+
+  it.effect("request resolves with the phx_reply of its ref; replies to unknown refs are ignored", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected()
+      const ref = transport.makeRef()
+      const fiber = yield* transport.request({ joinRef: ref, ref, topic: "realtime:a", event: "phx_join", payload: {} })
+        .pipe(Effect.forkChild)
+      const frame = yield* nextFrame(connection)
+      assert.deepStrictEqual(frame, [ref, ref, "realtime:a", "phx_join", {}])
+      yield* connection.send(JSON.stringify([null, "999", "realtime:a", "phx_reply", { status: "ok", response: {} }]))
+      yield* reply(connection, frame, "ok", { postgres_changes: [] })
+      const result = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(result, { status: "ok", response: { postgres_changes: [] } })
+    }))
+
+  it.effect("unsafeRequest calls back once with the reply, or SocketClosed when not open", () =>
+    Effect.gen(function*() {
+      const { server, transport } = yield* setup()
+      const exits: Array<Exit.Exit<Transport.Reply, unknown>> = []
+      transport.unsafeRequest(
+        { joinRef: null, ref: "1", topic: "realtime:a", event: "x", payload: {} },
+        Duration.seconds(1),
+        (exit) => exits.push(exit)
+      )
+      assert.strictEqual(exits.length, 1)
+      assert.isTrue(Exit.isFailure(exits[0]!))
+      yield* transport.connect
+      const connection = yield* Queue.take(server.connections)
+      yield* awaitState(transport, "Open")
+      const ref = transport.makeRef()
+      const done = yield* Deferred.make<Exit.Exit<Transport.Reply, unknown>>()
+      transport.unsafeRequest(
+        { joinRef: null, ref, topic: "realtime:a", event: "x", payload: {} },
+        Duration.seconds(1),
+        (exit) => Deferred.doneUnsafe(done, Exit.succeed(exit))
+      )
+      yield* reply(connection, yield* nextFrame(connection), "ok", { n: 1 })
+      const exit = yield* Deferred.await(done)
+      assert.deepStrictEqual(exit, Exit.succeed({ status: "ok", response: { n: 1 } }))
+    }))
+
+  it.effect("a push without reply fails with PushTimeout after the timeout", () =>
+    Effect.gen(function*() {
+      const { transport } = yield* connected({ timeout: "3 seconds" })
+      const ref = transport.makeRef()
+      const fiber = yield* transport.request({ joinRef: null, ref, topic: "realtime:a", event: "x", payload: {} }).pipe(
+        Effect.flip,
+        Effect.forkChild
+      )
+      yield* TestClock.adjust("2999 millis")
+      assert.isTrue(isPending(fiber))
+      yield* TestClock.adjust("1 millis")
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "PushTimeout")
+      if (error._tag === "PushTimeout") {
+        assert.deepStrictEqual([error.topic, error.event, error.timeoutMillis], ["realtime:a", "x", 3000])
+      }
+    }))
+
+  it.effect("pushes made while disconnected are buffered and flushed in order on open", () =>
+    Effect.gen(function*() {
+      const { server, transport } = yield* setup()
+      const fibers = yield* Effect.forEach(
+        [1, 2, 3],
+        (n) => transport.push({ joinRef: null, ref: String(n), topic: "realtime:a", event: `e${n}`, payload: {} }),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.forkChild)
+      yield* Effect.yieldNow
+      assert.isTrue(isPending(fibers), "push completes only once written")
+      yield* transport.connect
+      const connection = yield* Queue.take(server.connections)
+      const events = []
+      for (let i = 0; i < 3; i++) events.push((yield* nextFrame(connection))[3])
+      assert.deepStrictEqual(events, ["e1", "e2", "e3"])
+      yield* Fiber.join(fibers)
+    }))
+
+  it.effect("a full buffer fails the push with BufferFull; nothing is dropped silently", () =>
+    Effect.gen(function*() {
+      const { server, transport } = yield* setup({ bufferSize: 2 })
+      const push = (n: number) =>
+        transport.push({ joinRef: null, ref: String(n), topic: "realtime:a", event: `e${n}`, payload: {} })
+      const first = yield* Effect.forkChild(push(1))
+      const second = yield* Effect.forkChild(push(2))
+      yield* Effect.yieldNow
+      const error = yield* Effect.flip(push(3))
+      assert.strictEqual(error._tag, "BufferFull")
+      assert.include(error.message, "e3")
+      yield* transport.connect
+      const connection = yield* Queue.take(server.connections)
+      assert.deepStrictEqual((yield* nextFrame(connection))[3], "e1")
+      assert.deepStrictEqual((yield* nextFrame(connection))[3], "e2")
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+    }))
+
+  it.effect("a request that times out while buffered is never sent", () =>
+    Effect.gen(function*() {
+      const { server, transport } = yield* setup({ timeout: "1 second" })
+      const error = yield* transport.request({
+        joinRef: null,
+        ref: "7",
+        topic: "realtime:a",
+        event: "late",
+        payload: {}
+      })
+        .pipe(Effect.flip, Effect.forkChild)
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* Fiber.join(error))._tag, "PushTimeout")
+      yield* transport.push({ joinRef: null, ref: "8", topic: "realtime:a", event: "next", payload: {} }).pipe(
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* transport.connect
+      const connection = yield* Queue.take(server.connections)
+      assert.deepStrictEqual((yield* nextFrame(connection))[3], "next")
+    }))
+
+  it.effect("heartbeats every interval on topic phoenix and reports sent / ok with latency", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected()
+      const statuses = yield* transport.heartbeats.pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("24 seconds")
+      assert.isTrue(Option.isNone(yield* Queue.poll(connection.sent)))
+      yield* TestClock.adjust("1 second")
+      const heartbeat = yield* nextFrame(connection)
+      assert.deepStrictEqual([heartbeat[0], heartbeat[2], heartbeat[3], heartbeat[4]], [
+        null,
+        "phoenix",
+        "heartbeat",
+        {}
+      ])
+      yield* TestClock.adjust("120 millis")
+      yield* reply(connection, heartbeat)
+      const [sent, ok] = yield* Fiber.join(statuses)
+      assert.strictEqual(sent!._tag, "Sent")
+      assert.strictEqual(ok!._tag, "Ok")
+      if (ok!._tag === "Ok") assert.strictEqual(Duration.toMillis(ok!.latency), 120)
+      // next heartbeat 25 s after the reply; the connection stays open past the timeout
+      yield* TestClock.adjust("25 seconds")
+      const second = yield* nextFrame(connection)
+      assert.strictEqual(second[3], "heartbeat")
+      yield* reply(connection, second)
+      yield* TestClock.adjust("20 seconds")
+      assert.strictEqual((yield* transport.state)._tag, "Open")
+    }))
+
+  it.effect("an unanswered heartbeat closes the socket (1000) and reconnects after the backoff", () =>
+    Effect.gen(function*() {
+      const { connection, server, transport } = yield* connected({}, Heartbeat.layer({ interval: "10 seconds" }))
+      const statuses = yield* transport.heartbeats.pipe(Stream.take(3), Stream.runCollect, Effect.forkChild)
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual((yield* nextFrame(connection))[3], "heartbeat")
+      yield* TestClock.adjust("10 seconds")
+      const closed = yield* Deferred.await(connection.closed)
+      assert.strictEqual(closed.code, 1000)
+      const state = yield* awaitState(transport, "Reconnecting")
+      assert.strictEqual(state.reason, "heartbeat timeout")
+      assert.strictEqual(Duration.toMillis(state.delay), 1000)
+      assert.deepStrictEqual((yield* Fiber.join(statuses)).map((s) => s._tag), ["Sent", "Timeout", "Disconnected"])
+      assert.isTrue(Option.isNone(yield* Queue.poll(server.connections)))
+      yield* TestClock.adjust("999 millis")
+      assert.isTrue(Option.isNone(yield* Queue.poll(server.connections)))
+      yield* TestClock.adjust("1 millis")
+      yield* Queue.take(server.connections)
+      yield* awaitState(transport, "Open")
+    }))
+
+  it.effect("backs off 1 s, 2 s, 5 s, 10 s, 10 s while refused, and resets after a connection held 25 s", () =>
+    Effect.gen(function*() {
+      const { connection, server, transport } = yield* connected()
+      const delays = yield* transport.stateChanges.pipe(
+        Stream.filter((s) => s._tag === "Reconnecting"),
+        Stream.map((s) => [s.attempt, Duration.toMillis(s.delay)]),
+        Stream.take(6),
+        Stream.runCollect,
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* Ref.set(server.refuseNext, 4)
+      yield* connection.close(4001, "kicked")
+      yield* awaitState(transport, "Reconnecting")
+      for (const ms of [1000, 2000, 5000, 10000, 10000]) yield* TestClock.adjust(ms)
+      const second = yield* Queue.take(server.connections)
+      yield* awaitState(transport, "Open")
+      assert.strictEqual(yield* Ref.get(server.attempts), 6)
+      // held for a heartbeat interval: the backoff starts over
+      yield* TestClock.adjust("25 seconds")
+      yield* second.terminate
+      yield* awaitState(transport, "Reconnecting")
+      yield* TestClock.adjust("1 second")
+      yield* Queue.take(server.connections)
+      yield* awaitState(transport, "Open")
+      assert.deepStrictEqual(yield* Fiber.join(delays), [
+        [1, 1000],
+        [2, 2000],
+        [3, 5000],
+        [4, 10000],
+        [5, 10000],
+        [1, 1000]
+      ])
+    }))
+
+  it.effect("reports the close code and reason in the state, and reconnects on any close", () =>
+    Effect.gen(function*() {
+      const { connection, server, transport } = yield* connected()
+      yield* connection.close(1001, "going away")
+      const state = yield* awaitState(transport, "Reconnecting")
+      assert.strictEqual(state.code, 1001)
+      assert.strictEqual(state.reason, "closed (1001: going away)")
+      yield* TestClock.adjust("1 second")
+      const second = yield* Queue.take(server.connections)
+      yield* awaitState(transport, "Open")
+      yield* TestClock.adjust("25 seconds")
+      yield* second.close(1000, "normal")
+      const again = yield* awaitState(transport, "Reconnecting")
+      assert.strictEqual(again.attempt, 1)
+      assert.strictEqual(again.code, 1000)
+      assert.strictEqual(again.reason, "closed by the server (1000: normal)")
+      yield* TestClock.adjust("1 second")
+      const third = yield* Queue.take(server.connections)
+      yield* awaitState(transport, "Open")
+      yield* third.terminate
+      const lost = yield* awaitState(transport, "Reconnecting")
+      assert.strictEqual(lost.code, 1006)
+      assert.strictEqual(lost.reason, "connection lost (1006: connection reset)")
+    }))
+
+  it.effect("an upgrade refused with a 503 is in the state (status, body) and retried", () =>
+    Effect.gen(function*() {
+      const { server, transport } = yield* setup()
+      yield* Ref.set(server.refuseNext, 1)
+      yield* transport.connect
+      const state = yield* awaitState(transport, "Reconnecting")
+      assert.strictEqual(state.status, 503)
+      assert.strictEqual(state.body, "refused by FakeServer")
+      assert.strictEqual(state.reason, "upgrade refused: HTTP 503 refused by FakeServer")
+      yield* TestClock.adjust("1 second")
+      yield* Queue.take(server.connections)
+      yield* awaitState(transport, "Open")
+    }))
+
+  it.effect("an upgrade refused with a 401 closes for good until the next connect; waiting pushes fail", () =>
+    Effect.gen(function*() {
+      const refusing = FakeSocket.makeConstructor((peer) =>
+        peer.url.includes("apikey=bad") ? { refuse: { status: 401, body: "invalid key" } } : {
+          onMessage: () => {},
+          onClose: () => {}
+        }
+      )
+      const transport = yield* Transport.make({ url: "ws://realtime.test/socket", apiKey: "bad" }).pipe(
+        Effect.provideService(Socket.WebSocketConstructor, refusing)
+      )
+      const waiting = yield* transport.push({ joinRef: null, ref: "1", topic: "realtime:a", event: "x", payload: {} })
+        .pipe(Effect.flip, Effect.forkChild)
+      yield* Effect.yieldNow
+      yield* transport.connect
+      const state = yield* awaitState(transport, "Closed")
+      assert.strictEqual(state.status, 401)
+      assert.strictEqual(state.body, "invalid key")
+      assert.include(state.reason, "upgrade refused: HTTP 401")
+      const error = yield* Fiber.join(waiting)
+      assert.strictEqual(error._tag, "SocketClosed")
+      if (error._tag === "SocketClosed") assert.strictEqual(error.status, 401)
+    }))
+
+  it.effect("a socket that never opens times out after openTimeout; a constructor that throws is a failed attempt", () =>
+    Effect.gen(function*() {
+      let closedWith: number | undefined
+      const silent = (): Socket.WebSocketLike => ({
+        readyState: 0,
+        addEventListener: () => {},
+        removeEventListener: () => {},
+        close: (code) => {
+          closedWith = code
+        },
+        send: () => {}
+      })
+      const transport = yield* Transport.make({
+        url: "ws://realtime.test/socket",
+        apiKey: "k",
+        openTimeout: "2 seconds"
+      })
+        .pipe(Effect.provideService(Socket.WebSocketConstructor, silent))
+      yield* transport.connect
+      yield* TestClock.adjust("2 seconds")
+      const state = yield* awaitState(transport, "Reconnecting")
+      assert.strictEqual(state.reason, "no answer to the upgrade within 2000 ms")
+      assert.strictEqual(closedWith, 1000)
+      yield* transport.disconnect()
+
+      const throwing = yield* Transport.make({ url: "ws://realtime.test/socket", apiKey: "k" }).pipe(
+        Effect.provideService(Socket.WebSocketConstructor, () => {
+          throw new Error("no WebSocket here")
+        })
+      )
+      yield* throwing.connect
+      const failed = yield* awaitState(throwing, "Reconnecting")
+      assert.strictEqual(failed.reason, "connection failed: no WebSocket here")
+    }))
+
+  it.effect("a server that closes every connection at once is reconnected to on the backoff", () =>
+    Effect.gen(function*() {
+      const { connection, server, transport } = yield* connected()
+      const delays = yield* transport.stateChanges.pipe(
+        Stream.filter((s) => s._tag === "Reconnecting"),
+        Stream.map((s) => Duration.toMillis(s.delay)),
+        Stream.take(4),
+        Stream.runCollect,
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* connection.close(1011, "internal error")
+      yield* awaitState(transport, "Reconnecting")
+      for (const ms of [1000, 2000, 5000]) {
+        yield* TestClock.adjust(ms)
+        const next = yield* Queue.take(server.connections)
+        yield* awaitState(transport, "Open")
+        yield* next.close(1011, "internal error")
+        yield* awaitState(transport, "Reconnecting")
+      }
+      assert.deepStrictEqual(yield* Fiber.join(delays), [1000, 2000, 5000, 10000])
+    }))
+
+  it.effect("in-flight requests fail with SocketClosed when the connection drops", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected()
+      const ref = transport.makeRef()
+      const fiber = yield* transport.request({ joinRef: null, ref, topic: "realtime:a", event: "x", payload: {} }).pipe(
+        Effect.flip,
+        Effect.forkChild
+      )
+      yield* nextFrame(connection)
+      yield* connection.close(4000, "bye")
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "SocketClosed")
+      if (error._tag === "SocketClosed") {
+        assert.strictEqual(error.code, 4000)
+        assert.include(error.message, "bye")
+      }
+    }))
+
+  it.effect("a custom reconnect schedule that ends leaves the transport Closed", () =>
+    Effect.gen(function*() {
+      const { connection, server, transport } = yield* connected(
+        {},
+        Reconnect.layer({ reconnect: Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 2 })) })
+      )
+      yield* Ref.set(server.refuseNext, 10)
+      yield* connection.close(4000, "bye")
+      yield* awaitState(transport, "Reconnecting")
+      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("1 second")
+      const state = yield* awaitState(transport, "Closed")
+      assert.include(state.reason, "gave up")
+      assert.strictEqual(yield* Ref.get(server.attempts), 3)
+    }))
+
+  it.effect("while the Network is offline no attempt is made; back online, it connects at once", () =>
+    Effect.gen(function*() {
+      const manual = Network.makeManual(false)
+      const { server, transport } = yield* setup({}, Layer.succeed(Network.Network, manual.network))
+      yield* transport.connect
+      const offline = yield* awaitState(transport, "Offline")
+      assert.include(offline.reason, "no network")
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual(yield* Ref.get(server.attempts), 0)
+      manual.set(true)
+      yield* Queue.take(server.connections)
+      yield* awaitState(transport, "Open")
+    }))
+
+  it.effect("route delivers a topic's frames in order; garbage frames are counted and skipped", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected()
+      const received: Array<string> = []
+      const done = yield* Deferred.make<void>()
+      yield* transport.route("realtime:room", (message) => {
+        received.push(message.event)
+        if (message.event === "last") Deferred.doneUnsafe(done, Exit.void)
+      })
+      const duplicate = yield* Effect.flip(transport.route("realtime:room", () => {}))
+      assert.strictEqual(duplicate._tag, "InvalidArgument")
+      const before = yield* counter(Transport.metrics.framesBad)
+      const frames: Array<FakeSocket.Frame> = [
+        JSON.stringify([null, null, "realtime:room", "first", {}]),
+        "{not json",
+        JSON.stringify(["too", "short"]),
+        new Uint8Array([9, 1, 2]),
+        new Uint8Array([4, 200]),
+        JSON.stringify([null, null, "realtime:other", "elsewhere", {}]),
+        JSON.stringify([null, null, "realtime:room", "last", {}])
+      ]
+      for (const frame of frames) yield* connection.send(frame)
+      yield* Deferred.await(done)
+      assert.deepStrictEqual(received, ["first", "last"])
+      assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 4)
+      assert.strictEqual((yield* transport.state)._tag, "Open")
+    }))
+
+  it.effect("a flood of bad frames is counted exactly and logged once, then as one summary a minute", () =>
+    Effect.gen(function*() {
+      const logs: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+      const capture = Logger.make(({ fiber, message }) => {
+        const text = (Array.isArray(message) ? message : [message]).join(" ")
+        if (text.includes("could not be decoded")) {
+          logs.push({ message: text, annotations: { ...fiber.getRef(References.CurrentLogAnnotations) } })
+        }
+      })
+      yield* Effect.gen(function*() {
+        // no heartbeats while the test clock moves minutes (the fake server does not answer them)
+        const { connection, transport } = yield* connected({}, Heartbeat.layer({ interval: "1 day" }))
+        let marks = 0
+        yield* transport.route("realtime:room", () => {
+          marks++
+        })
+        const mark = Effect.gen(function*() {
+          const before = marks
+          yield* connection.send(JSON.stringify([null, null, "realtime:room", "mark", {}]))
+          while (marks === before) yield* Effect.yieldNow
+          yield* Effect.yieldNow
+        })
+        const before = yield* counter(Transport.metrics.framesBad)
+        for (let i = 0; i < 1000; i++) yield* connection.send("{not json")
+        yield* mark
+        assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 1000)
+        assert.deepStrictEqual(logs.map((l) => l.message), ["skipped a frame that could not be decoded"])
+        assert.include(logs[0]!.annotations, { module: "Transport", reason: "MalformedJson" })
+        yield* TestClock.adjust("59 seconds")
+        assert.strictEqual(logs.length, 1)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(logs.map((l) => l.message), [
+          "skipped a frame that could not be decoded",
+          "skipped 999 more frames that could not be decoded"
+        ])
+        assert.include(logs[1]!.annotations, { skipped: 999, total: 1000, reason: "MalformedJson" })
+        // within the next minute: counted, summarised at its end
+        for (let i = 0; i < 10; i++) yield* connection.send(new Uint8Array([9, 1, 2]))
+        yield* mark
+        assert.strictEqual(logs.length, 2)
+        yield* TestClock.adjust("1 minute")
+        assert.strictEqual(logs[2]!.message, "skipped 10 more frames that could not be decoded")
+        assert.include(logs[2]!.annotations, { skipped: 10, total: 1010, reason: "UnknownBinaryKind" })
+        // after a quiet minute, the next bad frame is logged at once again
+        yield* TestClock.adjust("1 minute")
+        yield* connection.send("{not json")
+        yield* mark
+        assert.strictEqual(logs.length, 4)
+        assert.strictEqual(logs[3]!.message, "skipped a frame that could not be decoded")
+        assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 1011)
+      }).pipe(Effect.provide(Logger.layer([capture])))
+    }))
+
+  it.effect("frames over maxFrameBytes are skipped before decoding, counted as bad; the connection stays open", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected({ maxFrameBytes: 1024 })
+      const received: Array<string> = []
+      const done = yield* Deferred.make<void>()
+      yield* transport.route("realtime:room", (message) => {
+        received.push(message.event)
+        if (message.event === "last") Deferred.doneUnsafe(done, Exit.void)
+      })
+      const before = yield* counter(Transport.metrics.framesBad)
+      const text = (event: string, size: number) =>
+        JSON.stringify([null, null, "realtime:room", event, { filler: "x".repeat(size) }])
+      const binary = new Uint8Array(1025)
+      binary[0] = 4
+      yield* connection.send(text("fits", 900))
+      yield* connection.send(text("too-large", 1024))
+      yield* connection.send(binary)
+      yield* connection.send(text("last", 0))
+      yield* Deferred.await(done)
+      assert.deepStrictEqual(received, ["fits", "last"])
+      assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 2)
+      assert.strictEqual((yield* transport.state)._tag, "Open")
+    }))
+
+  it.effect("binary frames keep their order with text frames", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected()
+      const events: Array<string> = []
+      const done = yield* Deferred.make<void>()
+      yield* transport.route("realtime:r", (message) => {
+        const payload = message.payload as { event?: string }
+        events.push(message.event === "broadcast" ? `bin:${payload.event}` : `txt:${message.event}`)
+        if (events.length === 4) Deferred.doneUnsafe(done, Exit.void)
+      })
+      const kind4 = (event: string) => {
+        const topic = new TextEncoder().encode("realtime:r")
+        const ev = new TextEncoder().encode(event)
+        const body = new TextEncoder().encode("{}")
+        return new Uint8Array([4, topic.length, ev.length, 0, 1, ...topic, ...ev, ...body])
+      }
+      yield* connection.send(kind4("a"))
+      yield* connection.send(JSON.stringify([null, null, "realtime:r", "t1", {}]))
+      yield* connection.send(kind4("b"))
+      yield* connection.send(JSON.stringify([null, null, "realtime:r", "t2", {}]))
+      yield* Deferred.await(done)
+      assert.deepStrictEqual(events, ["bin:a", "txt:t1", "bin:b", "txt:t2"])
+    }))
+
+  it.effect("disconnect closes with 1000, fails waiting requests, stops reconnecting, and can connect again", () =>
+    Effect.gen(function*() {
+      const { connection, server, transport } = yield* connected()
+      const ref = transport.makeRef()
+      const waiting = yield* transport.request({ joinRef: null, ref, topic: "realtime:a", event: "x", payload: {} })
+        .pipe(Effect.flip, Effect.forkChild)
+      yield* nextFrame(connection)
+      yield* transport.disconnect()
+      const closed = yield* Deferred.await(connection.closed)
+      assert.strictEqual(closed.code, 1000)
+      assert.strictEqual((yield* Fiber.join(waiting))._tag, "SocketClosed")
+      assert.strictEqual((yield* transport.state)._tag, "Closed")
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual(yield* Ref.get(server.attempts), 1, "no reconnect after disconnect")
+      yield* transport.connect
+      yield* Queue.take(server.connections)
+      yield* awaitState(transport, "Open")
+    }))
+})
+
+// A minimal Phoenix endpoint on 127.0.0.1: answers heartbeats.
+const makeServer = Effect.acquireRelease(
+  Effect.callback<{ readonly server: WebSocketServer; readonly port: number }>((resume) => {
+    const server = new WebSocketServer({ host: "127.0.0.1", port: 0 })
+    server.on("connection", (socket) => {
+      socket.on("message", (data) => {
+        const [joinRef, ref, topic, event] = JSON.parse(String(data))
+        if (topic === "phoenix" && event === "heartbeat") {
+          socket.send(JSON.stringify([joinRef, ref, topic, "phx_reply", { status: "ok", response: {} }]))
+        }
+      })
+    })
+    server.on("listening", () => resume(Effect.succeed({ server, port: (server.address() as { port: number }).port })))
+  }),
+  ({ server }) =>
+    Effect.callback<void>((resume) => {
+      for (const client of server.clients) client.terminate()
+      server.close(() => resume(Effect.void))
+    })
+)
+
+describe("Transport over a real ws server on 127.0.0.1", () => {
+  it.live("connects, gets heartbeat replies, reconnects after the server kills the socket", () =>
+    Effect.gen(function*() {
+      const { port, server } = yield* makeServer
+      const connections: Array<string> = []
+      server.on("connection", (_socket, request) => connections.push(request.url ?? ""))
+      const transport = yield* Transport.make({ url: `ws://127.0.0.1:${port}`, apiKey: "anon" }).pipe(
+        Effect.provide([
+          NodeRealtime.layerWebSocketConstructor,
+          Heartbeat.layer({ interval: "50 millis" }),
+          Reconnect.layer({ reconnect: Schedule.spaced("20 millis") })
+        ])
+      )
+      const ok = yield* transport.heartbeats.pipe(
+        Stream.filter((s) => s._tag === "Ok"),
+        Stream.runHead,
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* transport.connect
+      const status = Option.getOrThrow(yield* Fiber.join(ok).pipe(Effect.timeout("5 seconds")))
+      assert.strictEqual(status._tag, "Ok")
+      assert.deepStrictEqual(connections, ["/websocket?apikey=anon&vsn=2.0.0"])
+      const reconnecting = yield* awaitState(transport, "Reconnecting").pipe(Effect.forkChild)
+      yield* Effect.yieldNow
+      for (const client of server.clients) client.terminate()
+      const state = yield* Fiber.join(reconnecting).pipe(Effect.timeout("5 seconds"))
+      assert.strictEqual(state.code, 1006)
+      yield* awaitState(transport, "Open").pipe(Effect.timeout("5 seconds"))
+      assert.strictEqual(connections.length, 2)
+      assert.isTrue(Exit.isSuccess(yield* Effect.exit(transport.disconnect())))
+    }))
+
+  it.live("a frame over maxFrameBytes makes ws close with 1009: 'frame too large' in the state, counted as bad", () =>
+    Effect.gen(function*() {
+      const { port, server } = yield* makeServer
+      server.on("connection", (socket) => {
+        socket.send(JSON.stringify([null, null, "realtime:big", "big", { filler: "x".repeat(4096) }]))
+      })
+      const transport = yield* Transport.make({ url: `ws://127.0.0.1:${port}`, apiKey: "anon", maxFrameBytes: 1024 })
+        .pipe(Effect.provide(NodeRealtime.layerWebSocketConstructorWith({ maxFrameBytes: 1024 })))
+      const before = yield* counter(Transport.metrics.framesBad)
+      yield* transport.connect
+      const state = yield* awaitState(transport, "Reconnecting").pipe(Effect.timeout("5 seconds"))
+      assert.strictEqual(state.code, 1009)
+      assert.include(state.reason, "frame too large")
+      assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 1)
+    }))
+})
