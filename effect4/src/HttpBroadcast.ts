@@ -27,8 +27,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
-import * as Describe from "../../src/core/describe.js"
-import { isJsonObject, isRecord } from "../../src/core/guards.js"
+import * as Broadcast from "../../src/core/http/broadcast.js"
 import * as CoreResult from "../../src/core/result.js"
 import * as Url from "../../src/core/url.js"
 import { AccessToken } from "./AccessToken.js"
@@ -182,7 +181,7 @@ export interface Options {
   readonly retry?: Schedule.Schedule<unknown, HttpBroadcastFailed> | undefined
 }
 
-const DEFAULT_TIMEOUT = Duration.seconds(10)
+const DEFAULT_TIMEOUT = Duration.millis(Broadcast.DEFAULT_TIMEOUT_MILLIS)
 
 /**
  * Builds the service over the `HttpClient` and the `AccessToken` source of the context.
@@ -200,9 +199,7 @@ export const make = (
   Effect.gen(function*() {
     const endpoint = yield* invalidArgument(Url.parseEndpoint(options.url))
     const apiKey = Redacted.isRedacted(options.apiKey) ? options.apiKey : Redacted.make(options.apiKey)
-    if (typeof Redacted.value(apiKey) !== "string" || Redacted.value(apiKey).trim() === "") {
-      return yield* new InvalidArgument({ detail: "HttpBroadcast: apiKey must not be empty or blank" })
-    }
+    yield* invalidArgument(Broadcast.checkApiKey(Redacted.value(apiKey)))
     const defaultTimeout = yield* invalidArgument(decodeTimeout(options.timeout, DEFAULT_TIMEOUT))
     const tokens = yield* AccessToken
     const client = (yield* HttpClient.HttpClient).pipe(
@@ -211,7 +208,7 @@ export const make = (
           // b3 / traceparent headers would make browsers preflight every request
           Effect.provideService(HttpClient.TracerPropagationEnabled, false),
           // the client records the request headers it is told to on its span: never the apikey
-          Effect.updateService(Headers.CurrentRedactedNames, redactApiKey)
+          Effect.updateService(Headers.CurrentRedactedNames, Broadcast.redactApiKey)
         )
       )
     )
@@ -244,7 +241,9 @@ export const make = (
           ),
           Effect.asVoid
         )
-        return retry === undefined ? attempt : Effect.retry(attempt, { schedule: retry, while: isRetryable })
+        return retry === undefined
+          ? attempt
+          : Effect.retry(attempt, { schedule: retry, while: (error) => Broadcast.isRetryable(error.reason) })
       })
 
     const send = Effect.fn("HttpBroadcast.send")(function*(
@@ -253,12 +252,12 @@ export const make = (
       payload: unknown,
       sendOptions?: SendOptions
     ): Effect.fn.Return<void, HttpBroadcastError> {
-      const subtopic = yield* invalidArgument(subTopic(topic))
-      yield* invalidArgument(checkEvent(event))
+      const subtopic = yield* invalidArgument(Broadcast.subTopic(topic))
+      yield* invalidArgument(Broadcast.checkEvent(event))
       yield* Effect.annotateCurrentSpan({ topic: subtopic, event, private: sendOptions?.private === true })
       const timeout = yield* invalidArgument(decodeTimeout(sendOptions?.timeout, defaultTimeout))
-      const url = yield* invalidArgument(singleEventUrl(base, subtopic, event, sendOptions))
-      const body = yield* invalidArgument(singleEventBody(subtopic, event, payload))
+      const url = yield* invalidArgument(Broadcast.singleEventUrl(base, subtopic, event, sendOptions))
+      const body = yield* invalidArgument(Broadcast.singleEventBody(subtopic, event, payload))
       const request = HttpClientRequest.post(url).pipe(
         HttpClientRequest.acceptJson,
         body.bytes !== undefined
@@ -273,17 +272,14 @@ export const make = (
       batchOptions?: BatchOptions
     ): Effect.fn.Return<void, HttpBroadcastError> {
       const timeout = yield* invalidArgument(decodeTimeout(batchOptions?.timeout, defaultTimeout))
-      const body: Array<WireMessage> = []
-      for (const message of messages) {
-        body.push(yield* invalidArgument(wireMessage(message, body.length)))
-      }
+      const body = yield* invalidArgument(Broadcast.wireMessages(messages))
       yield* Effect.annotateCurrentSpan({
         messages: body.length,
-        topics: distinct(body.map((m) => m.topic)),
-        events: distinct(body.map((m) => m.event))
+        topics: Broadcast.distinct(body.map((m) => m.topic)),
+        events: Broadcast.distinct(body.map((m) => m.event))
       })
       if (body.length === 0) return
-      const json = yield* invalidArgument(stringify({ messages: body }, "HttpBroadcast.sendBatch: messages"))
+      const json = yield* invalidArgument(Broadcast.batchBody(body))
       const request = HttpClientRequest.post(base).pipe(
         HttpClientRequest.acceptJson,
         HttpClientRequest.bodyText(json, "application/json")
@@ -314,9 +310,6 @@ export const layer = (
 const invalidArgument = <A>(result: CoreResult.Result<A, string>): Effect.Effect<A, InvalidArgument> =>
   result.ok ? Effect.succeed(result.value) : Effect.fail(new InvalidArgument({ detail: result.error }))
 
-const redactApiKey = (names: ReadonlyArray<string | RegExp>): ReadonlyArray<string | RegExp> =>
-  names.includes("apikey") ? names : [...names, "apikey"]
-
 const withTimeout =
   (timeout: Duration.Duration, url: string) =>
   <A>(effect: Effect.Effect<A, HttpBroadcastFailed>): Effect.Effect<A, HttpBroadcastFailed> =>
@@ -327,25 +320,16 @@ const withTimeout =
           Effect.fail(
             new HttpBroadcastFailed({
               reason: "Timeout",
-              detail: `no response from POST ${url} within ${Duration.toMillis(timeout)} ms`
+              detail: Broadcast.timeoutDetail(url, Duration.toMillis(timeout))
             })
           )
       })
       : effect
 
-const isRetryable = (error: HttpBroadcastFailed): boolean =>
-  error.reason === "RateLimited" || error.reason === "ServerError" || error.reason === "Transport"
-
 // Effect 4's client fails with one `HttpClientError` whatever the reason (transport, encoding, a bad
 // URL): the request never got an answer, so all of them are `Transport`.
-const transportError = (error: HttpClientError.HttpClientError): HttpBroadcastFailed => {
-  const cause = error.cause
-  const causeMessage = cause instanceof Error ? cause.message : cause === undefined ? undefined : String(cause)
-  return new HttpBroadcastFailed({
-    reason: "Transport",
-    detail: causeMessage === undefined || causeMessage === "" ? error.message : `${error.message}: ${causeMessage}`
-  })
-}
+const transportError = (error: HttpClientError.HttpClientError): HttpBroadcastFailed =>
+  new HttpBroadcastFailed({ reason: "Transport", detail: Broadcast.transportDetail(error.message, error.cause) })
 
 const handleResponse = (
   response: HttpClientResponse.HttpClientResponse,
@@ -354,30 +338,10 @@ const handleResponse = (
   response.text.pipe(
     Effect.orElseSucceed(() => ""),
     Effect.flatMap((text) => {
-      const failure = responseFailure(response.status, text, single)
+      const failure = Broadcast.responseFailure(response.status, text, single)
       return failure === undefined ? Effect.succeed(response.status) : Effect.fail(new HttpBroadcastFailed(failure))
     })
   )
-
-// -----------------------------------------------------------------------------
-// internal: pure (no Effect; to move to the core)
-// -----------------------------------------------------------------------------
-
-const PREFIX = "realtime:"
-
-interface WireMessage {
-  readonly topic: string
-  readonly event: string
-  readonly payload: unknown
-  readonly private: boolean
-  readonly id?: string
-}
-
-// a span attribute for the distinct values, capped so a large batch stays a small attribute
-const distinct = (values: ReadonlyArray<string>): string => {
-  const unique = Array.from(new Set(values))
-  return unique.length > 10 ? `${unique.slice(0, 10).join(",")},…` : unique.join(",")
-}
 
 // Effect 4 durations may be negative (and NaN decodes to zero): only a positive one is a timeout
 const decodeTimeout = (
@@ -388,201 +352,5 @@ const decodeTimeout = (
   const decoded = Duration.fromInput(input)
   return Option.isSome(decoded) && Duration.isPositive(decoded.value)
     ? CoreResult.ok(decoded.value)
-    : CoreResult.err(`HttpBroadcast: timeout must be a positive duration, got ${String(input)}`)
-}
-
-const subTopic = (topic: string): CoreResult.Result<string, string> => {
-  const sub = typeof topic === "string" && topic.startsWith(PREFIX) ? topic.slice(PREFIX.length) : topic
-  return typeof sub === "string" && sub !== ""
-    ? CoreResult.ok(sub)
-    : CoreResult.err(`HttpBroadcast: invalid topic ${JSON.stringify(topic)}`)
-}
-
-const checkEvent = (event: string): CoreResult.Result<void, string> =>
-  typeof event === "string" && event !== ""
-    ? CoreResult.ok(undefined)
-    : CoreResult.err(`HttpBroadcast: invalid event ${JSON.stringify(event)}`)
-
-/**
- * A path segment of the single-event endpoint. `.` and `..` are refused: the URL parser resolves
- * them (percent-encoded too: `%2e` is a dot segment for WHATWG URLs), and the request, with the
- * apikey and the token, would go to another path of the host.
- */
-const pathSegment = (what: "topic" | "event", value: string): CoreResult.Result<string, string> =>
-  value === "." || value === ".."
-    ? CoreResult.err(
-      `HttpBroadcast.send: the ${what} '${value}' cannot be a URL path segment (use sendBatch, or another ${what})`
-    )
-    : CoreResult.ok(encodeURIComponent(value))
-
-// `/<topic>/events/<event>?private=true&persist=true|persist[ttl]=<n>`
-const singleEventUrl = (
-  base: string,
-  subtopic: string,
-  event: string,
-  options: SendOptions | undefined
-): CoreResult.Result<string, string> => {
-  const params: Array<readonly [string, string]> = []
-  if (options?.private === true) params.push(["private", "true"])
-  const persist = options?.persist
-  if (persist === true) {
-    params.push(["persist", "true"])
-  } else if (persist !== undefined && persist !== false) {
-    if (!isRecord(persist) || !Number.isInteger(persist.ttl) || persist.ttl <= 0) {
-      return CoreResult.err(
-        "HttpBroadcast.send: persist must be true or { ttl } with a positive integer ttl (seconds)"
-      )
-    }
-    params.push(["persist[ttl]", String(persist.ttl)])
-  }
-  const topicSegment = pathSegment("topic", subtopic)
-  if (!topicSegment.ok) return topicSegment
-  const eventSegment = pathSegment("event", event)
-  if (!eventSegment.ok) return eventSegment
-  const url = new URL(`${base}/${topicSegment.value}/events/${eventSegment.value}`)
-  for (const [key, value] of params) url.searchParams.append(key, value)
-  return CoreResult.ok(url.toString())
-}
-
-// the body of `send`: raw bytes, or any JSON value but `null` / `undefined`
-const singleEventBody = (
-  subtopic: string,
-  event: string,
-  payload: unknown
-): CoreResult.Result<
-  { readonly bytes: Uint8Array; readonly json?: undefined } | { readonly bytes?: undefined; readonly json: string },
-  string
-> => {
-  const bytes = toBytes(payload)
-  if (bytes !== undefined) return CoreResult.ok({ bytes })
-  if (payload === null || payload === undefined) {
-    return CoreResult.err(
-      `HttpBroadcast.send: a payload is required for '${event}' on '${subtopic}' (null and undefined are not sent)`
-    )
-  }
-  return CoreResult.map(
-    stringify(payload, `HttpBroadcast.send: payload of '${event}' on '${subtopic}'`),
-    (json) => ({ json })
-  )
-}
-
-const toBytes = (payload: unknown): Uint8Array | undefined => {
-  if (payload instanceof Uint8Array) return payload
-  if (payload instanceof ArrayBuffer) return new Uint8Array(payload)
-  if (ArrayBuffer.isView(payload)) return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)
-  return undefined
-}
-
-const stringify = (value: unknown, what: string): CoreResult.Result<string, string> => {
-  try {
-    const json = JSON.stringify(value)
-    return typeof json === "string" ? CoreResult.ok(json) : CoreResult.err(`${what} is not JSON-serializable`)
-  } catch (cause) {
-    return CoreResult.err(
-      `${what} is not JSON-serializable: ${cause instanceof Error ? cause.message : String(cause)}`
-    )
-  }
-}
-
-const wireMessage = (message: BatchMessage, index: number): CoreResult.Result<WireMessage, string> => {
-  const where = `HttpBroadcast.sendBatch: message ${index}`
-  if (!isRecord(message)) return CoreResult.err(`${where} is not an object`)
-  const topic = subTopic(message.topic)
-  if (!topic.ok) return CoreResult.err(`${where}: ${topic.error}`)
-  const event = checkEvent(message.event)
-  if (!event.ok) return CoreResult.err(`${where}: ${event.error}`)
-  if (!isJsonObject(message.payload)) {
-    return CoreResult.err(
-      `${where} ('${message.event}' on '${topic.value}'): the batch endpoint needs a JSON object payload`
-    )
-  }
-  if (message.private !== undefined && typeof message.private !== "boolean") {
-    return CoreResult.err(`${where}: private must be a boolean`)
-  }
-  if (message.id !== undefined && (typeof message.id !== "string" || message.id === "")) {
-    return CoreResult.err(`${where}: id must be a non-empty string`)
-  }
-  const isPrivate = message.private === true
-  return CoreResult.ok(
-    message.id === undefined
-      ? { topic: topic.value, event: message.event, payload: message.payload, private: isPrivate }
-      : { topic: topic.value, event: message.event, payload: message.payload, private: isPrivate, id: message.id }
-  )
-}
-
-const reasonOf = (status: number): HttpBroadcastFailed["reason"] => {
-  switch (status) {
-    case 401:
-      return "Unauthorized"
-    case 403:
-      return "Forbidden"
-    case 404:
-      return "NotFound"
-    case 413:
-      return "PayloadTooLarge"
-    case 415:
-      return "UnsupportedMediaType"
-    case 422:
-      return "Invalid"
-    case 429:
-      return "RateLimited"
-    default:
-      return status >= 500 && status <= 599 ? "ServerError" : "UnexpectedStatus"
-  }
-}
-
-const parseBody = (text: string): unknown => {
-  if (text === "") return undefined
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
-// the body comes from the wire: below the few levels of an error map, it is described bounded
-const formatErrors = (u: unknown, depth = 0): string => {
-  if (typeof u === "string") return u
-  if (depth >= 4) return Describe.describe(u, { maxLength: 200 })
-  if (Array.isArray(u)) return u.map((e) => formatErrors(e, depth + 1)).join(", ")
-  if (isRecord(u)) {
-    return Object.entries(u).map(([key, value]) => `${key}: ${formatErrors(value, depth + 1)}`).join("; ")
-  }
-  return Describe.describe(u)
-}
-
-const detailOf = (body: unknown): string | undefined => {
-  if (typeof body === "string") return body.length > 500 ? `${body.slice(0, 500)}…` : body
-  if (!isRecord(body)) return undefined
-  if (typeof body.message === "string" && body.message !== "") return body.message
-  if (typeof body.error === "string" && body.error !== "") return body.error
-  if (body.errors !== undefined && body.errors !== null) return Describe.truncate(formatErrors(body.errors))
-  return undefined
-}
-
-const NOT_FOUND_SINGLE =
-  "the single-event endpoint needs Realtime server v2.97.0 or newer and this server answered 404: " +
-  "upgrade the Realtime server (or the Supabase CLI), or send with sendBatch, which every server version supports"
-
-// The fields of the `HttpBroadcastFailed` a non-2xx answer makes (`undefined` for a 2xx).
-const responseFailure = (
-  status: number,
-  text: string,
-  single: boolean
-):
-  | {
-    readonly reason: HttpBroadcastFailed["reason"]
-    readonly status: number
-    readonly body?: unknown
-    readonly detail: string
-  }
-  | undefined =>
-{
-  if (status >= 200 && status < 300) return undefined
-  const body = parseBody(text)
-  const reason = reasonOf(status)
-  const detail = reason === "NotFound" && single
-    ? NOT_FOUND_SINGLE
-    : detailOf(body) ?? `the server answered ${status} without a message`
-  return body === undefined ? { reason, status, detail } : { reason, status, body, detail }
+    : CoreResult.err(Broadcast.invalidTimeout(input))
 }

@@ -11,6 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import * as CorePolicy from "../../src/core/policy.js"
 import * as Policy from "./internal/policy.js"
 
 /**
@@ -32,13 +33,6 @@ export const Reconnect: Context.Service<Reconnect, Reconnect> = Context.Service<
   "supabase-realtime-effect/Reconnect"
 )
 
-const realtimeJsDelays: ReadonlyArray<Duration.Duration> = [
-  Duration.seconds(1),
-  Duration.seconds(2),
-  Duration.seconds(5)
-]
-const realtimeJsLast = Duration.seconds(10)
-
 /**
  * realtime-js's schedule: 1 s, 2 s, 5 s, 10 s, then 10 s forever.
  *
@@ -49,7 +43,7 @@ export const realtimeJs: Schedule.Schedule<unknown, unknown> = Schedule.fromStep
   Effect.succeed((meta: Schedule.InputMetadata<unknown>) =>
     Effect.succeed<[number, Duration.Duration]>([
       meta.attempt - 1,
-      realtimeJsDelays[meta.attempt - 1] ?? realtimeJsLast
+      Duration.millis(CorePolicy.realtimeJsDelayMillis(meta.attempt))
     ])
   )
 )

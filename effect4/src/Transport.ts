@@ -915,7 +915,10 @@ export const make: (
         ? Heartbeat.HeartbeatStatus.Ok({ ref, latency })
         : Heartbeat.HeartbeatStatus.Error({ ref, latency, response: answer.response })
     )
-  }).pipe(Effect.forever)
+    // every round starts with a sleep: no yield is needed between rounds, and none is made, so the
+    // next sleep is registered at once, in the turn that read the reply (a test clock advancing
+    // time in one step must not outrun it)
+  }).pipe(Effect.forever({ disableYield: true }))
 
   const describeEnd = (exit: Exit.Exit<unknown, unknown>, facts: SocketFacts): End => {
     const failure = Exit.isSuccess(exit) ? undefined : Option.getOrUndefined(Cause.findErrorOption(exit.cause))

@@ -337,6 +337,50 @@ describe("RealtimeChannel (Effect 4)", () => {
         assert.strictEqual((yield* Metric.value(RealtimeChannel.metrics.rejoins)).count - rejoinsBefore, 1)
       }))
 
+    it.effect("replay after a rejoin: replayed broadcasts arrive once, and the gap counts them once they end", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const duplicatesBefore = (yield* Metric.value(RealtimeChannel.metrics.duplicates)).count
+        const channel = yield* harness.client.channel("room", { private: true, broadcast: { replay: { since: 0 } } })
+        const received = yield* channel.broadcast("*").pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
+        const gaps = yield* channel.gaps.pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
+        const { connection, join } = yield* joined(harness, channel)
+        const stored = (id: string, replayed: boolean): Protocol.Message => ({
+          joinRef: null,
+          ref: null,
+          topic: "realtime:room",
+          event: "broadcast",
+          payload: { type: "broadcast", event: "e", payload: { id }, meta: replayed ? { id, replayed } : { id } }
+        })
+        yield* serverSend(connection, stored("m1", false))
+        yield* serverSend(connection, {
+          joinRef: join.ref,
+          ref: join.ref,
+          topic: join.topic,
+          event: "phx_error",
+          payload: {}
+        })
+        yield* awaitStatus(channel, "Rejoining")
+        yield* TestClock.adjust("1 second")
+        const rejoin = yield* nextOf(connection, "phx_join")
+        const config = (rejoin.payload as { config: { broadcast: { replay: { since: number } } } }).config
+        assert.strictEqual(config.broadcast.replay.since, 0)
+        yield* reply(connection, rejoin, "ok", { postgres_changes: [] })
+        yield* awaitStatus(channel, "Subscribed")
+        // the server replays what it stored since: m1 had arrived already
+        yield* serverSend(connection, stored("m1", true))
+        yield* serverSend(connection, stored("m2", true))
+        const events = yield* Fiber.join(received)
+        assert.deepStrictEqual(events.map((b) => [b.meta?.id, b.meta?.replayed ?? false]), [["m1", false], [
+          "m2",
+          true
+        ]])
+        yield* TestClock.adjust("1 second")
+        const [gap] = yield* Fiber.join(gaps)
+        assert.deepStrictEqual([gap!.replayed, gap!.complete, gap!.reason], [1, true, ""])
+        assert.strictEqual((yield* Metric.value(RealtimeChannel.metrics.duplicates)).count - duplicatesBefore, 1)
+      }))
+
     it.effect("a permanent rejection on rejoin stops the channel: no resubscribe loop", () =>
       Effect.gen(function*() {
         const harness = yield* setup()

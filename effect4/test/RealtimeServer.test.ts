@@ -783,6 +783,31 @@ describe("RealtimeTest", () => {
       assert.isTrue(broadcasts.length === 2 && broadcasts.every((f) => f.binary))
     }).pipe(Effect.provide(RealtimeTest.layer())))
 
+  it.effect("one long TestClock.adjust: heartbeats and token pushes are answered in between; the join lasts", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      const client = yield* RealtimeClient.RealtimeClient
+      const room = yield* client.channel("private-room", { private: true })
+      yield* room.subscribe
+      const first = (yield* server.subscribers("private-room"))[0]!
+      yield* TestClock.adjust("11 minutes") // the first token (10 minutes) would have expired by now
+      expect((yield* room.status)._tag).toBe("Subscribed")
+      const now = (yield* server.subscribers("private-room"))[0]!
+      expect(now.joinRef).toBe(first.joinRef)
+      expect(now.claims.exp as number).toBeGreaterThan(first.claims.exp as number)
+      expect((yield* server.stats).connectionsOpened).toBe(1)
+    }).pipe(
+      Effect.provide(RealtimeTest.layer({
+        client: {
+          // a fresh user token valid for 10 minutes of the (test) clock
+          accessToken: Effect.map(
+            Clock.currentTimeMillis,
+            (now) => RealtimeServer.signToken({ role: "authenticated", exp: Math.floor(now / 1000) + 600 })
+          )
+        }
+      }))
+    ))
+
   it.effect("our client: replayed messages carry meta.replayed and meta.id, then live ones meta.id", () =>
     Effect.gen(function*() {
       const server = yield* RealtimeServer.RealtimeServer

@@ -19,6 +19,7 @@ import {
 } from "effect"
 import { Socket } from "effect/socket"
 import { TestClock } from "effect/testing"
+import { Worker } from "node:worker_threads"
 import { WebSocketServer } from "ws"
 import * as Heartbeat from "../src/Heartbeat.js"
 import * as Network from "../src/Network.js"
@@ -675,7 +676,74 @@ const makeServer = Effect.acquireRelease(
     })
 )
 
+// The same endpoint in a worker thread, so that it answers while this thread's event loop is blocked.
+// It acks every push that has a ref.
+const makeWorkerServer = Effect.acquireRelease(
+  Effect.callback<{ readonly worker: Worker; readonly port: number }>((resume) => {
+    const worker = new Worker(
+      `const { WebSocketServer } = require("ws")
+      const { parentPort } = require("worker_threads")
+      const server = new WebSocketServer({ host: "127.0.0.1", port: 0 })
+      server.on("connection", (socket) => socket.on("message", (data) => {
+        const [joinRef, ref, topic] = JSON.parse(String(data))
+        if (ref !== null) socket.send(JSON.stringify([joinRef, ref, topic, "phx_reply", { status: "ok", response: {} }]))
+      }))
+      server.on("listening", () => parentPort.postMessage(server.address().port))`,
+      { eval: true }
+    )
+    worker.once("message", (port: number) => resume(Effect.succeed({ worker, port })))
+  }),
+  ({ worker }) => Effect.promise(() => worker.terminate())
+)
+
+/**
+ * Blocks this thread's event loop (a user's consumer doing synchronous work), from a check-phase
+ * callback: the next loop iteration then runs the timers that expired meanwhile before it reads
+ * the socket.
+ */
+const block = (millis: number) =>
+  Effect.callback<void>((resume) => {
+    setImmediate(() => {
+      const until = Date.now() + millis
+      while (Date.now() < until) { /* busy */ }
+      resume(Effect.void)
+    })
+  })
+
 describe("Transport over a real ws server on 127.0.0.1", () => {
+  it.live("a reply that arrived while the event loop was blocked beats the timer that fires with it", () =>
+    Effect.gen(function*() {
+      const { port } = yield* makeWorkerServer
+      const transport = yield* Transport.make({ url: `ws://127.0.0.1:${port}`, apiKey: "anon", timeout: "100 millis" })
+        .pipe(
+          Effect.provide([
+            NodeRealtime.layerWebSocketConstructor,
+            Heartbeat.layer({ interval: "100 millis", timeout: "100 millis" })
+          ])
+        )
+      const statuses: Array<string> = []
+      yield* transport.heartbeats.pipe(
+        Stream.runForEach((s) => Effect.sync(() => statuses.push(s._tag))),
+        Effect.forkChild({ startImmediately: true })
+      )
+      yield* transport.connect
+      yield* awaitState(transport, "Open")
+      // a request whose reply comes while the loop is blocked past its timeout
+      const ref = transport.makeRef()
+      const request = yield* transport.request({ joinRef: null, ref, topic: "realtime:a", event: "x", payload: {} })
+        .pipe(Effect.forkChild({ startImmediately: true }))
+      yield* block(400)
+      assert.isTrue(Exit.isSuccess(yield* Fiber.await(request)), "the acked request timed out")
+      // heartbeats: block right after each one is sent, three times
+      for (let i = 0; i < 3; i++) {
+        yield* transport.heartbeats.pipe(Stream.filter((s) => s._tag === "Sent"), Stream.runHead)
+        yield* block(400)
+        yield* transport.heartbeats.pipe(Stream.filter((s) => s._tag !== "Sent"), Stream.runHead)
+      }
+      assert.notInclude(statuses, "Timeout")
+      assert.strictEqual((yield* transport.state)._tag, "Open")
+    }))
+
   it.live("connects, gets heartbeat replies, reconnects after the server kills the socket", () =>
     Effect.gen(function*() {
       const { port, server } = yield* makeServer

@@ -5,7 +5,6 @@
  *
  * @internal
  */
-import type * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -16,18 +15,15 @@ import * as Fiber from "effect/Fiber"
 import * as Formatter from "effect/Formatter"
 import * as Inspectable from "effect/Inspectable"
 import * as Option from "effect/Option"
-import type * as Pull from "effect/Pull"
 import * as Result from "effect/Result"
 import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as SchemaIssue from "effect/SchemaIssue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Struct from "effect/Struct"
 import * as Config from "../../../src/core/channel/config.js"
 import * as Replay from "../../../src/core/channel/replay.js"
 import * as State from "../../../src/core/channel/state.js"
-import * as Describe from "../../../src/core/describe.js"
 import { isJsonObject } from "../../../src/core/guards.js"
 import type * as AccessToken from "../AccessToken.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
@@ -50,6 +46,8 @@ import {
 } from "../RealtimeError.js"
 import type * as Transport from "../Transport.js"
 import * as Backoff from "./backoff.js"
+import * as Decode from "./channel/decode.js"
+import * as PresenceView from "./channel/presence.js"
 import * as ReplayTimer from "./channel/replay.js"
 import * as DescribeIssue from "./describe.js"
 import { type Inbox, inboxStream, Listener } from "./inbox.js"
@@ -86,49 +84,6 @@ export interface Deps {
 }
 
 type JoinFailure = Channel.JoinError
-
-/**
- * A schema's decoder that never throws: a recursive schema overflows the stack on a payload nested
- * deep enough, and that is a payload that does not match, not a defect. The failure is the parse
- * issue, or the text of what was thrown.
- */
-const safeDecoder = <A>(schema: Schema.Codec<A, any>) => {
-  const decode = Schema.decodeUnknownResult(schema)
-  return (u: unknown): Result.Result<A, SchemaIssue.Issue | string> => {
-    try {
-      const result = decode(u)
-      return Result.isSuccess(result) ? result as Result.Result<A, never> : Result.fail(result.failure.issue)
-    } catch (cause) {
-      return Result.fail(
-        `the schema could not decode the payload (${
-          cause instanceof Error ? Describe.truncate(cause.message, 200) : "a throw"
-        })`
-      )
-    }
-  }
-}
-
-/**
- * The schema of an `old` row: every field of a struct schema optional (a `DELETE` or `UPDATE` carries
- * only the replica identity's columns unless the table is `REPLICA IDENTITY FULL`). A schema without
- * fields is used as it is.
- */
-const partialOf = (schema: Schema.Codec<any, any>): Schema.Codec<any, any> => {
-  const struct = schema as unknown as { readonly fields?: Schema.Struct.Fields }
-  if (struct.fields === undefined || typeof struct.fields !== "object") return schema
-  return Schema.Struct(struct.fields).mapFields(Struct.map(Schema.optionalKey)) as unknown as Schema.Codec<any, any>
-}
-
-const occupancyOf = (state: Presence.PresenceState): Channel.Occupancy => {
-  let connections = 0
-  for (const metas of state.values()) connections += metas.length
-  return { keys: state.size, connections }
-}
-
-/** An item a typed stream does not emit: a payload that does not match (`error`), or a malformed one. */
-class Skipped {
-  constructor(readonly log: Effect.Effect<void>, readonly error?: PayloadDecodeError) {}
-}
 
 const initialSyncer = Presence.makeSyncer()
 
@@ -296,9 +251,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   private readonly broadcastListeners = new Map<string, ReadonlyArray<Listener<Channel.Broadcast<unknown>>>>()
   private postgresListeners: ReadonlyArray<{ readonly index: number; readonly listener: Listener<unknown> }> | undefined
   private systemListeners: ReadonlyArray<Listener<Channel.SystemMessage>> | undefined
-  private presenceListeners:
-    | ReadonlyArray<Listener<ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState>>
-    | undefined
+  private presenceListeners: ReadonlyArray<Listener<PresenceView.Item>> | undefined
+  private presenceSourceCache: PresenceView.Source | undefined
   private retrackFiber: Fiber.Fiber<void> | undefined
   private dropsLogged = 0
   // when the channel last lost a join it held (cleared when it leaves): the next join is a rejoin
@@ -1128,10 +1082,10 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   /** A payload that does not match: counted; logged when skipped. The issue is described bounded. */
-  private mismatch(event: string, issue: SchemaIssue.Issue | string): Skipped {
+  private mismatch(event: string, issue: SchemaIssue.Issue | string): Decode.Skipped {
     metrics.decodeFailures.updateUnsafe(1, this.deps.context)
     const error = payloadDecodeError(this.topic, event, issue)
-    return new Skipped(
+    return new Decode.Skipped(
       Effect.logWarning("payload does not match the schema: skipped").pipe(
         Effect.annotateLogs({ topic: this.topic, event: error.event, error: error.detail })
       ),
@@ -1139,42 +1093,13 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     )
   }
 
-  /**
-   * `decode` applied to every item, chunk by chunk, synchronously. A `Skipped` item is left out and
-   * logged from a fiber of its own; with `onDecodeError: "fail"`, a payload that does not match ends
-   * the stream with its `PayloadDecodeError` once what came before it is emitted.
-   */
+  /** The typed stream of `stream` (see `decodeStream`), logging from the client's fibers. */
   private decodeStream<A, B>(
     stream: Stream.Stream<A>,
     options: Channel.DecodeOptions | undefined,
-    decode: (item: A) => B | Skipped
+    decode: (item: A) => B | Decode.Skipped
   ): Stream.Stream<B, PayloadDecodeError> {
-    const fail = options?.onDecodeError === "fail"
-    return Stream.transformPull(stream, (upstream) =>
-      Effect.sync(() => {
-        // set once a payload did not match (fail mode): the next pull fails with it
-        let failure: PayloadDecodeError | undefined
-        const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<B>, PayloadDecodeError> = Effect.suspend(() =>
-          failure !== undefined ? Effect.fail(failure) : Effect.flatMap(upstream, (chunk) => {
-            const out: Array<B> = []
-            let logs: Array<Effect.Effect<void>> | undefined
-            for (let i = 0; i < chunk.length; i++) {
-              const result = decode(chunk[i]!)
-              if (!(result instanceof Skipped)) {
-                out.push(result)
-              } else if (fail && result.error !== undefined) {
-                failure = result.error
-                break
-              } else {
-                ;(logs ??= []).push(result.log)
-              }
-            }
-            if (logs !== undefined) this.deps.runFork(Effect.all(logs, { discard: true }))
-            return out.length > 0 ? Effect.succeed(out as unknown as Arr.NonEmptyReadonlyArray<B>) : pull
-          })
-        )
-        return pull
-      }))
+    return Decode.decodeStream(stream, options, decode, this.deps.runFork)
   }
 
   // the overloads are `Channel.RealtimeChannel`'s (the error type follows `onDecodeError`)
@@ -1198,8 +1123,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     })
     // the inbox already holds `Broadcast`s: no per-element work without a schema
     if (schema === undefined) return stream
-    const decode = safeDecoder(schema)
-    return this.decodeStream(stream, options, (b): Channel.Broadcast<unknown> | Skipped => {
+    const decode = Decode.safeDecoder(schema)
+    return this.decodeStream(stream, options, (b): Channel.Broadcast<unknown> | Decode.Skipped => {
       const decoded = decode(b.payload)
       return Result.isSuccess(decoded)
         ? { event: b.event, payload: decoded.success, meta: b.meta }
@@ -1239,8 +1164,8 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         )
       }
     }
-    const decodeRow = schema === undefined ? undefined : safeDecoder(schema)
-    const decodeOld = schema === undefined ? undefined : safeDecoder(partialOf(schema))
+    const decodeRow = schema === undefined ? undefined : Decode.safeDecoder(schema)
+    const decodeOld = schema === undefined ? undefined : Decode.safeDecoder(Decode.partialOf(schema))
     const int8 = this.deps.int8
     const stream = this.listen<unknown>((listener) => {
       const entry = { index, listener }
@@ -1249,11 +1174,11 @@ export class ChannelImpl implements Channel.RealtimeChannel {
         this.postgresListeners = without(this.postgresListeners, entry)
       }
     })
-    return this.decodeStream(stream, options, (payload): PostgresChanges.Change<any> | Skipped => {
+    return this.decodeStream(stream, options, (payload): PostgresChanges.Change<any> | Decode.Skipped => {
       const data = (payload as { readonly data: unknown }).data
       const change = PostgresChanges.convertChange(data, generated ? undefined : { int8 })
       if (Result.isFailure(change)) {
-        return new Skipped(
+        return new Decode.Skipped(
           Effect.logWarning("malformed postgres_changes payload: skipped").pipe(
             Effect.annotateLogs({ topic: this.topic, error: change.failure.message })
           )
@@ -1279,90 +1204,27 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   presence(): Channel.PresenceView<{ readonly [field: string]: unknown }>
   presence(schema?: Schema.Codec<any, any>): Channel.PresenceView<any> {
     if (this.currentStatus._tag === "Idle") this.presenceEnabled = true
-    const decode = schema === undefined ? undefined : safeDecoder(schema)
-    const convertMeta = (meta: Presence.RawMeta): Presence.PresenceMeta<any> | undefined => {
-      const publicMeta = Presence.toPublicMeta(meta)
-      if (decode === undefined) return publicMeta
-      const { presence_ref, ...fields } = publicMeta
-      const decoded = decode(fields)
-      return Result.isSuccess(decoded) ? { ...decoded.success, presence_ref } : undefined
+    return PresenceView.makeView(this.presenceSource, schema)
+  }
+
+  /** What the presence views read of the channel (built once, on the first view). */
+  private get presenceSource(): PresenceView.Source {
+    return this.presenceSourceCache ??= {
+      state: () => this.syncer.state,
+      items: this.listen<PresenceView.Item>((listener) => this.addPresenceListener(listener)),
+      fromNow: this.listen<PresenceView.Item>((listener) => {
+        listener.inbox.offer(this.syncer.state, true)
+        return this.addPresenceListener(listener)
+      }),
+      track: (meta, options) => this.track(meta, options),
+      mismatch: () => metrics.decodeFailures.updateUnsafe(1, this.deps.context)
     }
-    const convertMetas = (metas: ReadonlyArray<Presence.RawMeta>) => {
-      const out: Array<Presence.PresenceMeta<any>> = []
-      for (const meta of metas) {
-        const converted = convertMeta(meta)
-        if (converted !== undefined) out.push(converted)
-        else metrics.decodeFailures.updateUnsafe(1, this.deps.context)
-      }
-      return out
-    }
-    const snapshot = (state: Presence.PresenceState): Channel.PresenceSnapshot<any> => {
-      const out = new Map<string, ReadonlyArray<Presence.PresenceMeta<any>>>()
-      for (const [key, metas] of state) {
-        const converted = convertMetas(metas)
-        if (converted.length > 0) out.set(key, converted)
-      }
-      return out
-    }
-    const convertEvent = (event: Presence.PresenceEvent): Channel.PresenceChange<any> => {
-      const current = convertMetas(event.current)
-      switch (event._tag) {
-        case "Join":
-          return Presence.PresenceEvent.Join({ key: event.key, current, joined: convertMetas(event.joined) })
-        case "Leave":
-          return Presence.PresenceEvent.Leave({ key: event.key, current, left: convertMetas(event.left) })
-        case "Update":
-          return Presence.PresenceEvent.Update({
-            key: event.key,
-            current,
-            previous: convertMetas(event.previous),
-            updated: convertMetas(event.updated)
-          })
-      }
-    }
-    const raw = this.listen<ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState>((listener) => {
-      this.presenceListeners = adding(this.presenceListeners, listener)
-      return () => {
-        this.presenceListeners = without(this.presenceListeners, listener)
-      }
-    })
-    // the current state, then every new one: seeded as the listener registers, so that a state that
-    // arrives while the consumer handles the first is not missed
-    const states = this.listen<ReadonlyArray<Presence.PresenceEvent> | Presence.PresenceState>((listener) => {
-      listener.inbox.offer(this.syncer.state, true)
-      this.presenceListeners = adding(this.presenceListeners, listener)
-      return () => {
-        this.presenceListeners = without(this.presenceListeners, listener)
-      }
-    }).pipe(Stream.filter((item): item is Presence.PresenceState => item instanceof Map))
-    const encode = schema === undefined ? undefined : Schema.encodeUnknownEffect(schema)
-    return {
-      occupancy: Effect.sync(() => occupancyOf(this.syncer.state)),
-      occupancyChanges: states.pipe(
-        Stream.map(occupancyOf),
-        Stream.changesWith((a, b) => a.keys === b.keys && a.connections === b.connections)
-      ),
-      track: (meta, options) =>
-        encode === undefined ? this.track(meta, options) : encode(meta).pipe(
-          Effect.mapError((error) =>
-            new InvalidArgument({
-              detail: `track: the presence meta does not match its schema: ${DescribeIssue.describeIssue(error.issue)}`
-            })
-          ),
-          Effect.flatMap((encoded) => this.track(encoded as object, options))
-        ),
-      state: Effect.sync(() => snapshot(this.syncer.state)),
-      changes: Stream.map(states, snapshot),
-      // every item gives at least one event (a state a Sync, a diff its non-empty events)
-      events: Stream.mapArray(raw, (items) => {
-        const out: Array<Channel.PresenceChange<any>> = []
-        for (let i = 0; i < items.length; i++) {
-          const item = items[i]!
-          if (item instanceof Map) out.push({ _tag: "Sync", state: snapshot(item as Presence.PresenceState) })
-          else for (const event of item as ReadonlyArray<Presence.PresenceEvent>) out.push(convertEvent(event))
-        }
-        return out as unknown as Arr.NonEmptyReadonlyArray<Channel.PresenceChange<any>>
-      })
+  }
+
+  private addPresenceListener(listener: Listener<PresenceView.Item>): () => void {
+    this.presenceListeners = adding(this.presenceListeners, listener)
+    return () => {
+      this.presenceListeners = without(this.presenceListeners, listener)
     }
   }
 

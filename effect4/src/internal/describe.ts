@@ -2,34 +2,14 @@
  * Depth-safe, size-bounded text of `Schema` issues (`SchemaIssue.Issue`), for logs and error
  * messages: the issue tree is walked with an explicit stack and the text is cut at `maxLength`
  * characters. Values (an issue's `input`, present when decoding ran with `reportInput: true`) are
- * described by the core's `describe`. Nothing here throws.
+ * described by the core's `describe`; paths and the text the lines make are the core's
+ * (`core/issue.ts`). Nothing here throws.
  *
  * @internal
  */
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as Describe from "../../../src/core/describe.js"
-
-interface PathNode {
-  readonly key: PropertyKey
-  readonly parent: PathNode | undefined
-}
-
-const MAX_PATH_SHOWN = 8
-
-const renderPath = (path: PathNode | undefined): string => {
-  const keys: Array<PropertyKey> = []
-  let length = 0
-  for (let node = path; node !== undefined; node = node.parent) {
-    if (keys.length < MAX_PATH_SHOWN) keys.push(node.key)
-    length++
-  }
-  keys.reverse()
-  const shown = keys.map((key) =>
-    `[${typeof key === "string" ? JSON.stringify(Describe.truncate(key, 40)) : String(key)}]`
-  )
-    .join("")
-  return length > MAX_PATH_SHOWN ? `[…${length - MAX_PATH_SHOWN} levels]${shown}` : shown
-}
+import * as Issue from "../../../src/core/issue.js"
 
 // the text of an annotation (`message`, `expected`), when it is one
 const annotationText = (annotations: unknown, key: string): string | undefined => {
@@ -91,10 +71,6 @@ const leafText = (issue: SchemaIssue.Issue): string | undefined => {
   }
 }
 
-/** How many issues a description lists, and how many nodes of the tree it visits at most. */
-const MAX_LEAVES = 5
-const MAX_NODES = 100_000
-
 /**
  * The text of a schema issue, for a log line or `PayloadDecodeError`: its first few failures,
  * each with its path (`["a"][0]: Expected number, actual "x"`), bounded by `maxLength`. Unlike
@@ -109,11 +85,11 @@ export const describeIssue = (issue: SchemaIssue.Issue, maxLength: number = Desc
     const lines: Array<string> = []
     let more = false
     let visited = 0
-    const stack: Array<{ readonly issue: SchemaIssue.Issue; readonly path: PathNode | undefined }> = [{
+    const stack: Array<{ readonly issue: SchemaIssue.Issue; readonly path: Issue.PathNode | undefined }> = [{
       issue,
       path: undefined
     }]
-    while (stack.length > 0 && visited++ < MAX_NODES) {
+    while (stack.length > 0 && visited++ < Issue.MAX_NODES) {
       const { issue: node, path } = stack.pop()!
       switch (node._tag) {
         case "Pointer": {
@@ -128,8 +104,8 @@ export const describeIssue = (issue: SchemaIssue.Issue, maxLength: number = Desc
         case "Filter": {
           const text = filterText(node)
           if (text === undefined) stack.push({ issue: node.issue, path })
-          else if (lines.length >= MAX_LEAVES) more = true
-          else lines.push(path === undefined ? text : `${renderPath(path)}: ${text}`)
+          else if (lines.length >= Issue.MAX_LEAVES) more = true
+          else lines.push(Issue.line(path, text))
           break
         }
         default: {
@@ -138,18 +114,17 @@ export const describeIssue = (issue: SchemaIssue.Issue, maxLength: number = Desc
             break
           }
           // a leaf, or a union with no member issue
-          if (lines.length >= MAX_LEAVES) {
+          if (lines.length >= Issue.MAX_LEAVES) {
             more = true
             break
           }
           const text = leafText(node)
-          if (text !== undefined) lines.push(path === undefined ? text : `${renderPath(path)}: ${text}`)
+          if (text !== undefined) lines.push(Issue.line(path, text))
         }
       }
     }
-    const text = lines.join("; ") + (more || stack.length > 0 ? "; …" : "")
-    return Describe.truncate(text === "" ? "does not match the schema" : text, maxLength)
+    return Issue.text(lines, more || stack.length > 0, maxLength)
   } catch {
-    return "does not match the schema"
+    return Issue.NO_MATCH
   }
 }

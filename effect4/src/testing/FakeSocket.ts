@@ -3,7 +3,11 @@
  * what Effect's `Socket.WebSocketLike` needs, and what realtime-js's `transport` uses), and its far
  * end is whatever `Acceptor` you plug in: the queue-driven `FakeServer` of this module (tests that
  * drive the wire frame by frame), or the in-process Realtime server of `RealtimeServer`. No network,
- * and no timers: frames are delivered in order on the microtask queue, so it works under `TestClock`.
+ * and no timers: frames are delivered in order on a task queue. Built from Effect (`make`, `layer`,
+ * `RealtimeServer`), that queue is the one of the `Scheduler` in context, so under `TestClock`
+ * (whose scheduler tracks the work a woken fiber causes) `TestClock.adjust` waits for a frame, its
+ * answer, and the fibers they resume, before it wakes the next sleep; on its own (`makeConstructor`
+ * without a dispatch) it is the microtask queue.
  *
  * @since 0.1.0
  */
@@ -13,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
+import * as Scheduler from "effect/Scheduler"
 import * as Socket from "effect/socket/Socket"
 
 /**
@@ -88,6 +93,35 @@ export interface Refusal {
  * @category models
  */
 export type Acceptor = (peer: Peer) => PeerHandlers | Refusal
+
+/**
+ * How the fake wire runs a delivery: later, in order, never re-entrantly.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Dispatch = (task: () => void) => void
+
+/**
+ * The microtask queue: the dispatch of fakes built without Effect.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const microtaskDispatch: Dispatch = (task) => queueMicrotask(task)
+
+/**
+ * A dispatch on the task queue of the `Scheduler` in context. Under `TestClock.layer` (what
+ * `it.effect` provides) that scheduler counts the tasks a woken sleep causes, so `TestClock.adjust`
+ * waits for the frames crossing the fake wire as it waits for fibers.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const schedulerDispatch: Effect.Effect<Dispatch> = Effect.map(Scheduler.Scheduler, (scheduler) => {
+  const dispatcher = scheduler.makeDispatcher()
+  return (task) => dispatcher.scheduleTask(task, 0)
+})
 
 const CONNECTING = 0
 const OPEN = 1
@@ -177,14 +211,16 @@ export class FakeWebSocket extends EventTarget implements Socket.WebSocketLike {
   private scheduled = false
 
   /**
-   * `options`: protocols (ignored), or Node-style client options whose `headers` the acceptor sees.
+   * `options`: protocols (ignored), or Node-style client options whose `headers` the acceptor sees;
+   * `dispatch`: where deliveries run (default the microtask queue).
    *
    * @since 0.1.0
    */
   constructor(
     readonly url: string,
     options: Socket.WebSocketConstructorOptions | undefined,
-    acceptor: Acceptor
+    acceptor: Acceptor,
+    private readonly dispatch: Dispatch = microtaskDispatch
   ) {
     super()
     const peer: Peer = {
@@ -300,12 +336,12 @@ export class FakeWebSocket extends EventTarget implements Socket.WebSocketLike {
     this.dispatchEvent(event)
   }
 
-  // Everything crosses the fake wire on the microtask queue, in order, never re-entrantly.
+  // Everything crosses the fake wire on the dispatch's queue, in order, never re-entrantly.
   private enqueue(task: () => void) {
     this.inbox.push(task)
     if (this.scheduled) return
     this.scheduled = true
-    queueMicrotask(() => {
+    this.dispatch(() => {
       this.scheduled = false
       const tasks = this.inbox.splice(0)
       for (const run of tasks) run()
@@ -321,11 +357,12 @@ export class FakeWebSocket extends EventTarget implements Socket.WebSocketLike {
  * @category constructors
  */
 export const makeClass = (
-  acceptor: Acceptor
+  acceptor: Acceptor,
+  dispatch: Dispatch = microtaskDispatch
 ): new(url: string | URL, protocols?: string | Array<string>) => WebSocket =>
   class extends FakeWebSocket {
     constructor(url: string | URL, protocols?: string | Array<string>) {
-      super(String(url), protocols, acceptor)
+      super(String(url), protocols, acceptor, dispatch)
     }
   } as unknown as new(url: string | URL, protocols?: string | Array<string>) => WebSocket
 
@@ -335,8 +372,9 @@ export const makeClass = (
  * @since 0.1.0
  * @category constructors
  */
-export const makeConstructor = (acceptor: Acceptor): WebSocketFactory => (url, options) =>
-  new FakeWebSocket(url, options, acceptor)
+export const makeConstructor =
+  (acceptor: Acceptor, dispatch: Dispatch = microtaskDispatch): WebSocketFactory => (url, options) =>
+    new FakeWebSocket(url, options, acceptor, dispatch)
 
 /**
  * One connection as a test sees it from the server side.
@@ -397,6 +435,7 @@ export const make: Effect.Effect<{
   const connections = yield* Queue.unbounded<FakeConnection>()
   const refuseNext = yield* Ref.make(0)
   const attempts = yield* Ref.make(0)
+  const dispatch = yield* schedulerDispatch
   const acceptor: Acceptor = (peer) => {
     Effect.runSync(Ref.update(attempts, (n) => n + 1))
     const refused = Effect.runSync(Ref.modify(refuseNext, (n) => n > 0 ? [true, n - 1] : [false, 0]))
@@ -421,7 +460,7 @@ export const make: Effect.Effect<{
       }
     }
   }
-  return { server: { connections, refuseNext, attempts }, constructor: makeConstructor(acceptor) }
+  return { server: { connections, refuseNext, attempts }, constructor: makeConstructor(acceptor, dispatch) }
 })
 
 /**

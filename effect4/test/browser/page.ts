@@ -1,14 +1,15 @@
 /**
- * A page on the Effect 4 edition's `./browser` entry, bundled by `build.ts` and driven by `test/browser.test.ts` in
- * headless Chromium. Query: `url` (Realtime endpoint), `apiKey`, `name` (this tab's presence key),
- * `room` (default `browser:room`).
+ * A page on the Effect 4 edition's `./browser` entry, bundled by `build.ts` and driven by
+ * `test/browser.test.ts` in headless Chromium. Query: `url` (Realtime endpoint), `apiKey`, `name`
+ * (this tab's presence key), `room` (default `browser:room`).
  *
  * It joins the room with presence and one Postgres binding (INSERTs into `todos` with
  * `owner=eq.<name>`), tracks itself, greets everyone who joins, and renders the socket and channel
  * states, the broadcasts, who is present and the changes. The form sends a broadcast over the
  * socket, or with "via HTTP" over the broadcast API (`fetch`).
  */
-// effect by module path: through the `effect` barrel, esbuild may keep whole namespaces
+// effect by module path: through the `effect` barrel, esbuild keeps whole namespaces (~570 KiB
+// minified instead of ~275 KiB for this page, with effect 4.1.0)
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
