@@ -197,6 +197,32 @@ describe("FakeSocket", () => {
     }))
 })
 
+describe("FakeSocket under TestClock", () => {
+  it.effect("one adjust runs each sleep's round trip over the fake wire before the next sleep", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeSocket.FakeServer
+      const socket = yield* Socket.makeWebSocket("ws://fake.test/socket")
+      const reader = yield* socket.reader
+      const writer = yield* socket.writer
+      const connection = yield* Queue.take(fake.connections)
+      // the far end echoes every frame, from its own fiber
+      yield* Effect.forkChild(Effect.forever(Effect.flatMap(Queue.take(connection.sent), connection.send)))
+      const answeredAt: Array<number> = []
+      const pinger = yield* Effect.forkChild(Effect.gen(function*() {
+        for (let i = 0; i < 5; i++) {
+          yield* Effect.sleep("1 second")
+          yield* writer.write(`ping ${i}`)
+          yield* reader.pull
+          answeredAt.push(yield* Clock.currentTimeMillis)
+        }
+      }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("5 seconds")
+      expect(answeredAt).toEqual([1000, 2000, 3000, 4000, 5000])
+      yield* Fiber.join(pinger)
+    }).pipe(Effect.provide(FakeSocket.layer)))
+})
+
 // -------------------------------------------------------------------------------------
 // connection
 // -------------------------------------------------------------------------------------
