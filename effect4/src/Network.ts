@@ -41,6 +41,9 @@ export type NetworkSignal = Data.TaggedEnum<{
  */
 export const NetworkSignal = Data.taggedEnum<NetworkSignal>()
 
+// the edition's signal of a core tag
+const signalOf = (tag: CoreNetwork.SignalTag): NetworkSignal => NetworkSignal[tag]()
+
 /**
  * What the device says about its network. Build one with `make` (over a synchronous source),
  * `makeManual`, or `layerBrowser`.
@@ -123,6 +126,3 @@ export const makeManual = (online = true): {
  * @category layers
  */
 export const layerBrowser: Layer.Layer<Network> = Layer.sync(Network, () => make(CoreNetwork.browser(signalOf)))
-
-// the edition's signal of a core tag
-const signalOf = (tag: CoreNetwork.SignalTag): NetworkSignal => NetworkSignal[tag]()

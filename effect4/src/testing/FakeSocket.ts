@@ -3,11 +3,8 @@
  * what Effect's `Socket.WebSocketLike` needs, and what realtime-js's `transport` uses), and its far
  * end is whatever `Acceptor` you plug in: the queue-driven `FakeServer` of this module (tests that
  * drive the wire frame by frame), or the in-process Realtime server of `RealtimeServer`. No network,
- * and no timers: frames are delivered in order on a task queue. Built from Effect (`make`, `layer`,
- * `RealtimeServer`), that queue is the one of the `Scheduler` in context, so under `TestClock`
- * (whose scheduler tracks the work a woken fiber causes) `TestClock.adjust` waits for a frame, its
- * answer, and the fibers they resume, before it wakes the next sleep; on its own (`makeConstructor`
- * without a dispatch) it is the microtask queue.
+ * and no timers: frames are delivered in order on the microtask queue, so it works under `TestClock`
+ * (a frame, its answer and the fibers they resume run before `TestClock.adjust` wakes the next sleep).
  *
  * @since 0.1.0
  */
@@ -17,7 +14,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
-import * as Scheduler from "effect/Scheduler"
 import * as Socket from "effect/socket/Socket"
 
 /**
@@ -93,35 +89,6 @@ export interface Refusal {
  * @category models
  */
 export type Acceptor = (peer: Peer) => PeerHandlers | Refusal
-
-/**
- * How the fake wire runs a delivery: later, in order, never re-entrantly.
- *
- * @since 0.1.0
- * @category models
- */
-export type Dispatch = (task: () => void) => void
-
-/**
- * The microtask queue: the dispatch of fakes built without Effect.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const microtaskDispatch: Dispatch = (task) => queueMicrotask(task)
-
-/**
- * A dispatch on the task queue of the `Scheduler` in context. Under `TestClock.layer` (what
- * `it.effect` provides) that scheduler counts the tasks a woken sleep causes, so `TestClock.adjust`
- * waits for the frames crossing the fake wire as it waits for fibers.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const schedulerDispatch: Effect.Effect<Dispatch> = Effect.map(Scheduler.Scheduler, (scheduler) => {
-  const dispatcher = scheduler.makeDispatcher()
-  return (task) => dispatcher.scheduleTask(task, 0)
-})
 
 const CONNECTING = 0
 const OPEN = 1
@@ -211,16 +178,14 @@ export class FakeWebSocket extends EventTarget implements Socket.WebSocketLike {
   private scheduled = false
 
   /**
-   * `options`: protocols (ignored), or Node-style client options whose `headers` the acceptor sees;
-   * `dispatch`: where deliveries run (default the microtask queue).
+   * `options`: protocols (ignored), or Node-style client options whose `headers` the acceptor sees.
    *
    * @since 0.1.0
    */
   constructor(
     readonly url: string,
     options: Socket.WebSocketConstructorOptions | undefined,
-    acceptor: Acceptor,
-    private readonly dispatch: Dispatch = microtaskDispatch
+    acceptor: Acceptor
   ) {
     super()
     const peer: Peer = {
@@ -336,12 +301,12 @@ export class FakeWebSocket extends EventTarget implements Socket.WebSocketLike {
     this.dispatchEvent(event)
   }
 
-  // Everything crosses the fake wire on the dispatch's queue, in order, never re-entrantly.
+  // Everything crosses the fake wire on the microtask queue, in order, never re-entrantly.
   private enqueue(task: () => void) {
     this.inbox.push(task)
     if (this.scheduled) return
     this.scheduled = true
-    this.dispatch(() => {
+    queueMicrotask(() => {
       this.scheduled = false
       const tasks = this.inbox.splice(0)
       for (const run of tasks) run()
@@ -357,12 +322,11 @@ export class FakeWebSocket extends EventTarget implements Socket.WebSocketLike {
  * @category constructors
  */
 export const makeClass = (
-  acceptor: Acceptor,
-  dispatch: Dispatch = microtaskDispatch
+  acceptor: Acceptor
 ): new(url: string | URL, protocols?: string | Array<string>) => WebSocket =>
   class extends FakeWebSocket {
     constructor(url: string | URL, protocols?: string | Array<string>) {
-      super(String(url), protocols, acceptor, dispatch)
+      super(String(url), protocols, acceptor)
     }
   } as unknown as new(url: string | URL, protocols?: string | Array<string>) => WebSocket
 
@@ -372,9 +336,8 @@ export const makeClass = (
  * @since 0.1.0
  * @category constructors
  */
-export const makeConstructor =
-  (acceptor: Acceptor, dispatch: Dispatch = microtaskDispatch): WebSocketFactory => (url, options) =>
-    new FakeWebSocket(url, options, acceptor, dispatch)
+export const makeConstructor = (acceptor: Acceptor): WebSocketFactory => (url, options) =>
+  new FakeWebSocket(url, options, acceptor)
 
 /**
  * One connection as a test sees it from the server side.
@@ -435,7 +398,6 @@ export const make: Effect.Effect<{
   const connections = yield* Queue.unbounded<FakeConnection>()
   const refuseNext = yield* Ref.make(0)
   const attempts = yield* Ref.make(0)
-  const dispatch = yield* schedulerDispatch
   const acceptor: Acceptor = (peer) => {
     Effect.runSync(Ref.update(attempts, (n) => n + 1))
     const refused = Effect.runSync(Ref.modify(refuseNext, (n) => n > 0 ? [true, n - 1] : [false, 0]))
@@ -460,7 +422,7 @@ export const make: Effect.Effect<{
       }
     }
   }
-  return { server: { connections, refuseNext, attempts }, constructor: makeConstructor(acceptor, dispatch) }
+  return { server: { connections, refuseNext, attempts }, constructor: makeConstructor(acceptor) }
 })
 
 /**

@@ -796,8 +796,7 @@ const inferType = (value: unknown): string => {
 const build = (
   engine: Engine.Engine,
   pubsub: PubSub.PubSub<ServerEvent>,
-  endpoints: { readonly url: string; readonly httpUrl: string; readonly port: number | undefined },
-  dispatch: FakeSocket.Dispatch
+  endpoints: { readonly url: string; readonly httpUrl: string; readonly port: number | undefined }
 ): Server => {
   const config = engine.config
   const acceptor: FakeSocket.Acceptor = (peer) => {
@@ -884,8 +883,8 @@ const build = (
       : Jwt.sign({ iss: "supabase-demo", role: "service_role", exp: 4_102_444_800 }, config.jwtSecret),
     jwtSecret: config.jwtSecret,
     acceptor,
-    webSocketConstructor: FakeSocket.makeConstructor(acceptor, dispatch),
-    webSocketClass: FakeSocket.makeClass(acceptor, dispatch),
+    webSocketConstructor: FakeSocket.makeConstructor(acceptor),
+    webSocketClass: FakeSocket.makeClass(acceptor),
     fetch,
     httpClient,
     handleHttp: (request) => withSync(() => handle(request)),
@@ -1065,8 +1064,7 @@ const makeEngine = Effect.fnUntraced(function*(options: Options) {
   }
   const engine = new Engine.Engine(resolveConfig(options), env)
   yield* Effect.addFinalizer(() => Effect.sync(() => engine.stop()))
-  const dispatch = yield* FakeSocket.schedulerDispatch
-  return { engine, pubsub, dispatch }
+  return { engine, pubsub }
 })
 
 /**
@@ -1076,14 +1074,14 @@ const makeEngine = Effect.fnUntraced(function*(options: Options) {
  * @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Server, never, Scope.Scope> =>
-  Effect.map(makeEngine(options), ({ dispatch, engine, pubsub }) => {
+  Effect.map(makeEngine(options), ({ engine, pubsub }) => {
     const url = options.memoryUrl ?? "ws://realtime.test/socket"
     const http = new URL(url)
     return build(engine, pubsub, {
       url,
       httpUrl: `${http.protocol === "wss:" ? "https:" : "http:"}//${http.host}`,
       port: undefined
-    }, dispatch)
+    })
   })
 
 /**
@@ -1095,7 +1093,7 @@ export const make = (options: Options = {}): Effect.Effect<Server, never, Scope.
  */
 export const makeListen = (options: ListenOptions = {}): Effect.Effect<Server, ListenError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { dispatch, engine, pubsub } = yield* makeEngine(options)
+    const { engine, pubsub } = yield* makeEngine(options)
     const host = options.host ?? "127.0.0.1"
     const port = options.port ?? 0
     const listener = yield* Effect.acquireRelease(
@@ -1115,7 +1113,7 @@ export const makeListen = (options: ListenOptions = {}): Effect.Effect<Server, L
       url: `ws://${authority}/socket`,
       httpUrl: `http://${authority}`,
       port: listener.port
-    }, dispatch)
+    })
   })
 
 /**
