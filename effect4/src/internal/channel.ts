@@ -960,7 +960,16 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     return { attributes: { topic: this.topic }, kind: "client" as const }
   }
 
+  // The yield first: in Effect 4 a fiber forked just before (`stream.pipe(Effect.forkScoped)`, the
+  // usual way to listen before subscribing) starts only when its parent yields, and a join answered
+  // from memory (the in-process server, a fake socket) resumes the subscriber on a microtask, ahead
+  // of it; yielding once lets the streams forked before `subscribe` register, so they see every
+  // event from the join on, as the same code does over a real socket and in the Effect 3 edition.
   private get subscribeUntraced(): Effect.Effect<void, Channel.JoinError, Scope.Scope> {
+    return Effect.andThen(Effect.yieldNow, this.subscribeJoin)
+  }
+
+  private get subscribeJoin(): Effect.Effect<void, Channel.JoinError, Scope.Scope> {
     return Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
         if (this.removed) {
