@@ -25,12 +25,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
 import { AccessToken } from "./AccessToken.js"
-import * as Describe from "./core/describe.js"
-import { isJsonObject } from "./core/guards.js"
+import * as Broadcast from "./core/http/broadcast.js"
+import type * as CoreResult from "./core/result.js"
 import { parseEndpoint } from "./internal/endpoint.js"
 import type { AccessTokenError } from "./RealtimeError.js"
 import { HttpBroadcastFailed, InvalidArgument } from "./RealtimeError.js"
@@ -180,8 +179,7 @@ export interface Options {
   readonly retry?: Schedule.Schedule<unknown, HttpBroadcastFailed> | undefined
 }
 
-const DEFAULT_TIMEOUT = Duration.seconds(10)
-const PREFIX = "realtime:"
+const DEFAULT_TIMEOUT = Duration.millis(Broadcast.DEFAULT_TIMEOUT_MILLIS)
 
 /**
  * Builds the service over the `HttpClient` and the `AccessToken` source of the context.
@@ -199,16 +197,14 @@ export const make = (
   Effect.gen(function*() {
     const endpoint = yield* parseEndpoint(options.url)
     const apiKey = Redacted.isRedacted(options.apiKey) ? options.apiKey : Redacted.make(options.apiKey)
-    if (typeof Redacted.value(apiKey) !== "string" || Redacted.value(apiKey).trim() === "") {
-      return yield* new InvalidArgument({ detail: "HttpBroadcast: apiKey must not be empty or blank" })
-    }
+    yield* invalidArgument(Broadcast.checkApiKey(Redacted.value(apiKey)))
     const defaultTimeout = yield* decodeTimeout(options.timeout, DEFAULT_TIMEOUT)
     const tokens = yield* AccessToken
     const client = (yield* HttpClient.HttpClient).pipe(
       // b3 / traceparent headers would make browsers preflight every request
       HttpClient.withTracerPropagation(false),
       // the client records request headers on its span: keep the apikey out of traces
-      HttpClient.transformResponse(Effect.locallyWith(Headers.currentRedactedNames, redactApiKey))
+      HttpClient.transformResponse(Effect.locallyWith(Headers.currentRedactedNames, Broadcast.redactApiKey))
     )
     const retry = options.retry
     const base = endpoint.broadcast
@@ -239,7 +235,9 @@ export const make = (
           ),
           Effect.asVoid
         )
-        return retry === undefined ? attempt : Effect.retry(attempt, { schedule: retry, while: isRetryable })
+        return retry === undefined
+          ? attempt
+          : Effect.retry(attempt, { schedule: retry, while: (error) => Broadcast.isRetryable(error.reason) })
       })
 
     const send = Effect.fn("HttpBroadcast.send")(function*(
@@ -248,43 +246,19 @@ export const make = (
       payload: unknown,
       sendOptions?: SendOptions
     ) {
-      const subtopic = yield* subTopic(topic)
-      yield* checkEvent(event)
+      const subtopic = yield* invalidArgument(Broadcast.subTopic(topic))
+      yield* invalidArgument(Broadcast.checkEvent(event))
       yield* Effect.annotateCurrentSpan({ topic: subtopic, event, private: sendOptions?.private === true })
       const timeout = yield* decodeTimeout(sendOptions?.timeout, defaultTimeout)
-      const params: Array<readonly [string, string]> = []
-      if (sendOptions?.private === true) params.push(["private", "true"])
-      const persist = sendOptions?.persist
-      if (persist === true) {
-        params.push(["persist", "true"])
-      } else if (persist !== undefined && persist !== false) {
-        if (!Predicate.isRecord(persist) || !Number.isInteger(persist.ttl) || persist.ttl <= 0) {
-          return yield* new InvalidArgument({
-            detail: `HttpBroadcast.send: persist must be true or { ttl } with a positive integer ttl (seconds)`
-          })
-        }
-        params.push(["persist[ttl]", String(persist.ttl)])
-      }
-      const topicSegment = yield* pathSegment("topic", subtopic)
-      const eventSegment = yield* pathSegment("event", event)
-      const url = new URL(`${base}/${topicSegment}/events/${eventSegment}`)
-      for (const [key, value] of params) url.searchParams.append(key, value)
-      const href = url.toString()
-      const bytes = toBytes(payload)
-      let request = HttpClientRequest.post(href).pipe(HttpClientRequest.acceptJson)
-      if (bytes !== undefined) {
-        request = HttpClientRequest.bodyUint8Array(request, bytes, "application/octet-stream")
-      } else {
-        if (payload === null || payload === undefined) {
-          return yield* new InvalidArgument({
-            detail:
-              `HttpBroadcast.send: a payload is required for '${event}' on '${subtopic}' (null and undefined are not sent)`
-          })
-        }
-        const json = yield* stringify(payload, `HttpBroadcast.send: payload of '${event}' on '${subtopic}'`)
-        request = HttpClientRequest.bodyText(request, json, "application/json")
-      }
-      return yield* execute(request, href, timeout, true)
+      const url = yield* invalidArgument(Broadcast.singleEventUrl(base, subtopic, event, sendOptions))
+      const body = yield* invalidArgument(Broadcast.singleEventBody(subtopic, event, payload))
+      const request = HttpClientRequest.post(url).pipe(
+        HttpClientRequest.acceptJson,
+        body.bytes !== undefined
+          ? HttpClientRequest.bodyUint8Array(body.bytes, "application/octet-stream")
+          : HttpClientRequest.bodyText(body.json, "application/json")
+      )
+      return yield* execute(request, url, timeout, true)
     })
 
     const sendBatch = Effect.fn("HttpBroadcast.sendBatch")(function*(
@@ -292,17 +266,14 @@ export const make = (
       batchOptions?: BatchOptions
     ) {
       const timeout = yield* decodeTimeout(batchOptions?.timeout, defaultTimeout)
-      const body: Array<WireMessage> = []
-      for (const message of messages) {
-        body.push(yield* wireMessage(message, body.length))
-      }
+      const body = yield* invalidArgument(Broadcast.wireMessages(messages))
       yield* Effect.annotateCurrentSpan({
         messages: body.length,
-        topics: distinct(body.map((m) => m.topic)),
-        events: distinct(body.map((m) => m.event))
+        topics: Broadcast.distinct(body.map((m) => m.topic)),
+        events: Broadcast.distinct(body.map((m) => m.event))
       })
       if (body.length === 0) return
-      const json = yield* stringify({ messages: body }, "HttpBroadcast.sendBatch: messages")
+      const json = yield* invalidArgument(Broadcast.batchBody(body))
       const request = HttpClientRequest.post(base).pipe(
         HttpClientRequest.acceptJson,
         HttpClientRequest.bodyText(json, "application/json")
@@ -326,25 +297,12 @@ export const layer = (
   Layer.effect(HttpBroadcast, make(options))
 
 // -----------------------------------------------------------------------------
-// internal
+// internal: Effect wiring (the pure part is `core/http/broadcast.ts`)
 // -----------------------------------------------------------------------------
 
-interface WireMessage {
-  readonly topic: string
-  readonly event: string
-  readonly payload: unknown
-  readonly private: boolean
-  readonly id?: string
-}
-
-// a span attribute for the distinct values, capped so a large batch stays a small attribute
-const distinct = (values: ReadonlyArray<string>): string => {
-  const unique = Array.from(new Set(values))
-  return unique.length > 10 ? `${unique.slice(0, 10).join(",")},…` : unique.join(",")
-}
-
-const redactApiKey = (names: ReadonlyArray<string | RegExp>): ReadonlyArray<string | RegExp> =>
-  names.includes("apikey") ? names : [...names, "apikey"]
+// a check's detail as an `InvalidArgument`
+const invalidArgument = <A>(result: CoreResult.Result<A, string>): Effect.Effect<A, InvalidArgument> =>
+  result.ok ? Effect.succeed(result.value) : Effect.fail(new InvalidArgument({ detail: result.error }))
 
 const decodeTimeout = (
   input: Duration.DurationInput | undefined,
@@ -355,94 +313,8 @@ const decodeTimeout = (
   const decoded = typeof input === "number" && !(input > 0) ? Option.none() : Duration.decodeUnknown(input)
   return Option.isSome(decoded) && !Duration.isZero(decoded.value)
     ? Effect.succeed(decoded.value)
-    : Effect.fail(
-      new InvalidArgument({ detail: `HttpBroadcast: timeout must be a positive duration, got ${String(input)}` })
-    )
+    : Effect.fail(new InvalidArgument({ detail: Broadcast.invalidTimeout(input) }))
 }
-
-const subTopic = (topic: string): Effect.Effect<string, InvalidArgument> => {
-  const sub = typeof topic === "string" && topic.startsWith(PREFIX) ? topic.slice(PREFIX.length) : topic
-  return typeof sub === "string" && sub !== ""
-    ? Effect.succeed(sub)
-    : Effect.fail(new InvalidArgument({ detail: `HttpBroadcast: invalid topic ${JSON.stringify(topic)}` }))
-}
-
-const checkEvent = (event: string): Effect.Effect<void, InvalidArgument> =>
-  typeof event === "string" && event !== ""
-    ? Effect.void
-    : Effect.fail(new InvalidArgument({ detail: `HttpBroadcast: invalid event ${JSON.stringify(event)}` }))
-
-/**
- * A path segment of the single-event endpoint. `.` and `..` are refused: the URL parser resolves
- * them (percent-encoded too: `%2e` is a dot segment for WHATWG URLs), and the request, with the
- * apikey and the token, would go to another path of the host.
- */
-const pathSegment = (what: "topic" | "event", value: string): Effect.Effect<string, InvalidArgument> =>
-  value === "." || value === ".."
-    ? Effect.fail(
-      new InvalidArgument({
-        detail:
-          `HttpBroadcast.send: the ${what} '${value}' cannot be a URL path segment (use sendBatch, or another ${what})`
-      })
-    )
-    : Effect.succeed(encodeURIComponent(value))
-
-const toBytes = (payload: unknown): Uint8Array | undefined => {
-  if (payload instanceof Uint8Array) return payload
-  if (payload instanceof ArrayBuffer) return new Uint8Array(payload)
-  if (ArrayBuffer.isView(payload)) return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)
-  return undefined
-}
-
-const stringify = (value: unknown, what: string): Effect.Effect<string, InvalidArgument> => {
-  try {
-    const json = JSON.stringify(value)
-    return typeof json === "string"
-      ? Effect.succeed(json)
-      : Effect.fail(new InvalidArgument({ detail: `${what} is not JSON-serializable` }))
-  } catch (cause) {
-    return Effect.fail(
-      new InvalidArgument({
-        detail: `${what} is not JSON-serializable: ${cause instanceof Error ? cause.message : String(cause)}`
-      })
-    )
-  }
-}
-
-const wireMessage = (message: BatchMessage, index: number): Effect.Effect<WireMessage, InvalidArgument> =>
-  Effect.suspend(() => {
-    const where = `HttpBroadcast.sendBatch: message ${index}`
-    if (!Predicate.isRecord(message)) {
-      return Effect.fail(new InvalidArgument({ detail: `${where} is not an object` }))
-    }
-    return subTopic(message.topic).pipe(
-      Effect.mapError((error) => new InvalidArgument({ detail: `${where}: ${error.detail}` })),
-      Effect.zipLeft(
-        checkEvent(message.event).pipe(
-          Effect.mapError((error) => new InvalidArgument({ detail: `${where}: ${error.detail}` }))
-        )
-      ),
-      Effect.flatMap((topic) => {
-        if (!isJsonObject(message.payload)) {
-          return Effect.fail(
-            new InvalidArgument({
-              detail: `${where} ('${message.event}' on '${topic}'): the batch endpoint needs a JSON object payload`
-            })
-          )
-        }
-        if (message.private !== undefined && typeof message.private !== "boolean") {
-          return Effect.fail(new InvalidArgument({ detail: `${where}: private must be a boolean` }))
-        }
-        if (message.id !== undefined && (typeof message.id !== "string" || message.id === "")) {
-          return Effect.fail(new InvalidArgument({ detail: `${where}: id must be a non-empty string` }))
-        }
-        const wire: WireMessage = message.id === undefined
-          ? { topic, event: message.event, payload: message.payload, private: message.private === true }
-          : { topic, event: message.event, payload: message.payload, private: message.private === true, id: message.id }
-        return Effect.succeed(wire)
-      })
-    )
-  })
 
 const withTimeout =
   (timeout: Duration.Duration, url: string) =>
@@ -453,76 +325,13 @@ const withTimeout =
         onTimeout: () =>
           new HttpBroadcastFailed({
             reason: "Timeout",
-            detail: `no response from POST ${url} within ${Duration.toMillis(timeout)} ms`
+            detail: Broadcast.timeoutDetail(url, Duration.toMillis(timeout))
           })
       })
       : effect
 
-const isRetryable = (error: HttpBroadcastFailed): boolean =>
-  error.reason === "RateLimited" || error.reason === "ServerError" || error.reason === "Transport"
-
-const transportError = (error: HttpClientError.HttpClientError): HttpBroadcastFailed => {
-  const cause = error.cause
-  const causeMessage = cause instanceof Error ? cause.message : cause === undefined ? undefined : String(cause)
-  return new HttpBroadcastFailed({
-    reason: "Transport",
-    detail: causeMessage === undefined || causeMessage === "" ? error.message : `${error.message}: ${causeMessage}`
-  })
-}
-
-const reasonOf = (status: number): HttpBroadcastFailed["reason"] => {
-  switch (status) {
-    case 401:
-      return "Unauthorized"
-    case 403:
-      return "Forbidden"
-    case 404:
-      return "NotFound"
-    case 413:
-      return "PayloadTooLarge"
-    case 415:
-      return "UnsupportedMediaType"
-    case 422:
-      return "Invalid"
-    case 429:
-      return "RateLimited"
-    default:
-      return status >= 500 && status <= 599 ? "ServerError" : "UnexpectedStatus"
-  }
-}
-
-const parseBody = (text: string): unknown => {
-  if (text === "") return undefined
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
-// the body comes from the wire: below the few levels of an error map, it is described bounded
-const formatErrors = (u: unknown, depth = 0): string => {
-  if (typeof u === "string") return u
-  if (depth >= 4) return Describe.describe(u, { maxLength: 200 })
-  if (Array.isArray(u)) return u.map((e) => formatErrors(e, depth + 1)).join(", ")
-  if (Predicate.isRecord(u)) {
-    return Object.entries(u).map(([key, value]) => `${key}: ${formatErrors(value, depth + 1)}`).join("; ")
-  }
-  return Describe.describe(u)
-}
-
-const detailOf = (body: unknown): string | undefined => {
-  if (typeof body === "string") return body.length > 500 ? `${body.slice(0, 500)}…` : body
-  if (!Predicate.isRecord(body)) return undefined
-  if (typeof body.message === "string" && body.message !== "") return body.message
-  if (typeof body.error === "string" && body.error !== "") return body.error
-  if (body.errors !== undefined && body.errors !== null) return Describe.truncate(formatErrors(body.errors))
-  return undefined
-}
-
-const NOT_FOUND_SINGLE =
-  "the single-event endpoint needs Realtime server v2.97.0 or newer and this server answered 404: " +
-  "upgrade the Realtime server (or the Supabase CLI), or send with sendBatch, which every server version supports"
+const transportError = (error: HttpClientError.HttpClientError): HttpBroadcastFailed =>
+  new HttpBroadcastFailed({ reason: "Transport", detail: Broadcast.transportDetail(error.message, error.cause) })
 
 const handleResponse = (
   response: HttpClientResponse.HttpClientResponse,
@@ -531,18 +340,7 @@ const handleResponse = (
   response.text.pipe(
     Effect.orElseSucceed(() => ""),
     Effect.flatMap((text) => {
-      const status = response.status
-      if (status >= 200 && status < 300) return Effect.succeed(status)
-      const body = parseBody(text)
-      const reason = reasonOf(status)
-      const serverDetail = detailOf(body)
-      const detail = reason === "NotFound" && single
-        ? NOT_FOUND_SINGLE
-        : serverDetail ?? `the server answered ${status} without a message`
-      return Effect.fail(
-        body === undefined
-          ? new HttpBroadcastFailed({ reason, status, detail })
-          : new HttpBroadcastFailed({ reason, status, body, detail })
-      )
+      const failure = Broadcast.responseFailure(response.status, text, single)
+      return failure === undefined ? Effect.succeed(response.status) : Effect.fail(new HttpBroadcastFailed(failure))
     })
   )

@@ -13,6 +13,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
+import * as CoreNetwork from "./core/network.js"
 
 /**
  * A change the device reports.
@@ -38,6 +39,9 @@ export type NetworkSignal = Data.TaggedEnum<{
  * @category constructors
  */
 export const NetworkSignal = Data.taggedEnum<NetworkSignal>()
+
+// the edition's signal of a core tag
+const signalOf = (tag: CoreNetwork.SignalTag): NetworkSignal => NetworkSignal[tag]()
 
 /**
  * What the device says about its network. Build one with `make` (over a synchronous source),
@@ -102,28 +106,8 @@ export const makeManual = (online = true): {
   /** Reports that the app came back to the foreground. */
   readonly resume: () => void
 } => {
-  let current = online
-  const listeners = new Set<(signal: NetworkSignal) => void>()
-  const emit = (signal: NetworkSignal) => {
-    for (const listener of [...listeners]) listener(signal)
-  }
-  return {
-    network: make({
-      isOnline: () => current,
-      subscribe: (listener) => {
-        listeners.add(listener)
-        return () => {
-          listeners.delete(listener)
-        }
-      }
-    }),
-    set: (online) => {
-      if (online === current) return
-      current = online
-      emit(online ? NetworkSignal.Online() : NetworkSignal.Offline())
-    },
-    resume: () => emit(NetworkSignal.Resumed())
-  }
+  const { resume, set, source } = CoreNetwork.manual(online, signalOf)
+  return { network: make(source), set, resume }
 }
 
 /**
@@ -136,39 +120,4 @@ export const makeManual = (online = true): {
  * @since 0.1.0
  * @category layers
  */
-export const layerBrowser: Layer.Layer<Network> = Layer.sync(Network, () => {
-  const g = globalThis as {
-    readonly window?: EventTarget
-    readonly document?: EventTarget & { readonly visibilityState?: string }
-    readonly navigator?: { readonly onLine?: boolean }
-  }
-  const target = g.window
-  const document = g.document
-  return make({
-    isOnline: () => g.navigator?.onLine !== false,
-    subscribe: (listener) => {
-      if (target === undefined) return () => {}
-      const online = () => listener(NetworkSignal.Online())
-      const offline = () => listener(NetworkSignal.Offline())
-      const resumed = () => listener(NetworkSignal.Resumed())
-      const visible = () => {
-        if (document?.visibilityState === "visible") resumed()
-      }
-      const shown = (event: Event) => {
-        if ((event as { readonly persisted?: boolean }).persisted === true) resumed()
-      }
-      target.addEventListener("online", online)
-      target.addEventListener("offline", offline)
-      target.addEventListener("pageshow", shown)
-      document?.addEventListener("visibilitychange", visible)
-      document?.addEventListener("resume", resumed)
-      return () => {
-        target.removeEventListener("online", online)
-        target.removeEventListener("offline", offline)
-        target.removeEventListener("pageshow", shown)
-        document?.removeEventListener("visibilitychange", visible)
-        document?.removeEventListener("resume", resumed)
-      }
-    }
-  })
-})
+export const layerBrowser: Layer.Layer<Network> = Layer.sync(Network, () => make(CoreNetwork.browser(signalOf)))

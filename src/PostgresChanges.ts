@@ -385,9 +385,8 @@ class FilterBuilderImpl implements FilterBuilder {
     return this.add(column, operator, value, true)
   }
   build(): Either.Either<string, InvalidArgument> {
-    return this.problems.length > 0
-      ? Either.left(new InvalidArgument({ detail: this.problems[0]! }))
-      : Either.right(this.toString())
+    const built = Bindings.build(this)
+    return built.ok ? Either.right(built.value) : Either.left(new InvalidArgument({ detail: built.error }))
   }
   toString(): string {
     return this.conditions.join(",")

@@ -8,6 +8,7 @@
 import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as ChannelConfig from "./core/channel/config.js"
 import * as Describe from "./core/describe.js"
 import * as DescribeIssue from "./internal/describe.js"
 
@@ -425,15 +426,8 @@ export const isRealtimeError = (u: unknown): u is RealtimeError => Predicate.has
  * @category constructors
  */
 export const joinRejected = (topic: string, response: unknown): JoinRejected | TokenExpired => {
-  const reason = Predicate.hasProperty(response, "reason") && typeof response.reason === "string"
-    ? Describe.truncate(response.reason)
-    : describe(response)
-  const match = /^([A-Za-z]+): /.exec(reason)
-  const code = match ? match[1]! : "Unknown"
-  if (code === "InvalidJWTToken" && reason.includes("expired")) {
-    return new TokenExpired({ topic, reason })
-  }
-  return new JoinRejected({ topic, code, reason })
+  const { code, expired, reason } = ChannelConfig.rejection(response)
+  return expired ? new TokenExpired({ topic, reason }) : new JoinRejected({ topic, code, reason })
 }
 
 // depth-safe and bounded: a reply's response comes from the wire

@@ -11,6 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import * as CorePolicy from "./core/policy.js"
 import * as Policy from "./internal/policy.js"
 
 /**
@@ -39,11 +40,11 @@ export const Reconnect: Context.Tag<Reconnect, Reconnect> = Context.GenericTag<R
  * @category schedules
  */
 export const realtimeJs: Schedule.Schedule<unknown, unknown> = Schedule.fromDelays(
-  "1 second",
-  "2 seconds",
-  "5 seconds",
-  "10 seconds"
-).pipe(Schedule.andThen(Schedule.spaced("10 seconds")))
+  ...CorePolicy.REALTIME_JS_DELAYS_MILLIS
+).pipe(
+  // the table's last delay, forever
+  Schedule.andThen(Schedule.spaced(CorePolicy.realtimeJsDelayMillis(CorePolicy.REALTIME_JS_DELAYS_MILLIS.length)))
+)
 
 /**
  * An exponential backoff: `base · factorⁿ`, capped at `cap`, each delay multiplied by a random

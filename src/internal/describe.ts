@@ -1,34 +1,14 @@
 /**
  * Depth-safe, size-bounded text of `Schema` parse issues, for logs and error messages: the issue
  * tree is walked with an explicit stack and the text is cut at `maxLength` characters. Values are
- * described by the core's `describe`. Nothing here throws.
+ * described by the core's `describe`; paths and the text the lines make are the core's
+ * (`core/issue.ts`). Nothing here throws.
  *
  * @internal
  */
 import type * as ParseResult from "effect/ParseResult"
 import * as Describe from "../core/describe.js"
-
-interface PathNode {
-  readonly key: PropertyKey
-  readonly parent: PathNode | undefined
-}
-
-const MAX_PATH_SHOWN = 8
-
-const renderPath = (path: PathNode | undefined): string => {
-  const keys: Array<PropertyKey> = []
-  let length = 0
-  for (let node = path; node !== undefined; node = node.parent) {
-    if (keys.length < MAX_PATH_SHOWN) keys.push(node.key)
-    length++
-  }
-  keys.reverse()
-  const shown = keys.map((key) =>
-    `[${typeof key === "string" ? JSON.stringify(Describe.truncate(key, 40)) : String(key)}]`
-  )
-    .join("")
-  return length > MAX_PATH_SHOWN ? `[…${length - MAX_PATH_SHOWN} levels]${shown}` : shown
-}
+import * as Issue from "../core/issue.js"
 
 const expected = (ast: { toString(): string }): string => {
   try {
@@ -56,10 +36,6 @@ const leafText = (issue: ParseResult.ParseIssue): string | undefined => {
   }
 }
 
-/** How many issues a description lists, and how many nodes of the tree it visits at most. */
-const MAX_LEAVES = 5
-const MAX_NODES = 100_000
-
 /**
  * The text of a parse issue, for a log line or {@link PayloadDecodeError}: its first few failures,
  * each with its path (`["a"][0]: Expected number, actual "x"`), bounded by `maxLength`. Unlike
@@ -73,11 +49,11 @@ export const describeIssue = (issue: ParseResult.ParseIssue, maxLength: number =
     const lines: Array<string> = []
     let more = false
     let visited = 0
-    const stack: Array<{ readonly issue: ParseResult.ParseIssue; readonly path: PathNode | undefined }> = [{
+    const stack: Array<{ readonly issue: ParseResult.ParseIssue; readonly path: Issue.PathNode | undefined }> = [{
       issue,
       path: undefined
     }]
-    while (stack.length > 0 && visited++ < MAX_NODES) {
+    while (stack.length > 0 && visited++ < Issue.MAX_NODES) {
       const { issue: node, path } = stack.pop()!
       switch (node._tag) {
         case "Pointer": {
@@ -97,18 +73,17 @@ export const describeIssue = (issue: ParseResult.ParseIssue, maxLength: number =
           break
         }
         default: {
-          if (lines.length >= MAX_LEAVES) {
+          if (lines.length >= Issue.MAX_LEAVES) {
             more = true
             break
           }
           const text = leafText(node)
-          if (text !== undefined) lines.push(path === undefined ? text : `${renderPath(path)}: ${text}`)
+          if (text !== undefined) lines.push(Issue.line(path, text))
         }
       }
     }
-    const text = lines.join("; ") + (more || stack.length > 0 ? "; …" : "")
-    return Describe.truncate(text === "" ? "does not match the schema" : text, maxLength)
+    return Issue.text(lines, more || stack.length > 0, maxLength)
   } catch {
-    return "does not match the schema"
+    return Issue.NO_MATCH
   }
 }

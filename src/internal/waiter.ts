@@ -1,45 +1,25 @@
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
+import * as CoreWaiter from "../core/waiter.js"
 
 /**
  * One outcome, settled once and handed to one waiter: a fiber (`await`) or a callback (`listen`).
  * The waiting primitive of the transport's pending replies and of the channel's join waits. A
  * callback, not a `Deferred` (PERFORMANCE.md has the costs).
  *
+ * The settle / listen / cancel state is the core's (`core/waiter.ts`); this adds `await`.
+ *
  * @internal
  */
-export class Waiter<A, E> {
-  private exit: Exit.Exit<A, E> | undefined = undefined
-  private resume: ((exit: Exit.Exit<A, E>) => void) | undefined = undefined
-
-  /** Settles with `exit` unless already settled; returns whether this call settled it. */
-  settle(exit: Exit.Exit<A, E>): boolean {
-    if (this.exit !== undefined) return false
-    this.exit = exit
-    const resume = this.resume
-    this.resume = undefined
-    resume?.(exit)
-    return true
-  }
-
-  /** Calls `f` with the outcome (at once when settled). */
-  listen(f: (exit: Exit.Exit<A, E>) => void): void {
-    if (this.exit !== undefined) return f(this.exit)
-    this.resume = f
-  }
-
-  /** Forgets the waiter: the outcome goes nowhere. */
-  cancel(): void {
-    this.resume = undefined
-  }
-
+export class Waiter<A, E> extends CoreWaiter.Waiter<Exit.Exit<A, E>> {
   /** Waits for the outcome; `forget` runs if the waiting fiber is interrupted first. */
   await(forget: () => void): Effect.Effect<A, E> {
     return Effect.async<A, E>((resume) => {
-      if (this.exit !== undefined) return resume(this.exit)
-      this.resume = resume
+      const exit = this.outcome
+      if (exit !== undefined) return resume(exit)
+      this.listen(resume)
       return Effect.sync(() => {
-        this.resume = undefined
+        this.cancel()
         forget()
       })
     })

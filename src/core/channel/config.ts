@@ -1,7 +1,9 @@
 /**
  * What a channel's config means on the wire: the join payload, the key that makes two configs the
- * same channel, the topic, the join errors that are permanent, and `system` messages. Pure.
+ * same channel, the topic, the server's join refusals and which are permanent, and `system` messages.
+ * Pure.
  */
+import * as Describe from "../describe.js"
 import * as Bindings from "../postgres/bindings.js"
 
 /** What a channel's config says about the join (the edition's config type is assignable to it). */
@@ -86,6 +88,35 @@ const isRejection = (
   error: JoinErrorLike
 ): error is { readonly _tag: "JoinRejected"; readonly code: string; readonly reason: string } =>
   error._tag === "JoinRejected"
+
+/** A server's refusal of a join, read: what an edition's `JoinRejected` / `TokenExpired` is made of. */
+export interface Rejection {
+  /** The part of the reason before `": "` (`Unauthorized`, `InvalidJWTToken`, …), or `"Unknown"`. */
+  readonly code: string
+  /** The whole reason, bounded. */
+  readonly reason: string
+  /** The token expired (`InvalidJWTToken` saying so): a new token may let the join pass. */
+  readonly expired: boolean
+}
+
+/**
+ * Reads a join's error reply: its `reason` (the response described, bounded, when it has none) split
+ * into its code and text. A reason without a code (`"unmatched topic"`) gets the code `"Unknown"`.
+ */
+export const rejection = (response: unknown): Rejection => {
+  // the response comes from the wire: depth-safe and bounded
+  const reason = hasReason(response)
+    ? Describe.truncate(response.reason)
+    : typeof response === "string"
+    ? Describe.truncate(response)
+    : Describe.describe(response)
+  const match = /^([A-Za-z]+): /.exec(reason)
+  const code = match ? match[1]! : "Unknown"
+  return { code, reason, expired: code === "InvalidJWTToken" && reason.includes("expired") }
+}
+
+const hasReason = (u: unknown): u is { readonly reason: string } =>
+  (typeof u === "object" && u !== null || typeof u === "function") && "reason" in u && typeof u.reason === "string"
 
 /** A `system` message's fields, whatever the server sent. */
 export const decodeSystem = (payload: unknown): SystemMessage | undefined => {
