@@ -38,7 +38,7 @@ import { HttpBroadcastFailed, InvalidArgument } from "./RealtimeError.js"
  * @since 0.1.0
  * @category type ids
  */
-export const TypeId: "~supabase-realtime-effect/HttpBroadcast" = "~supabase-realtime-effect/HttpBroadcast"
+export const TypeId: unique symbol = Symbol.for("supabase-realtime-effect/HttpBroadcast")
 
 /**
  * @since 0.1.0

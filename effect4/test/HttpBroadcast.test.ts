@@ -239,6 +239,8 @@ describe("HttpBroadcast.send (single-event endpoint)", () => {
       const { run } = setup()
       const http = yield* run((http) => Effect.succeed(http))
       assert.strictEqual(http[HttpBroadcast.TypeId], HttpBroadcast.TypeId)
+      // the same id as the Effect 3 edition's: one symbol in the global registry
+      assert.strictEqual(HttpBroadcast.TypeId, Symbol.for("supabase-realtime-effect/HttpBroadcast"))
       assert.strictEqual(http.endpoint, BASE)
     }))
 })
