@@ -143,10 +143,12 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     const scheduleIdleDisconnect = Effect.suspend(() => {
       if (closed) return Effect.void
       if (activeChannels > 0) return Effect.void
-      const disconnect = transport.disconnect({ reason: "no channels left" })
-      if (Duration.toMillis(disconnectAfter) === 0) return disconnect
+      // built only when it runs: every channel that leaves comes here, and building the traced
+      // effect costs a stack trace capture
+      if (Duration.toMillis(disconnectAfter) === 0) return transport.disconnect({ reason: "no channels left" })
       if (idleScheduled) return Effect.void
       idleScheduled = true
+      const disconnect = transport.disconnect({ reason: "no channels left" })
       const later = Effect.andThen(
         Effect.sync(() => {
           idleScheduled = false

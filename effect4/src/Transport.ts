@@ -1232,6 +1232,15 @@ export const make: (
 
   yield* Effect.addFinalizer(() => disconnect({ reason: "transport closed" }))
 
+  const startLoop = FiberHandle.run(handle, loop, { onlyIfMissing: true }).pipe(
+    Effect.asVoid,
+    Effect.withSpan("Transport.connect", { attributes: { endpoint: endpoint.display } })
+  )
+  // Every subscribe connects: while the loop runs that is a no-op (what `onlyIfMissing` would do),
+  // taken here without its span and fiber bookkeeping, an eighth of a subscribe's CPU in the profile
+  // (PERFORMANCE.md, Effect 4). Only a connect that starts the loop is traced.
+  const connect = Effect.suspend(() => Option.isSome(FiberHandle.getUnsafe(handle)) ? Effect.void : startLoop)
+
   return Transport.of({
     [TypeId]: TypeId,
     endpoint: endpoint.display,
@@ -1239,10 +1248,7 @@ export const make: (
     state: Effect.sync(() => currentState),
     stateChanges: Stream.fromPubSub(stateHub),
     heartbeats: Stream.fromPubSub(heartbeatHub),
-    connect: FiberHandle.run(handle, loop, { onlyIfMissing: true }).pipe(
-      Effect.asVoid,
-      Effect.withSpan("Transport.connect", { attributes: { endpoint: endpoint.display } })
-    ),
+    connect,
     disconnect,
     makeRef,
     push,

@@ -21,6 +21,7 @@ import * as Schema from "effect/Schema"
 import type * as SchemaIssue from "effect/SchemaIssue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import * as Config from "../../../src/core/channel/config.js"
 import * as Replay from "../../../src/core/channel/replay.js"
 import * as State from "../../../src/core/channel/state.js"
@@ -127,17 +128,22 @@ type JoinWaiter = Waiter<void, JoinFailure>
 
 type Failure = State.Failure<JoinFailure>
 
+// The statuses every subscribe goes through, built once (they are immutable values): a status built
+// by `Data.taggedEnum` goes through a Proxy and an object spread (PERFORMANCE.md, Effect 4).
+const idleStatus = Channel.ChannelStatus.Idle()
+const firstJoiningStatus = Channel.ChannelStatus.Joining({ attempt: 0 })
+const subscribedStatus = Channel.ChannelStatus.Subscribed({ rejoined: false, downtime: Duration.millis(0) })
+
 const toStatus = (status: State.Status, downtimeMillis: number | undefined): Channel.ChannelStatus => {
   switch (status._tag) {
     case "Idle":
-      return Channel.ChannelStatus.Idle()
+      return idleStatus
     case "Joining":
-      return Channel.ChannelStatus.Joining({ attempt: status.attempt })
+      return status.attempt === 0 ? firstJoiningStatus : Channel.ChannelStatus.Joining({ attempt: status.attempt })
     case "Subscribed":
-      return Channel.ChannelStatus.Subscribed({
-        rejoined: downtimeMillis !== undefined,
-        downtime: Duration.millis(downtimeMillis ?? 0)
-      })
+      return downtimeMillis === undefined
+        ? subscribedStatus
+        : Channel.ChannelStatus.Subscribed({ rejoined: true, downtime: Duration.millis(downtimeMillis) })
     case "Errored":
       return Channel.ChannelStatus.Errored({ reason: status.reason })
     case "TimedOut":
@@ -214,7 +220,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   // subscribes waiting for their join
   private waiting = 0
   private removed = false
-  private currentStatus: Channel.ChannelStatus = Channel.ChannelStatus.Idle()
+  private currentStatus: Channel.ChannelStatus = idleStatus
   private statusInboxes: ReadonlyArray<Inbox<Channel.ChannelStatus>> | undefined
   private joinWaiters: ReadonlyArray<JoinWaiter> | undefined
   // events that arrive while a step's commands run are handled after it, in order
@@ -415,7 +421,9 @@ export class ChannelImpl implements Channel.RealtimeChannel {
   }
 
   private setStatus(status: Channel.ChannelStatus): void {
-    if (Equal.equals(status, this.currentStatus)) return
+    // statuses are plain objects in Effect 4: `Equal.equals` compares them structurally, hashing
+    // every key (an eighth of a subscribe's CPU in the profile); a new tag is never equal
+    if (status._tag === this.currentStatus._tag && Equal.equals(status, this.currentStatus)) return
     if (status._tag === "Closed") {
       this.lostAt = undefined
       this.finishCatchUp("the channel closed during the replay")
@@ -953,7 +961,17 @@ export class ChannelImpl implements Channel.RealtimeChannel {
 
   // The bookkeeping is uninterruptible; the wait is not (a caller may give up on it).
   get subscribe(): Effect.Effect<void, Channel.JoinError, Scope.Scope> {
-    return Effect.withSpan(this.subscribeUntraced, "RealtimeChannel.subscribe", this.spanOptions)
+    // Traced when the app installed a tracer. Effect's default (native) tracer exports nothing, yet
+    // its span is about a third of a subscribe's own CPU (the fiber's context changes on entry and
+    // on exit): PERFORMANCE.md, Effect 4. No stack trace for the span: the frame it would capture is
+    // this getter (the library, not the caller).
+    return Effect.flatMap(Effect.tracer, (tracer) =>
+      tracer === Tracer.nativeTracer
+        ? this.subscribeUntraced
+        : Effect.withSpan(this.subscribeUntraced, "RealtimeChannel.subscribe", {
+          ...this.spanOptions,
+          captureStackTrace: false
+        }))
   }
 
   private get spanOptions() {

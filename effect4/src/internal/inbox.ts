@@ -3,12 +3,12 @@
  * batching that decides when their consumers are woken.
  *
  * A stream's `bufferSize` bounds how far its consumer lags, not how many events one I/O turn
- * delivers: events are woken in batches (one per task, or one per I/O turn in a burst), and a
- * consumer cannot run before its batch is flushed. So only the events the consumer has already been
- * offered (queued before the current batch began) count against the bound; a batch always queues
- * whole. A consumer that takes what it is offered before the next batch never loses an event, however
- * small its buffer and however large the batch (a socket read is at most a few MB of frames); one
- * that lags by `bufferSize` offered events loses the newest ones, counted.
+ * delivers: events are woken in batches (one per task, or one per I/O turn in a burst for several
+ * streams), and a consumer cannot run before its batch is flushed. So only the events the consumer
+ * has already been offered (queued before the current batch began) count against the bound; a batch
+ * always queues whole. A consumer that takes what it is offered before the next batch never loses
+ * an event, however small its buffer and however large the batch (a socket read is at most a few MB
+ * of frames); one that lags by `bufferSize` offered events loses the newest ones, counted.
  *
  * @internal
  */
@@ -101,8 +101,11 @@ export class Inbox<A> {
  * A stream's inbox, woken in batches. The first event of a task (a socket read) wakes its stream
  * at once: a lone event (an echo, a reply-time broadcast) arrives with no added latency and ahead of
  * what the rest of the read resumes. The next ones wake it at the end of the task (a microtask), and
- * a burst (`BURST` events or more) at the end of the I/O turn, so that with many channels each
- * stream wakes once per turn rather than once per socket read. One queue: order is kept.
+ * a burst (`BURST` events or more) for several streams at the end of the I/O turn, so that with many
+ * channels each stream wakes once per turn rather than once per socket read. A burst for one stream
+ * wakes it at the end of the task all the same: held to the end of the turn, a flood's events
+ * outlive a young-generation collection and are promoted (PERFORMANCE.md, Effect 4). One
+ * queue: order is kept.
  *
  * @internal
  */
@@ -150,7 +153,7 @@ const runAfterIo: ((f: () => void) => void) | undefined = typeof globalThis.setI
 
 const endOfTask = () => {
   if (batching.deferred) return
-  if (batching.events >= BURST && runAfterIo !== undefined) {
+  if (batching.events >= BURST && batching.dirty.length > 1 && runAfterIo !== undefined) {
     batching.deferred = true
     runAfterIo(flushAll)
   } else {
