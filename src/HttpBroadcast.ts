@@ -246,7 +246,7 @@ export const make = (
       payload: unknown,
       sendOptions?: SendOptions
     ) {
-      const subtopic = yield* invalidArgument(Broadcast.subTopic(topic))
+      const subtopic = yield* invalidArgument(Broadcast.checkTopic(topic))
       yield* invalidArgument(Broadcast.checkEvent(event))
       yield* Effect.annotateCurrentSpan({ topic: subtopic, event, private: sendOptions?.private === true })
       const timeout = yield* decodeTimeout(sendOptions?.timeout, defaultTimeout)

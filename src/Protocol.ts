@@ -444,7 +444,7 @@ export interface BroadcastPayload extends Schema.Schema.Type<typeof BroadcastPay
  * @since 0.1.0
  * @category schemas
  */
-export const PresenceMeta = Schema.Struct(
+export const PresenceMetaPayload = Schema.Struct(
   {
     phx_ref: Schema.String,
     phx_ref_prev: Schema.optional(Schema.String)
@@ -456,7 +456,22 @@ export const PresenceMeta = Schema.Struct(
  * @since 0.1.0
  * @category schemas
  */
-export type PresenceMeta = Schema.Schema.Type<typeof PresenceMeta>
+export type PresenceMetaPayload = Schema.Schema.Type<typeof PresenceMetaPayload>
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ * @deprecated renamed `PresenceMetaPayload` (`Presence.PresenceMeta` is the client's meta); this
+ * alias goes in the next release
+ */
+export const PresenceMeta: typeof PresenceMetaPayload = PresenceMetaPayload
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ * @deprecated renamed `PresenceMetaPayload`; this alias goes in the next release
+ */
+export type PresenceMeta = PresenceMetaPayload
 
 /**
  * The presences of one key.
@@ -465,7 +480,7 @@ export type PresenceMeta = Schema.Schema.Type<typeof PresenceMeta>
  * @category schemas
  */
 export const PresenceEntry = Schema.Struct({
-  metas: Schema.Array(PresenceMeta)
+  metas: Schema.Array(PresenceMetaPayload)
 })
 
 /**
@@ -480,13 +495,28 @@ export interface PresenceEntry extends Schema.Schema.Type<typeof PresenceEntry> 
  * @since 0.1.0
  * @category schemas
  */
-export const PresenceState = Schema.Record({ key: Schema.String, value: PresenceEntry })
+export const PresenceStatePayload = Schema.Record({ key: Schema.String, value: PresenceEntry })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export type PresenceState = Schema.Schema.Type<typeof PresenceState>
+export type PresenceStatePayload = Schema.Schema.Type<typeof PresenceStatePayload>
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ * @deprecated renamed `PresenceStatePayload` (`Presence.PresenceState` is the client's synced
+ * state, `RealtimeServer.PresenceTable` the test server's); this alias goes in the next release
+ */
+export const PresenceState: typeof PresenceStatePayload = PresenceStatePayload
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ * @deprecated renamed `PresenceStatePayload`; this alias goes in the next release
+ */
+export type PresenceState = PresenceStatePayload
 
 /**
  * Payload of `presence_diff`.
@@ -494,16 +524,31 @@ export type PresenceState = Schema.Schema.Type<typeof PresenceState>
  * @since 0.1.0
  * @category schemas
  */
-export const PresenceDiff = Schema.Struct({
-  joins: PresenceState,
-  leaves: PresenceState
+export const PresenceDiffPayload = Schema.Struct({
+  joins: PresenceStatePayload,
+  leaves: PresenceStatePayload
 })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export interface PresenceDiff extends Schema.Schema.Type<typeof PresenceDiff> {}
+export interface PresenceDiffPayload extends Schema.Schema.Type<typeof PresenceDiffPayload> {}
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ * @deprecated renamed `PresenceDiffPayload`, as `PresenceStatePayload`; this alias goes in the next
+ * release
+ */
+export const PresenceDiff: typeof PresenceDiffPayload = PresenceDiffPayload
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ * @deprecated renamed `PresenceDiffPayload`; this alias goes in the next release
+ */
+export type PresenceDiff = PresenceDiffPayload
 
 /**
  * Payload of a client `presence` push: track (with the fields to track) or untrack.

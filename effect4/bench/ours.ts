@@ -4,8 +4,6 @@
  * `ours-effect4`. It lives under `effect4/` so that `effect` resolves to Effect 4.
  */
 import { Deferred, Effect, Fiber, Stream } from "effect"
-import { RealtimeClient } from "../src/index.js"
-import { NodeRealtime } from "../src/node/index.js"
 import {
   BROADCAST_EVENT,
   channelConfig,
@@ -35,6 +33,8 @@ import {
   warmupChannel,
   warmupPerTopic
 } from "../../bench/shared.js"
+import { RealtimeClient } from "../src/index.js"
+import { NodeRealtime } from "../src/node/index.js"
 
 const connected = Effect.gen(function*() {
   const client = yield* RealtimeClient.RealtimeClient

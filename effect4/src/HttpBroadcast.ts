@@ -252,7 +252,7 @@ export const make = (
       payload: unknown,
       sendOptions?: SendOptions
     ): Effect.fn.Return<void, HttpBroadcastError> {
-      const subtopic = yield* invalidArgument(Broadcast.subTopic(topic))
+      const subtopic = yield* invalidArgument(Broadcast.checkTopic(topic))
       yield* invalidArgument(Broadcast.checkEvent(event))
       yield* Effect.annotateCurrentSpan({ topic: subtopic, event, private: sendOptions?.private === true })
       const timeout = yield* invalidArgument(decodeTimeout(sendOptions?.timeout, defaultTimeout))

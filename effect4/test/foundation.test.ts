@@ -382,7 +382,7 @@ describe("Protocol", () => {
       Schema.decodeUnknownSync(Protocol.ReplyPayload)({ status: "ok", response: {}, extra: 1 }).status,
       "ok"
     )
-    const state = Schema.decodeUnknownSync(Protocol.PresenceState)({
+    const state = Schema.decodeUnknownSync(Protocol.PresenceStatePayload)({
       ada: { metas: [{ phx_ref: "r1", phx_ref_prev: "r0", name: "Ada" }] }
     })
     assert.deepStrictEqual(state.ada?.metas[0], { phx_ref: "r1", phx_ref_prev: "r0", name: "Ada" })

@@ -1564,11 +1564,11 @@ describe("Protocol (parity with the Effect 3 edition): schemas", () => {
         extra: true
       }).channel
     ).toBeUndefined()
-    const state = Schema.decodeUnknownSync(Protocol.PresenceState)({
+    const state = Schema.decodeUnknownSync(Protocol.PresenceStatePayload)({
       ada: { metas: [{ phx_ref: "r1", phx_ref_prev: "r0", name: "Ada" }] }
     })
     expect(state.ada?.metas[0]).toEqual({ phx_ref: "r1", phx_ref_prev: "r0", name: "Ada" })
-    const diff = Schema.decodeUnknownSync(Protocol.PresenceDiff)({
+    const diff = Schema.decodeUnknownSync(Protocol.PresenceDiffPayload)({
       joins: {},
       leaves: { b: { metas: [{ phx_ref: "x" }] } }
     })

@@ -16,7 +16,7 @@ type Meta = typeof Meta.Type
 const TOPIC = "presence:room"
 
 /** The server's presence table in the client's public shape, for comparison. */
-const serverView = (table: RealtimeServer.PresenceState) => {
+const serverView = (table: RealtimeServer.PresenceTable) => {
   const out: Record<string, Array<string>> = {}
   for (const [key, { metas }] of Object.entries(table)) {
     out[key] = metas.map((m) => JSON.stringify({ name: m.name, n: m.n, presence_ref: m.phx_ref })).sort()

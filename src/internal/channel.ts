@@ -20,6 +20,7 @@ import * as Replay from "../core/channel/replay.js"
 import * as State from "../core/channel/state.js"
 import * as Describe from "../core/describe.js"
 import { isJsonObject } from "../core/guards.js"
+import * as Topic from "../core/topic.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
 import * as PostgresChanges from "../PostgresChanges.js"
 import * as Presence from "../Presence.js"
@@ -181,7 +182,7 @@ class ChannelEnv implements State.Env {
 export const configKey = Config.configKey
 
 /** @internal */
-export const topicOf = Config.topicOf
+export const topicOf = Topic.topicOf
 
 /** What a socket event means for a channel (built once per event by the client, for every channel). */
 export const socketFailure = (error: SocketClosed, permanent: boolean): Failure => ({
@@ -268,7 +269,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     readonly deps: Deps,
     key?: string
   ) {
-    this.topic = Config.topicOf(name)
+    this.topic = Topic.topicOf(name)
     this.key = key ?? Config.configKey(config)
     this.bindings = config.postgresChanges ?? []
     this.wireBindings = this.bindings.length === 0 ? [] : this.bindings.map(PostgresChanges.toWire)
@@ -1330,7 +1331,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     if (joinRef !== null) return this.pushBroadcast(joinRef, event, payload, persist, timeout)
     if (this.httpFallback && Option.isSome(this.deps.httpBroadcast)) {
       const http = this.deps.httpBroadcast.value
-      const topic = this.name.replace(/^realtime:/, "")
+      const topic = Topic.subTopicOf(this.name)
       const isPrivate = this.config.private ?? false
       // the batch endpoint, as realtime-js: every server version has it (the single-event one only
       // from v2.97.0); bytes and `persist` need the single-event one
@@ -1465,7 +1466,7 @@ export const make = (
   deps: Deps,
   key?: string
 ): Either.Either<ChannelImpl, InvalidArgument> => {
-  if (name.length === 0 || name === "realtime:") {
+  if (Topic.isEmpty(name)) {
     return Either.left(new InvalidArgument({ detail: "a channel needs a topic name" }))
   }
   const presenceKey = config.presence?.key
@@ -1473,7 +1474,7 @@ export const make = (
     return Either.left(
       new InvalidArgument({
         detail: `channel '${
-          Config.topicOf(name)
+          Topic.topicOf(name)
         }': presence.key must not be empty or blank (omit it for a key the server generates)`
       })
     )
@@ -1481,7 +1482,7 @@ export const make = (
   if (config.broadcast?.replay !== undefined && !config.private) {
     return Either.left(
       new InvalidArgument({
-        detail: `tried to use replay on public channel '${Config.topicOf(name)}'. It must be a private channel.`
+        detail: `tried to use replay on public channel '${Topic.topicOf(name)}'. It must be a private channel.`
       })
     )
   }

@@ -60,6 +60,7 @@ import * as Jwt from "../core/server/jwt.js"
 import * as Listener from "../core/server/listener.js"
 import type * as ServerModel from "../core/server/model.js"
 import * as Postgres from "../core/server/postgres.js"
+import * as Topic from "../core/topic.js"
 import type * as Protocol from "../Protocol.js"
 import * as FakeSocket from "./FakeSocket.js"
 
@@ -321,14 +322,23 @@ export interface ChannelInfo {
 }
 
 /**
- * `Phoenix.Presence` state: metas per key.
+ * The server's presence table of a topic (`Phoenix.Presence` state): metas per key, each with its
+ * `phx_ref`, as the server would send it in `presence_state`.
  *
  * @since 0.1.0
  * @category models
  */
-export type PresenceState = Readonly<
+export type PresenceTable = Readonly<
   Record<string, { readonly metas: ReadonlyArray<Readonly<Record<string, unknown>>> }>
 >
+
+/**
+ * @since 0.1.0
+ * @category models
+ * @deprecated renamed `PresenceTable` (`Presence.PresenceState` is the client's synced state and
+ * `Protocol.PresenceStatePayload` the wire Schema); this alias goes in the next release
+ */
+export type PresenceState = PresenceTable
 
 /**
  * Counters since the server started.
@@ -388,7 +398,7 @@ export interface ServerState {
     options?: { readonly private?: boolean | undefined }
   ) => ReadonlyArray<ChannelInfo>
   /** The presence table of a topic (public unless `private: true`). */
-  readonly presence: (topic: string, options?: { readonly private?: boolean | undefined }) => PresenceState
+  readonly presence: (topic: string, options?: { readonly private?: boolean | undefined }) => PresenceTable
   /** The payload of the last `phx_join` for a topic (any socket, accepted or not). */
   readonly lastJoinPayload: (topic: string) => unknown
   /** Rows of `realtime.messages` of a topic (`"room"` or `"realtime:room"`; all when omitted), oldest first. */
@@ -609,7 +619,7 @@ export interface Server {
   readonly presence: (
     topic: string,
     options?: { readonly private?: boolean | undefined }
-  ) => Effect.Effect<PresenceState>
+  ) => Effect.Effect<PresenceTable>
   readonly lastJoinPayload: (topic: string) => Effect.Effect<Option.Option<unknown>>
   /** Rows of `realtime.messages` of a topic (`"room"` or `"realtime:room"`; all when omitted), oldest first. */
   readonly messages: (topic?: string) => Effect.Effect<ReadonlyArray<StoredMessage>>
@@ -626,13 +636,20 @@ export interface Server {
 }
 
 /**
+ * The `RealtimeServer` service: a `Server`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RealtimeServer extends Server {}
+
+/**
  * @since 0.1.0
  * @category tags
  */
-export class RealtimeServer extends Context.Tag("supabase-realtime-effect/testing/RealtimeServer")<
-  RealtimeServer,
-  Server
->() {}
+export const RealtimeServer: Context.Tag<RealtimeServer, RealtimeServer> = Context.GenericTag<RealtimeServer>(
+  "supabase-realtime-effect/testing/RealtimeServer"
+)
 
 // -------------------------------------------------------------------------------------
 // constructors
@@ -713,13 +730,13 @@ const snapshot = (engine: Engine.Engine): ServerState => {
       return c === undefined ? undefined : connectionInfo(c)
     },
     subscribers: (topic, options) => {
-      const full = Engine.fullTopic(topic)
+      const full = Topic.topicOf(topic)
       return channels.filter((ch) =>
         ch.topic === full && (options?.private === undefined || ch.private === options.private)
       )
     },
     presence: (topic, options) => engine.presenceStateOf(topic, options?.private === true),
-    lastJoinPayload: (topic) => engine.lastJoinPayloads.get(Engine.fullTopic(topic)),
+    lastJoinPayload: (topic) => engine.lastJoinPayloads.get(Topic.topicOf(topic)),
     messages: (topic) => engine.messages(topic),
     received: (id) => engine.findConnection(id)?.received ?? [],
     sent: (id) => engine.findConnection(id)?.sent ?? []
@@ -1005,7 +1022,7 @@ const build = (
     presence: (topic, options) => withSync(() => engine.presenceStateOf(topic, options?.private === true)),
     lastJoinPayload: (topic) =>
       withSync(() => {
-        const full = Engine.fullTopic(topic)
+        const full = Topic.topicOf(topic)
         return engine.lastJoinPayloads.has(full) ? Option.some(engine.lastJoinPayloads.get(full)) : Option.none()
       }),
     messages: (topic) => withSync(() => engine.messages(topic)),

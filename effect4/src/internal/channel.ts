@@ -26,6 +26,7 @@ import * as Config from "../../../src/core/channel/config.js"
 import * as Replay from "../../../src/core/channel/replay.js"
 import * as State from "../../../src/core/channel/state.js"
 import { isJsonObject } from "../../../src/core/guards.js"
+import * as Topic from "../../../src/core/topic.js"
 import type * as AccessToken from "../AccessToken.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
 import * as PostgresChanges from "../PostgresChanges.js"
@@ -191,7 +192,7 @@ class ChannelEnv implements State.Env {
 export const configKey = Config.configKey
 
 /** @internal */
-export const topicOf = Config.topicOf
+export const topicOf = Topic.topicOf
 
 /** What a socket event means for a channel (built once per event by the client, for every channel). */
 export const socketFailure = (error: SocketClosed, permanent: boolean): Failure => ({
@@ -279,7 +280,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     readonly deps: Deps,
     key?: string
   ) {
-    this.topic = Config.topicOf(name)
+    this.topic = Topic.topicOf(name)
     this.key = key ?? Config.configKey(config)
     this.bindings = config.postgresChanges ?? []
     this.wireBindings = this.bindings.length === 0 ? [] : this.bindings.map(PostgresChanges.toWire)
@@ -1325,7 +1326,7 @@ export class ChannelImpl implements Channel.RealtimeChannel {
     if (joinRef !== null) return this.pushBroadcast(joinRef, event, payload, persist, timeout)
     if (this.httpFallback && Option.isSome(this.deps.httpBroadcast)) {
       const http = this.deps.httpBroadcast.value
-      const topic = this.name.replace(/^realtime:/, "")
+      const topic = Topic.subTopicOf(this.name)
       const isPrivate = this.config.private ?? false
       // the batch endpoint, as realtime-js: every server version has it (the single-event one only
       // from v2.97.0); bytes and `persist` need the single-event one
@@ -1462,7 +1463,7 @@ export const make = (
   deps: Deps,
   key?: string
 ): Result.Result<ChannelImpl, InvalidArgument> => {
-  if (name.length === 0 || name === "realtime:") {
+  if (Topic.isEmpty(name)) {
     return Result.fail(new InvalidArgument({ detail: "a channel needs a topic name" }))
   }
   const presenceKey = config.presence?.key
@@ -1470,7 +1471,7 @@ export const make = (
     return Result.fail(
       new InvalidArgument({
         detail: `channel '${
-          Config.topicOf(name)
+          Topic.topicOf(name)
         }': presence.key must not be empty or blank (omit it for a key the server generates)`
       })
     )
@@ -1478,7 +1479,7 @@ export const make = (
   if (config.broadcast?.replay !== undefined && !config.private) {
     return Result.fail(
       new InvalidArgument({
-        detail: `tried to use replay on public channel '${Config.topicOf(name)}'. It must be a private channel.`
+        detail: `tried to use replay on public channel '${Topic.topicOf(name)}'. It must be a private channel.`
       })
     )
   }

@@ -59,6 +59,7 @@ import * as Jwt from "../../../src/core/server/jwt.js"
 import * as Listener from "../../../src/core/server/listener.js"
 import type * as ServerModel from "../../../src/core/server/model.js"
 import * as Postgres from "../../../src/core/server/postgres.js"
+import * as Topic from "../../../src/core/topic.js"
 import * as FakeSocket from "./FakeSocket.js"
 
 // -------------------------------------------------------------------------------------
@@ -319,14 +320,23 @@ export interface ChannelInfo {
 }
 
 /**
- * `Phoenix.Presence` state: metas per key.
+ * The server's presence table of a topic (`Phoenix.Presence` state): metas per key, each with its
+ * `phx_ref`, as the server would send it in `presence_state`.
  *
  * @since 0.1.0
  * @category models
  */
-export type PresenceState = Readonly<
+export type PresenceTable = Readonly<
   Record<string, { readonly metas: ReadonlyArray<Readonly<Record<string, unknown>>> }>
 >
+
+/**
+ * @since 0.1.0
+ * @category models
+ * @deprecated renamed `PresenceTable` (`Presence.PresenceState` is the client's synced state and
+ * `Protocol.PresenceStatePayload` the wire Schema); this alias goes in the next release
+ */
+export type PresenceState = PresenceTable
 
 /**
  * Counters since the server started.
@@ -386,7 +396,7 @@ export interface ServerState {
     options?: { readonly private?: boolean | undefined }
   ) => ReadonlyArray<ChannelInfo>
   /** The presence table of a topic (public unless `private: true`). */
-  readonly presence: (topic: string, options?: { readonly private?: boolean | undefined }) => PresenceState
+  readonly presence: (topic: string, options?: { readonly private?: boolean | undefined }) => PresenceTable
   /** The payload of the last `phx_join` for a topic (any socket, accepted or not). */
   readonly lastJoinPayload: (topic: string) => unknown
   /** Rows of `realtime.messages` of a topic (`"room"` or `"realtime:room"`; all when omitted), oldest first. */
@@ -607,7 +617,7 @@ export interface Server {
   readonly presence: (
     topic: string,
     options?: { readonly private?: boolean | undefined }
-  ) => Effect.Effect<PresenceState>
+  ) => Effect.Effect<PresenceTable>
   readonly lastJoinPayload: (topic: string) => Effect.Effect<Option.Option<unknown>>
   /** Rows of `realtime.messages` of a topic (`"room"` or `"realtime:room"`; all when omitted), oldest first. */
   readonly messages: (topic?: string) => Effect.Effect<ReadonlyArray<StoredMessage>>
@@ -624,12 +634,20 @@ export interface Server {
 }
 
 /**
+ * The `RealtimeServer` service: a `Server`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RealtimeServer extends Server {}
+
+/**
  * @since 0.1.0
  * @category tags
  */
-export class RealtimeServer extends Context.Service<RealtimeServer, Server>()(
+export const RealtimeServer: Context.Service<RealtimeServer, RealtimeServer> = Context.Service<RealtimeServer>(
   "supabase-realtime-effect/testing/RealtimeServer"
-) {}
+)
 
 // -------------------------------------------------------------------------------------
 // constructors
@@ -710,13 +728,13 @@ const snapshot = (engine: Engine.Engine): ServerState => {
       return c === undefined ? undefined : connectionInfo(c)
     },
     subscribers: (topic, options) => {
-      const full = Engine.fullTopic(topic)
+      const full = Topic.topicOf(topic)
       return channels.filter((ch) =>
         ch.topic === full && (options?.private === undefined || ch.private === options.private)
       )
     },
     presence: (topic, options) => engine.presenceStateOf(topic, options?.private === true),
-    lastJoinPayload: (topic) => engine.lastJoinPayloads.get(Engine.fullTopic(topic)),
+    lastJoinPayload: (topic) => engine.lastJoinPayloads.get(Topic.topicOf(topic)),
     messages: (topic) => engine.messages(topic),
     received: (id) => engine.findConnection(id)?.received ?? [],
     sent: (id) => engine.findConnection(id)?.sent ?? []
@@ -1003,7 +1021,7 @@ const build = (
     presence: (topic, options) => withSync(() => engine.presenceStateOf(topic, options?.private === true)),
     lastJoinPayload: (topic) =>
       withSync(() => {
-        const full = Engine.fullTopic(topic)
+        const full = Topic.topicOf(topic)
         return engine.lastJoinPayloads.has(full) ? Option.some(engine.lastJoinPayloads.get(full)) : Option.none()
       }),
     messages: (topic) => withSync(() => engine.messages(topic)),

@@ -156,9 +156,6 @@ export const configKey = (config: ChannelConfig): string => {
 }
 const configKeys = new WeakMap<ChannelConfig, string>()
 
-/** The topic of a channel name: `realtime:` prefixed, unless it already is. */
-export const topicOf = (name: string): string => name.startsWith("realtime:") ? name : `realtime:${name}`
-
 /** The join payload of a config, as realtime-js sends it (`replaySince`: a rejoin's replay start). */
 export const joinPayload = <B>(
   config: ChannelConfig,

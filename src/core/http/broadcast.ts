@@ -7,8 +7,7 @@
 import * as Describe from "../describe.js"
 import * as Guards from "../guards.js"
 import * as Result from "../result.js"
-
-const PREFIX = "realtime:"
+import * as Topic from "../topic.js"
 
 /** The per-request timeout when none is given, in milliseconds (10 seconds, as realtime-js). */
 export const DEFAULT_TIMEOUT_MILLIS = 10_000
@@ -77,9 +76,9 @@ export const checkApiKey = (key: unknown): Result.Result<void, string> =>
 export const invalidTimeout = (input: unknown): string =>
   `HttpBroadcast: timeout must be a positive duration, got ${String(input)}`
 
-/** The topic without its `realtime:` prefix; an error when that is empty or not a string. */
-export const subTopic = (topic: string): Result.Result<string, string> => {
-  const sub = typeof topic === "string" && topic.startsWith(PREFIX) ? topic.slice(PREFIX.length) : topic
+/** The topic without its `realtime:` prefix (`Topic.subTopicOf`); an error when that is empty or not a string. */
+export const checkTopic = (topic: string): Result.Result<string, string> => {
+  const sub = typeof topic === "string" ? Topic.subTopicOf(topic) : topic
   return typeof sub === "string" && sub !== ""
     ? Result.ok(sub)
     : Result.err(`HttpBroadcast: invalid topic ${JSON.stringify(topic)}`)
@@ -174,7 +173,7 @@ export const stringify = (value: unknown, what: string): Result.Result<string, s
 export const wireMessage = (message: BatchMessage, index: number): Result.Result<WireMessage, string> => {
   const where = `HttpBroadcast.sendBatch: message ${index}`
   if (!Guards.isRecord(message)) return Result.err(`${where} is not an object`)
-  const topic = subTopic(message.topic)
+  const topic = checkTopic(message.topic)
   if (!topic.ok) return Result.err(`${where}: ${topic.error}`)
   const event = checkEvent(message.event)
   if (!event.ok) return Result.err(`${where}: ${event.error}`)

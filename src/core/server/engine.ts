@@ -9,6 +9,7 @@ import * as Binary from "../protocol/binary.js"
 import * as Constants from "../protocol/constants.js"
 import type * as Model from "../protocol/model.js"
 import * as Serializer from "../protocol/serializer.js"
+import * as Topic from "../topic.js"
 import * as Jwt from "./jwt.js"
 import { SlidingCounter, WindowCounter } from "./limits.js"
 import type * as RS from "./model.js"
@@ -73,15 +74,8 @@ export type Handshake =
 export const SOCKET_PATHS: ReadonlyArray<string> = ["/socket/websocket", "/realtime/v1/websocket"]
 
 const PHOENIX = Constants.PHOENIX_TOPIC
-const PREFIX = "realtime:"
 const ok = (response: unknown = {}) => ({ status: "ok", response })
 const fail = (response: unknown = {}) => ({ status: "error", response })
-
-/** `realtime:x` stays, `x` becomes `realtime:x`. */
-export const fullTopic = (topic: string): string => topic.startsWith(PREFIX) ? topic : PREFIX + topic
-
-/** `realtime:x` becomes `x`, `x` stays. */
-export const subTopic = (topic: string): string => topic.startsWith(PREFIX) ? topic.slice(PREFIX.length) : topic
 
 const isRecord = (u: unknown): u is Record<string, unknown> =>
   typeof u === "object" && u !== null && !Array.isArray(u) && !(u instanceof Uint8Array)
@@ -283,7 +277,7 @@ export class Channel {
     this.presenceCalls = new SlidingCounter(presenceWindowMillis)
   }
   get subtopic(): string {
-    return this.topic.slice(PREFIX.length)
+    return Topic.subTopicOf(this.topic)
   }
   get groupKey(): string {
     return groupKey(this.isPrivate, this.subtopic)
@@ -721,7 +715,7 @@ export class Engine {
     const { topic } = message
     const payload = isRecord(message.payload) ? message.payload : {}
     this.lastJoinPayloads.set(topic, message.payload)
-    if (!topic.startsWith(PREFIX)) return this.reply(connection, message, fail({ reason: "unmatched topic" }))
+    if (!Topic.hasPrefix(topic)) return this.reply(connection, message, fail({ reason: "unmatched topic" }))
     const existing = connection.channels.get(topic)
     if (existing !== undefined) {
       this.close(existing, Constants.Events.close, {})
@@ -753,7 +747,7 @@ export class Engine {
 
   addJoinRule(topic: string | undefined, times: number, delayMillis: number, reject: string | undefined) {
     this.joinRules.push({
-      topic: topic === undefined ? undefined : fullTopic(topic),
+      topic: topic === undefined ? undefined : Topic.topicOf(topic),
       remaining: times,
       delayMillis,
       reject
@@ -776,7 +770,7 @@ export class Engine {
 
   private processJoin(connection: Connection, message: Model.Message, payload: Record<string, unknown>) {
     const { topic } = message
-    const subtopic = topic.slice(PREFIX.length)
+    const subtopic = Topic.subTopicOf(topic)
     const problems: Array<string> = []
     const config = parseJoinConfig(payload, problems)
     if (problems.length > 0) {
@@ -1020,7 +1014,7 @@ export class Engine {
   /** Delivers a broadcast to the group `(isPrivate, subtopic)`, except `exclude`. */
   fanOut(isPrivate: boolean, subtopic: string, origin: Origin, exclude?: Channel): number {
     const group = this.groups.get(groupKey(isPrivate, subtopic))
-    const topic = PREFIX + subtopic
+    const topic = Topic.PREFIX + subtopic
     let delivered = 0
     if (group !== undefined && group.size > 0) {
       let frameV1: Model.Frame | undefined | null
@@ -1116,7 +1110,7 @@ export class Engine {
     readonly private: boolean
     readonly id: string | undefined
   }): number {
-    const subtopic = subTopic(message.topic)
+    const subtopic = Topic.subTopicOf(message.topic)
     const id = message.id ?? this.randomUUID()
     this.pruneMessages()
     if (!this.storedIds.has(id)) {
@@ -1144,7 +1138,7 @@ export class Engine {
   messages(topic?: string): ReadonlyArray<RS.StoredMessage> {
     this.pruneMessages()
     if (topic === undefined) return [...this.storedMessages]
-    const subtopic = subTopic(topic)
+    const subtopic = Topic.subTopicOf(topic)
     return this.storedMessages.filter((row) => row.topic === subtopic)
   }
 
@@ -1313,7 +1307,7 @@ export class Engine {
   }
 
   presenceStateOf(topic: string, isPrivate: boolean) {
-    return this.presenceState(groupKey(isPrivate, subTopic(topic)))
+    return this.presenceState(groupKey(isPrivate, Topic.subTopicOf(topic)))
   }
 
   // ---------------------------------------------------------------------------------
@@ -1359,7 +1353,7 @@ export class Engine {
 
   /** Channels matching the target (all when empty). */
   select(target: { readonly connection?: string | undefined; readonly topic?: string | undefined }): Array<Channel> {
-    const topic = target.topic === undefined ? undefined : fullTopic(target.topic)
+    const topic = target.topic === undefined ? undefined : Topic.topicOf(target.topic)
     const out: Array<Channel> = []
     for (const channel of this.channels()) {
       if (target.connection !== undefined && channel.connection.id !== target.connection) continue
