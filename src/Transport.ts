@@ -415,6 +415,16 @@ export const make = (
     const serializer = withExactPostgresNumbers(options.serializer ?? Protocol.serializer(vsn))
     const defaultTimeout = Duration.decode(options.timeout ?? "10 seconds")
     const heartbeat = Option.getOrElse(yield* Effect.serviceOption(Heartbeat.Heartbeat), () => Heartbeat.defaults)
+    // a zero, negative or endless interval or timeout would heartbeat on every turn or never:
+    // refused up front, like the other options
+    for (const [name, value] of [["interval", heartbeat.interval], ["timeout", heartbeat.timeout]] as const) {
+      const millis = Duration.toMillis(value)
+      if (!(millis > 0 && Number.isFinite(millis))) {
+        return yield* new InvalidArgument({
+          detail: `heartbeat ${name} must be a positive, finite duration, got ${millis} ms`
+        })
+      }
+    }
     const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)
     const network = Option.getOrUndefined(yield* Effect.serviceOption(Network.Network))
     const clock = yield* Effect.clock
@@ -570,8 +580,17 @@ export const make = (
         }
       }
       const route = routes.get(message.topic)
-      if (route !== undefined) route(message)
-      else framesUnrouted.unsafeUpdate(1, [])
+      if (route !== undefined) {
+        // a route's handler is user code (`route` is public): its throw must not reach the socket's
+        // event handler (that would crash the process); the frame is dropped, loudly
+        try {
+          route(message)
+        } catch (cause) {
+          return Effect.logError("a route handler threw: the frame is dropped").pipe(
+            Effect.annotateLogs({ topic: message.topic, event: message.event, cause: String(cause) })
+          )
+        }
+      } else framesUnrouted.unsafeUpdate(1, [])
     }
 
     const writable = () => ws !== undefined && ws.readyState === 1

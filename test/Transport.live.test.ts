@@ -101,7 +101,7 @@ describe("Transport over a real ws server on 127.0.0.1", () => {
       server.on("connection", (_socket, request) => connections.push(request.url ?? ""))
       const layer = Transport.layer({ url: `ws://127.0.0.1:${port}`, apiKey: "anon" }).pipe(
         Layer.provide(NodeRealtime.layerWebSocketConstructor),
-        Layer.provide(Heartbeat.layer({ interval: "50 millis" })),
+        Layer.provide(Heartbeat.layer({ interval: "50 millis", timeout: "5 seconds" })),
         Layer.provide(Reconnect.layer({ reconnect: Schedule.spaced("20 millis") }))
       )
       const transport = Context.get(yield* Layer.build(layer), Transport.Transport)

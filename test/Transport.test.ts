@@ -395,6 +395,37 @@ describe("Transport", () => {
       assert.strictEqual(yield* Ref.get(server.attempts), 3)
     }))
 
+  it.scoped("a route handler that throws is user code gone wrong: the frame is dropped and logged, the socket lives on", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected()
+      const received: Array<string> = []
+      const done = yield* Deferred.make<void>()
+      yield* transport.route("realtime:room", (message) => {
+        if (message.event === "boom") throw new Error("handler bug")
+        received.push(message.event)
+        if (message.event === "last") Deferred.unsafeDone(done, Exit.void)
+      })
+      yield* connection.send(JSON.stringify([null, null, "realtime:room", "boom", {}]))
+      yield* connection.send(JSON.stringify([null, null, "realtime:room", "last", {}]))
+      yield* Deferred.await(done)
+      assert.deepStrictEqual(received, ["last"])
+      assert.strictEqual((yield* transport.state)._tag, "Open")
+    }))
+
+  it.scoped("a heartbeat interval or timeout that is not a positive, finite duration is InvalidArgument", () =>
+    Effect.gen(function*() {
+      const policies: ReadonlyArray<Heartbeat.Options> = [
+        { interval: 0 },
+        { interval: "1 second", timeout: -5 },
+        { interval: Duration.infinity }
+      ]
+      for (const policy of policies) {
+        const error = yield* Effect.flip(setup({}, Heartbeat.layer(policy)))
+        assert.strictEqual(error._tag, "InvalidArgument")
+        assert.include(error.message, "heartbeat")
+      }
+    }))
+
   it.scoped("route delivers a topic's frames in order; garbage frames are counted and skipped", () =>
     Effect.gen(function*() {
       const { connection, transport } = yield* connected()

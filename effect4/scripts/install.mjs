@@ -24,5 +24,19 @@ if (fresh()) {
   process.exit(0)
 }
 console.log("effect4: installing the Effect 4 edition's dependencies (npm ci)")
-const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: dir, stdio: "inherit" })
+// its own install, whatever the surrounding npm was told (`--omit=dev`, NODE_ENV=production, a
+// prefix): the edition's dev dependencies are its test toolchain
+const env = {}
+for (const [key, value] of Object.entries(process.env)) {
+  if (/^npm_/i.test(key) || key === "NODE_ENV" || key === "INIT_CWD") continue
+  env[key] = value
+}
+const result = spawnSync("npm", ["ci", "--include=dev", "--no-audit", "--no-fund"], {
+  cwd: dir,
+  env,
+  stdio: "inherit",
+  // npm is a .cmd on Windows
+  shell: process.platform === "win32"
+})
+if (result.error) console.error(`effect4: npm ci could not run: ${result.error.message}`)
 process.exit(result.status ?? 1)

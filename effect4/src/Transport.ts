@@ -453,6 +453,16 @@ export const make: (
   const defaultTimeout = Duration.fromInputUnsafe(options.timeout ?? "10 seconds")
   const openTimeout = Duration.fromInputUnsafe(options.openTimeout ?? "10 seconds")
   const heartbeat = Option.getOrElse(yield* Effect.serviceOption(Heartbeat.Heartbeat), () => Heartbeat.defaults)
+  // a zero, negative or endless interval or timeout would heartbeat on every turn or never:
+  // refused up front, like the other options
+  for (const [name, value] of [["interval", heartbeat.interval], ["timeout", heartbeat.timeout]] as const) {
+    const millis = Duration.toMillis(value)
+    if (!(millis > 0 && Number.isFinite(millis))) {
+      return yield* new InvalidArgument({
+        detail: `heartbeat ${name} must be a positive, finite duration, got ${millis} ms`
+      })
+    }
+  }
   const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)
   const network = Option.getOrUndefined(yield* Effect.serviceOption(Network.Network))
   const construct = yield* Socket.WebSocketConstructor
@@ -584,8 +594,17 @@ export const make: (
       }
     }
     const route = routes.get(message.topic)
-    if (route !== undefined) route(message)
-    else framesUnrouted.updateUnsafe(1, metricContext)
+    if (route !== undefined) {
+      // a route's handler is user code (`route` is public): its throw must not reach the socket's
+      // event handler (that would crash the process); the frame is dropped, loudly
+      try {
+        route(message)
+      } catch (cause) {
+        return Effect.logError("a route handler threw: the frame is dropped").pipe(
+          Effect.annotateLogs({ topic: message.topic, event: message.event, cause: String(cause) })
+        )
+      }
+    } else framesUnrouted.updateUnsafe(1, metricContext)
     return undefined
   }
 
@@ -1136,7 +1155,10 @@ export const make: (
   // The reconnect backoff starts over only after a connection held for a heartbeat interval: a
   // server that accepts the socket and closes it at once must not be reconnected to every second.
   const stableMillis = Duration.toMillis(heartbeat.interval)
+  // set while a finished loop announces its end (see `connect`)
+  let ending = false
   const loop = Effect.gen(function*() {
+    ending = false
     const backoff = Backoff.make(reconnect.reconnect)
     let attempt = 0
     while (true) {
@@ -1176,6 +1198,7 @@ export const make: (
         attempt = 1
       } else attempt++
       if (end.permanent) {
+        ending = true
         failAll(new SocketClosed({ reason, code, status, body }))
         yield* setState(ConnectionState.Closed({ reason, code, status, body }))
         yield* Effect.logError("the server refused the connection; not reconnecting until connect").pipe(
@@ -1188,6 +1211,7 @@ export const make: (
       const delay = yield* backoff.next(exit)
       if (Option.isNone(delay)) {
         const gaveUp = `gave up reconnecting after ${attempt} attempts: ${reason}`
+        ending = true
         failAll(new SocketClosed({ reason: gaveUp, code, status, body }))
         yield* setState(ConnectionState.Closed({ reason: gaveUp, code, status, body }))
         return
@@ -1239,7 +1263,21 @@ export const make: (
   // Every subscribe connects: while the loop runs that is a no-op (what `onlyIfMissing` would do),
   // taken here without its span and fiber bookkeeping, an eighth of a subscribe's CPU in the profile
   // (PERFORMANCE.md, Effect 4). Only a connect that starts the loop is traced.
-  const connect = Effect.suspend(() => Option.isSome(FiberHandle.getUnsafe(handle)) ? Effect.void : startLoop)
+  //
+  // `ending`: the loop is announcing its end (Closed, pending pushes failed). Effect 4 runs the
+  // fibers that wakes inside the announcement, while the finished loop is still in the handle: a
+  // connect from one of them (a state consumer that reconnects on Closed, a retrying push) must
+  // start a new loop, not see the old one as running and do nothing (the client stayed Closed).
+  const connect = Effect.suspend(() =>
+    ending
+      ? FiberHandle.run(handle, loop).pipe(
+        Effect.asVoid,
+        Effect.withSpan("Transport.connect", { attributes: { endpoint: endpoint.display } })
+      )
+      : Option.isSome(FiberHandle.getUnsafe(handle))
+      ? Effect.void
+      : startLoop
+  )
 
   return Transport.of({
     [TypeId]: TypeId,

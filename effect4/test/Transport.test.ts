@@ -492,6 +492,35 @@ describe("Transport", () => {
       assert.strictEqual(yield* Ref.get(server.attempts), 3)
     }))
 
+  // Effect 4 resumes a waiting fiber inside the call that wakes it: a consumer of the state that
+  // reconnects on Closed runs while the finished loop is still in its handle
+  it.effect("a connect made by a state consumer as the reconnect schedule gives up starts a new loop", () =>
+    Effect.gen(function*() {
+      const { connection, server, transport } = yield* connected(
+        {},
+        Reconnect.layer({ reconnect: Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 1 })) })
+      )
+      const seen: Array<string> = []
+      let reconnected = 0
+      yield* transport.stateChanges.pipe(
+        Stream.runForEach((state) => {
+          seen.push(state._tag)
+          return state._tag === "Closed" && state.reason.includes("gave up") && reconnected++ === 0
+            ? transport.connect
+            : Effect.void
+        }),
+        Effect.forkChild({ startImmediately: true })
+      )
+      yield* Ref.set(server.refuseNext, 10)
+      yield* connection.close(4000, "bye")
+      yield* awaitState(transport, "Reconnecting")
+      // the retry is refused, the schedule gives up, the consumer connects: a new loop tries again
+      yield* TestClock.adjust("1 second")
+      yield* awaitState(transport, "Reconnecting")
+      assert.strictEqual(reconnected, 1)
+      assert.deepStrictEqual(seen.slice(seen.indexOf("Closed")), ["Closed", "Connecting", "Reconnecting"])
+    }))
+
   it.effect("while the Network is offline no attempt is made; back online, it connects at once", () =>
     Effect.gen(function*() {
       const manual = Network.makeManual(false)
@@ -504,6 +533,37 @@ describe("Transport", () => {
       manual.set(true)
       yield* Queue.take(server.connections)
       yield* awaitState(transport, "Open")
+    }))
+
+  it.effect("a route handler that throws is user code gone wrong: the frame is dropped and logged, the socket lives on", () =>
+    Effect.gen(function*() {
+      const { connection, transport } = yield* connected()
+      const received: Array<string> = []
+      const done = yield* Deferred.make<void>()
+      yield* transport.route("realtime:room", (message) => {
+        if (message.event === "boom") throw new Error("handler bug")
+        received.push(message.event)
+        if (message.event === "last") Deferred.doneUnsafe(done, Exit.void)
+      })
+      yield* connection.send(JSON.stringify([null, null, "realtime:room", "boom", {}]))
+      yield* connection.send(JSON.stringify([null, null, "realtime:room", "last", {}]))
+      yield* Deferred.await(done)
+      assert.deepStrictEqual(received, ["last"])
+      assert.strictEqual((yield* transport.state)._tag, "Open")
+    }))
+
+  it.effect("a heartbeat interval or timeout that is not a positive, finite duration is InvalidArgument", () =>
+    Effect.gen(function*() {
+      const policies: ReadonlyArray<Heartbeat.Options> = [
+        { interval: 0 },
+        { interval: "1 second", timeout: -5 },
+        { interval: Duration.infinity }
+      ]
+      for (const policy of policies) {
+        const error = yield* Effect.flip(setup({}, Heartbeat.layer(policy)))
+        assert.strictEqual(error._tag, "InvalidArgument")
+        assert.include(error.message, "heartbeat")
+      }
     }))
 
   it.effect("route delivers a topic's frames in order; garbage frames are counted and skipped", () =>
@@ -752,7 +812,7 @@ describe("Transport over a real ws server on 127.0.0.1", () => {
       const transport = yield* Transport.make({ url: `ws://127.0.0.1:${port}`, apiKey: "anon" }).pipe(
         Effect.provide([
           NodeRealtime.layerWebSocketConstructor,
-          Heartbeat.layer({ interval: "50 millis" }),
+          Heartbeat.layer({ interval: "50 millis", timeout: "5 seconds" }),
           Reconnect.layer({ reconnect: Schedule.spaced("20 millis") })
         ])
       )
