@@ -40,39 +40,61 @@ const inside = (dir: string, path: string): boolean => {
 
 const files = filesUnder(core)
 
+/** What is wrong with a core file importing these specifiers (nothing: an empty list). */
+const problemsOf = (file: string, imported: ReadonlyArray<string>): Array<string> => {
+  const problems: Array<string> = []
+  const name = Path.relative(root, file)
+  for (const specifier of imported) {
+    if (specifier === "effect" || specifier.startsWith("effect/") || specifier.startsWith("@effect/")) {
+      problems.push(`${name}: imports ${specifier} (the core is Effect-free)`)
+    } else if (isBuiltin(specifier)) {
+      if (!inside(server, file)) {
+        problems.push(`${name}: imports the node built-in ${specifier} outside src/core/server`)
+      }
+    } else if (specifier.startsWith(".")) {
+      const target = Path.resolve(Path.dirname(file), specifier)
+      if (!inside(core, target)) problems.push(`${name}: imports ${specifier}, outside src/core`)
+    } else {
+      problems.push(`${name}: imports the package ${specifier} (the core imports nothing outside src/core)`)
+    }
+  }
+  return problems
+}
+
+// The Effect 4 edition imports its own modules, the core and packages, never the Effect 3 edition
+// (its build compiles from the repository root: such an import would ship Effect 3 code in it).
+const edition4 = Path.join(root, "effect4", "src")
+const edition4Problems = (file: string, imported: ReadonlyArray<string>): Array<string> =>
+  imported.filter((specifier) => specifier.startsWith(".")).flatMap((specifier) => {
+    const target = Path.resolve(Path.dirname(file), specifier)
+    return inside(edition4, target) || inside(core, target)
+      ? []
+      : [`${Path.relative(root, file)}: imports ${specifier}, outside effect4/src and src/core`]
+  })
+
 describe("src/core boundary", () => {
   it("has files to check", () => {
     expect(files.length).toBeGreaterThan(10)
   })
 
   it("imports no effect, no package, nothing outside src/core, and node built-ins only in src/core/server", () => {
-    const problems: Array<string> = []
-    for (const file of files) {
-      const name = Path.relative(root, file)
-      for (const specifier of specifiers(file)) {
-        if (specifier === "effect" || specifier.startsWith("effect/") || specifier.startsWith("@effect/")) {
-          problems.push(`${name}: imports ${specifier} (the core is Effect-free)`)
-        } else if (isBuiltin(specifier)) {
-          if (!inside(server, file)) {
-            problems.push(`${name}: imports the node built-in ${specifier} outside src/core/server`)
-          }
-        } else if (specifier.startsWith(".")) {
-          const target = Path.resolve(Path.dirname(file), specifier)
-          if (!inside(core, target)) problems.push(`${name}: imports ${specifier}, outside src/core`)
-        } else {
-          problems.push(`${name}: imports the package ${specifier} (the core imports nothing outside src/core)`)
-        }
-      }
-    }
-    expect(problems).toEqual([])
+    expect(files.flatMap((file) => problemsOf(file, specifiers(file)))).toEqual([])
   })
 
   it("catches what it must catch", () => {
-    // the checks above, on specifiers the core must refuse
-    const bad = ["effect", "effect/Either", "@effect/platform", "ws", "../Protocol.js"]
-    expect(bad.filter((s) => s === "effect" || s.startsWith("effect/") || s.startsWith("@effect/"))).toHaveLength(3)
-    expect(isBuiltin("node:http") && isBuiltin("crypto") && !isBuiltin("ws")).toBe(true)
-    expect(inside(core, Path.resolve(core, "protocol", "../../Protocol.js"))).toBe(false)
-    expect(inside(core, Path.resolve(core, "protocol", "../result.js"))).toBe(true)
+    const protocolFile = Path.join(core, "protocol", "text.ts")
+    const serverFile = Path.join(server, "engine.ts")
+    for (const bad of ["effect", "effect/Either", "@effect/platform", "ws", "../../Protocol.js", "node:http"]) {
+      expect(problemsOf(protocolFile, [bad]), bad).toHaveLength(1)
+    }
+    expect(problemsOf(serverFile, ["node:http", "crypto", "../result.js"])).toEqual([])
+    expect(problemsOf(protocolFile, ["../result.js", "./bytes.js"])).toEqual([])
+    expect(edition4Problems(Path.join(edition4, "Transport.ts"), ["../../src/Transport.js"])).toHaveLength(1)
+    expect(edition4Problems(Path.join(edition4, "internal", "x.ts"), ["../../../src/core/result.js", "../Protocol.js"]))
+      .toEqual([])
+  })
+
+  it("the Effect 4 edition imports nothing of the Effect 3 edition", () => {
+    expect(filesUnder(edition4).flatMap((file) => edition4Problems(file, specifiers(file)))).toEqual([])
   })
 })
