@@ -741,17 +741,6 @@ const snapshot = (engine: Engine.Engine): ServerState => {
   }
 }
 
-const bodyBytes = (body: Uint8Array | string | undefined): Uint8Array =>
-  body === undefined ? new Uint8Array(0) : typeof body === "string" ? new TextEncoder().encode(body) : body
-
-const webResponse = (result: HttpResponse): Response =>
-  new Response(
-    result.body.byteLength === 0 || result.status === 204 || result.status === 304
-      ? null
-      : (result.body as Uint8Array<ArrayBuffer>),
-    { status: result.status, headers: result.headers }
-  )
-
 const requestBody = (
   request: HttpClientRequest.HttpClientRequest
 ): Uint8Array | undefined => {
@@ -769,45 +758,6 @@ const requestBody = (
         : undefined
     default:
       return undefined
-  }
-}
-
-const INT4_MIN = -2_147_483_648
-const INT4_MAX = 2_147_483_647
-
-/**
- * The column type a Postgres table would most likely have for a value (see `ChangeInput.columns`):
- * an integer within int4's range is `int4` (so `{ total: 10 }` decodes as a number with the default
- * `int8: "string"`), beyond it `int8`, another number `float8`, a boolean `bool`, a
- * `Date` `timestamptz`, a flat array of one scalar kind its array type (`_int4`, `_text`, …), a
- * string or null `text`, anything else `jsonb`.
- */
-const inferType = (value: unknown): string => {
-  if (Array.isArray(value)) {
-    let element: string | undefined
-    for (const item of value) {
-      if (item === null) continue
-      const type = Array.isArray(item) || typeof item === "object" ? "jsonb" : inferType(item)
-      if (type === "jsonb") return "jsonb"
-      // int4 and int8 elements widen to int8; any other mix is not one array type
-      if (element === undefined || element === type) element = type
-      else if ((element === "int4" || element === "int8") && (type === "int4" || type === "int8")) element = "int8"
-      else return "jsonb"
-    }
-    return element === undefined ? "jsonb" : `_${element}`
-  }
-  switch (typeof value) {
-    case "boolean":
-      return "bool"
-    case "bigint":
-      return "int8"
-    case "number":
-      return !Number.isInteger(value) ? "float8" : value >= INT4_MIN && value <= INT4_MAX ? "int4" : "int8"
-    case "string":
-    case "undefined":
-      return "text"
-    default:
-      return value === null ? "text" : value instanceof Date ? "timestamptz" : "jsonb"
   }
 }
 
@@ -836,7 +786,7 @@ const build = (
       method: request.method,
       path: request.path,
       headers: request.headers,
-      body: bodyBytes(request.body)
+      body: HttpApi.bodyBytes(request.body)
     })
   const fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const request = new Request(input, init)
@@ -846,7 +796,7 @@ const build = (
       headers[key] = value
     })
     const url = new URL(request.url)
-    return webResponse(handle({ method: request.method, path: url.pathname + url.search, headers, body }))
+    return HttpApi.webResponse(handle({ method: request.method, path: url.pathname + url.search, headers, body }))
   }
   const httpClient = HttpClient.make((request, url) => {
     const body = requestBody(request)
@@ -863,7 +813,7 @@ const build = (
     return Effect.sync(() =>
       HttpClientResponse.fromWeb(
         request,
-        webResponse(handle({
+        HttpApi.webResponse(handle({
           method: request.method,
           path: url.pathname + url.search,
           headers: request.headers,
@@ -931,7 +881,7 @@ const build = (
           table: change.table,
           commit_timestamp: change.commit_timestamp ?? new Date(engine.env.now()).toISOString(),
           type,
-          columns: change.columns ?? Object.keys(row).map((name) => ({ name, type: inferType(row[name]) })),
+          columns: change.columns ?? Object.keys(row).map((name) => ({ name, type: Postgres.inferType(row[name]) })),
           ...(record === undefined ? {} : { record }),
           ...(oldRecord === undefined ? {} : { old_record: oldRecord }),
           errors: change.errors ?? null

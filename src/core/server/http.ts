@@ -239,3 +239,16 @@ const singleEvent = (
   engine.fanOut(isPrivate, subtopic, { _tag: "User", event, payload })
   return response(202)
 }
+
+/** A request body as bytes (none is empty). */
+export const bodyBytes = (body: Uint8Array | string | undefined): Uint8Array =>
+  body === undefined ? new Uint8Array(0) : typeof body === "string" ? new TextEncoder().encode(body) : body
+
+/** A WHATWG `Response` of an answer of `handle` (no body for 204 and 304). */
+export const webResponse = (result: RS.HttpResponse): Response =>
+  new Response(
+    result.body.byteLength === 0 || result.status === 204 || result.status === 304
+      ? null
+      : (result.body as Uint8Array<ArrayBuffer>),
+    { status: result.status, headers: result.headers }
+  )

@@ -52,3 +52,42 @@ export const projectFor = (change: Change, matched: ReadonlyArray<Subscription>)
     ...(change.old_record === undefined ? {} : { old_record: PostgresFilter.project(change.old_record, select) })
   }
 }
+
+const INT4_MIN = -2_147_483_648
+const INT4_MAX = 2_147_483_647
+
+/**
+ * The column type a Postgres table would most likely have for a value (see `ChangeInput.columns`):
+ * an integer within int4's range is `int4` (so `{ total: 10 }` decodes as a number with the default
+ * `int8: "string"`), beyond it `int8`, another number `float8`, a boolean `bool`, a
+ * `Date` `timestamptz`, a flat array of one scalar kind its array type (`_int4`, `_text`, …), a
+ * string or null `text`, anything else `jsonb`.
+ */
+export const inferType = (value: unknown): string => {
+  if (Array.isArray(value)) {
+    let element: string | undefined
+    for (const item of value) {
+      if (item === null) continue
+      const type = Array.isArray(item) || typeof item === "object" ? "jsonb" : inferType(item)
+      if (type === "jsonb") return "jsonb"
+      // int4 and int8 elements widen to int8; any other mix is not one array type
+      if (element === undefined || element === type) element = type
+      else if ((element === "int4" || element === "int8") && (type === "int4" || type === "int8")) element = "int8"
+      else return "jsonb"
+    }
+    return element === undefined ? "jsonb" : `_${element}`
+  }
+  switch (typeof value) {
+    case "boolean":
+      return "bool"
+    case "bigint":
+      return "int8"
+    case "number":
+      return !Number.isInteger(value) ? "float8" : value >= INT4_MIN && value <= INT4_MAX ? "int4" : "int8"
+    case "string":
+    case "undefined":
+      return "text"
+    default:
+      return value === null ? "text" : value instanceof Date ? "timestamptz" : "jsonb"
+  }
+}
