@@ -28,6 +28,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Tracer from "effect/Tracer"
+import * as Policy from "./core/policy.js"
 import * as Heartbeat from "./Heartbeat.js"
 import * as Backoff from "./internal/backoff.js"
 import { parseEndpoint } from "./internal/endpoint.js"
@@ -415,16 +416,11 @@ export const make = (
     const serializer = withExactPostgresNumbers(options.serializer ?? Protocol.serializer(vsn))
     const defaultTimeout = Duration.decode(options.timeout ?? "10 seconds")
     const heartbeat = Option.getOrElse(yield* Effect.serviceOption(Heartbeat.Heartbeat), () => Heartbeat.defaults)
-    // a zero, negative or endless interval or timeout would heartbeat on every turn or never:
-    // refused up front, like the other options
-    for (const [name, value] of [["interval", heartbeat.interval], ["timeout", heartbeat.timeout]] as const) {
-      const millis = Duration.toMillis(value)
-      if (!(millis > 0 && Number.isFinite(millis))) {
-        return yield* new InvalidArgument({
-          detail: `heartbeat ${name} must be a positive, finite duration, got ${millis} ms`
-        })
-      }
-    }
+    const heartbeatProblem = Policy.heartbeatProblem(
+      Duration.toMillis(heartbeat.interval),
+      Duration.toMillis(heartbeat.timeout)
+    )
+    if (heartbeatProblem !== undefined) return yield* new InvalidArgument({ detail: heartbeatProblem })
     const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)
     const network = Option.getOrUndefined(yield* Effect.serviceOption(Network.Network))
     const clock = yield* Effect.clock

@@ -30,6 +30,7 @@ import type * as Scope from "effect/Scope"
 import * as Socket from "effect/socket/Socket"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
+import * as Policy from "../../src/core/policy.js"
 import * as Url from "../../src/core/url.js"
 import * as Heartbeat from "./Heartbeat.js"
 import * as Backoff from "./internal/backoff.js"
@@ -453,16 +454,11 @@ export const make: (
   const defaultTimeout = Duration.fromInputUnsafe(options.timeout ?? "10 seconds")
   const openTimeout = Duration.fromInputUnsafe(options.openTimeout ?? "10 seconds")
   const heartbeat = Option.getOrElse(yield* Effect.serviceOption(Heartbeat.Heartbeat), () => Heartbeat.defaults)
-  // a zero, negative or endless interval or timeout would heartbeat on every turn or never:
-  // refused up front, like the other options
-  for (const [name, value] of [["interval", heartbeat.interval], ["timeout", heartbeat.timeout]] as const) {
-    const millis = Duration.toMillis(value)
-    if (!(millis > 0 && Number.isFinite(millis))) {
-      return yield* new InvalidArgument({
-        detail: `heartbeat ${name} must be a positive, finite duration, got ${millis} ms`
-      })
-    }
-  }
+  const heartbeatProblem = Policy.heartbeatProblem(
+    Duration.toMillis(heartbeat.interval),
+    Duration.toMillis(heartbeat.timeout)
+  )
+  if (heartbeatProblem !== undefined) return yield* new InvalidArgument({ detail: heartbeatProblem })
   const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)
   const network = Option.getOrUndefined(yield* Effect.serviceOption(Network.Network))
   const construct = yield* Socket.WebSocketConstructor

@@ -23,3 +23,16 @@ export const lateMessage = (name: string, option: string): string =>
   `Pass \`${option}\` in the client's options (NodeRealtime.layer / BrowserRealtime.layer), ` +
   `provide the policy to the client's layer (\`NodeRealtime.layer(options).pipe(Layer.provide(${name}(...)))\`), ` +
   `or provide it outside the client's layer.`
+
+/**
+ * What is wrong with a heartbeat policy, in milliseconds (`undefined`: nothing): a zero, negative
+ * or endless interval or timeout would heartbeat on every turn or never.
+ */
+export const heartbeatProblem = (intervalMillis: number, timeoutMillis: number): string | undefined => {
+  for (const [name, millis] of [["interval", intervalMillis], ["timeout", timeoutMillis]] as const) {
+    if (!(millis > 0 && Number.isFinite(millis))) {
+      return `heartbeat ${name} must be a positive, finite duration, got ${millis} ms`
+    }
+  }
+  return undefined
+}
