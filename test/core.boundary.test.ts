@@ -13,6 +13,8 @@ import { describe, expect, it } from "vitest"
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
 const core = Path.join(root, "src", "core")
 const server = Path.join(core, "server")
+// the Node-only parts: the in-process server and the Node WebSocket
+const nodeOnly = [server, Path.join(core, "node")]
 
 const filesUnder = (dir: string): Array<string> =>
   Fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -48,8 +50,8 @@ const problemsOf = (file: string, imported: ReadonlyArray<string>): Array<string
     if (specifier === "effect" || specifier.startsWith("effect/") || specifier.startsWith("@effect/")) {
       problems.push(`${name}: imports ${specifier} (the core is Effect-free)`)
     } else if (isBuiltin(specifier)) {
-      if (!inside(server, file)) {
-        problems.push(`${name}: imports the node built-in ${specifier} outside src/core/server`)
+      if (!nodeOnly.some((dir) => inside(dir, file))) {
+        problems.push(`${name}: imports the node built-in ${specifier} outside src/core/server and src/core/node`)
       }
     } else if (specifier.startsWith(".")) {
       const target = Path.resolve(Path.dirname(file), specifier)

@@ -1,8 +1,9 @@
 /**
- * The Node batteries: a `WebSocketConstructor` over the `ws` package (Node 20 has no global
- * WebSocket, and `ws` delivers binary frames synchronously as Buffers, so their order with text
- * frames is kept), HTTP broadcast over the global `fetch`, and `layer` / `layerConfig` that give the
- * whole client.
+ * The Node batteries: a `WebSocketConstructor` over the client's own Node WebSocket (RFC 6455 over
+ * `node:http(s)`: it parses frames where the TCP chunk holds them, delivers binary frames
+ * synchronously as bytes in order with text, refuses a frame over `maxFrameBytes` from its header,
+ * and keeps the HTTP answer of a refused upgrade), HTTP broadcast over the global `fetch`, and
+ * `layer` / `layerConfig` that give the whole client.
  *
  * @since 0.1.0
  */
@@ -11,6 +12,7 @@ import type * as ConfigError from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as AccessToken from "../AccessToken.js"
+import { NodeWebSocket } from "../core/node/webSocket.js"
 import type * as Heartbeat from "../Heartbeat.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
 import * as Batteries from "../internal/batteries.js"
@@ -18,12 +20,12 @@ import type * as RealtimeClient from "../RealtimeClient.js"
 import type { InvalidArgument } from "../RealtimeError.js"
 import type * as Reconnect from "../Reconnect.js"
 import * as Transport from "../Transport.js"
-import { NativeMessageWebSocket } from "./internal/webSocket.js"
 
 /**
- * `Socket.WebSocketConstructor` over `ws`, on every Node version (platform-node's constructor
- * prefers the global WebSocket where there is one). Messages come from `ws`'s native event, with no
- * `MessageEvent` built per frame.
+ * `Socket.WebSocketConstructor` over the client's own Node WebSocket (`src/core/node/webSocket.ts`),
+ * on every Node version: messages go straight from the TCP chunk to the listener, with no event
+ * object built per frame by a stream or an `EventTarget` shim. To use `ws` or the global WebSocket
+ * instead, provide another `Socket.WebSocketConstructor` layer.
  *
  * @since 0.1.0
  * @category layers
@@ -34,7 +36,7 @@ export const layerWebSocketConstructor: Layer.Layer<Socket.WebSocketConstructor>
 
 /**
  * As `layerWebSocketConstructor`, with `maxFrameBytes` as the socket's largest accepted message
- * (`ws`'s `maxPayload`; default 8 MiB, as the client's option): a larger frame is refused while
+ * (the socket's `maxPayload`; default 8 MiB, as the client's option): a larger frame is refused while
  * it is read, and the connection closes with 1009.
  *
  * @since 0.1.0
@@ -46,7 +48,7 @@ export const layerWebSocketConstructorWith = (
   const maxPayload = options.maxFrameBytes ?? Transport.defaultMaxFrameBytes
   return Layer.succeed(
     Socket.WebSocketConstructor,
-    (url, protocols) => new NativeMessageWebSocket(url, protocols, { maxPayload }) as unknown as globalThis.WebSocket
+    (url, protocols) => new NodeWebSocket(url, protocols, { maxPayload }) as unknown as globalThis.WebSocket
   )
 }
 
@@ -72,7 +74,7 @@ export interface Options extends RealtimeClient.Options {
 }
 
 /**
- * The client for Node: `ws` transport, HTTP broadcast over `fetch`, and the token source of
+ * The client for Node: the Node WebSocket transport, HTTP broadcast over `fetch`, and the token source of
  * `options.accessToken`. Provides `RealtimeClient`, `Transport`, `AccessToken` and `HttpBroadcast`.
  *
  * Policies: the `reconnect` / `heartbeat` options, or `Reconnect.layer` / `Heartbeat.layer`

@@ -1,8 +1,9 @@
 /**
- * The Node batteries: a `Socket.WebSocketConstructor` over the `ws` package (`ws` delivers binary
- * frames synchronously as Buffers, so their order with text frames is kept, enforces
- * `maxFrameBytes` while reading, and shows the HTTP answer of a refused upgrade), HTTP broadcast
- * over the global `fetch`, and `layer` / `layerConfig` that give the whole client.
+ * The Node batteries: a `WebSocketConstructor` over the client's own Node WebSocket (RFC 6455 over
+ * `node:http(s)`: it parses frames where the TCP chunk holds them, delivers binary frames
+ * synchronously as bytes in order with text, refuses a frame over `maxFrameBytes` from its header,
+ * and keeps the HTTP answer of a refused upgrade), HTTP broadcast over the global `fetch`, and
+ * `layer` / `layerConfig` that give the whole client.
  *
  * @since 0.1.0
  */
@@ -10,6 +11,7 @@ import type * as Config from "effect/Config"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Socket from "effect/socket/Socket"
+import { NodeWebSocket } from "../../../src/core/node/webSocket.js"
 import type * as AccessToken from "../AccessToken.js"
 import type * as Heartbeat from "../Heartbeat.js"
 import type * as HttpBroadcast from "../HttpBroadcast.js"
@@ -18,12 +20,12 @@ import type * as RealtimeClient from "../RealtimeClient.js"
 import type { InvalidArgument } from "../RealtimeError.js"
 import type * as Reconnect from "../Reconnect.js"
 import * as Transport from "../Transport.js"
-import { NativeMessageWebSocket } from "./internal/webSocket.js"
 
 /**
- * `Socket.WebSocketConstructor` over `ws` (platform-node's `NodeSocket` constructor prefers the
- * global WebSocket where there is one). Messages come from `ws`'s native event, with no
- * `MessageEvent` built per frame; handshake headers of `Socket.WebSocketClientOptions` are sent.
+ * `Socket.WebSocketConstructor` over the client's own Node WebSocket (`src/core/node/webSocket.ts`),
+ * on every Node version: messages go straight from the TCP chunk to the listener, with no event
+ * object built per frame by a stream or an `EventTarget` shim. To use `ws` or the global WebSocket
+ * instead, provide another `Socket.WebSocketConstructor` layer.
  *
  * @since 0.1.0
  * @category layers
@@ -34,7 +36,7 @@ export const layerWebSocketConstructor: Layer.Layer<Socket.WebSocketConstructor>
 
 /**
  * As `layerWebSocketConstructor`, with `maxFrameBytes` as the socket's largest accepted message
- * (`ws`'s `maxPayload`; default 8 MiB, as the client's option): a larger frame is refused while
+ * (the socket's `maxPayload`; default 8 MiB, as the client's option): a larger frame is refused while
  * it is read, and the connection closes with 1009.
  *
  * @since 0.1.0
@@ -48,7 +50,7 @@ export const layerWebSocketConstructorWith = (
     const isClientOptions = given !== undefined && typeof given !== "string" && !Array.isArray(given)
     const protocols = isClientOptions ? (given as Socket.WebSocketClientOptions).protocols : given
     const headers = isClientOptions ? (given as Socket.WebSocketClientOptions).headers : undefined
-    return new NativeMessageWebSocket(
+    return new NodeWebSocket(
       url,
       protocols as string | Array<string> | undefined,
       headers === undefined ? { maxPayload } : { maxPayload, headers: { ...headers } }
@@ -78,7 +80,7 @@ export interface Options extends RealtimeClient.Options {
 }
 
 /**
- * The client for Node: `ws` transport, HTTP broadcast over `fetch`, and the token source of
+ * The client for Node: the Node WebSocket transport, HTTP broadcast over `fetch`, and the token source of
  * `options.accessToken`. Provides `RealtimeClient`, `Transport`, `AccessToken` and `HttpBroadcast`.
  *
  * Policies: the `reconnect` / `heartbeat` options, or `Reconnect.layer` / `Heartbeat.layer`
