@@ -5,12 +5,31 @@
  */
 import * as Fc from "fast-check"
 import * as Crypto from "node:crypto"
+import * as Https from "node:https"
 import * as Net from "node:net"
 import { assert, describe, it } from "vitest"
 import { WebSocketServer } from "ws"
 import { NodeWebSocket } from "../src/core/node/webSocket.js"
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// A throwaway self-signed certificate for 127.0.0.1 (P-256, valid to 2126), made for this test only.
+const TEST_CERT = `-----BEGIN CERTIFICATE-----
+MIIBkDCCATagAwIBAgIURoX3CfnG07GZAzyQo9swMSxvpr4wCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTIwMzEyMjEzN1oYDzIxMjYxMTA5
+MTIyMTM3WjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAARMrZh4RFv63z4EevO9nnQNUiP0kOlbrIchIRDGd9R+kixKRyMFDAb1
+J/NBCZoyTuLhdInLBTX1K77F5lW5QO+3o2QwYjAdBgNVHQ4EFgQUWgii+zIEs1QL
+Pn0ISmgAQeIAmt8wHwYDVR0jBBgwFoAUWgii+zIEs1QLPn0ISmgAQeIAmt8wDwYD
+VR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMAoGCCqGSM49BAMCA0gAMEUC
+IFCEI8EoL18ZxRkACos3h2qkVPAvnONiJapSIE07nAyNAiEAxu9kFXD3yvOf+BMM
+d9bjnIJYz/BVpuffbSgo4b43flE=
+-----END CERTIFICATE-----`
+const TEST_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFdS01JdNLdrJbuGe
+YLbfsegKsrdA2EV71Ld/YihgBLahRANCAARMrZh4RFv63z4EevO9nnQNUiP0kOlb
+rIchIRDGd9R+kixKRyMFDAb1J/NBCZoyTuLhdInLBTX1K77F5lW5QO+3
+-----END PRIVATE KEY-----`
 
 /** An unmasked server frame. */
 const frame = (
@@ -208,6 +227,33 @@ describe("NodeWebSocket", () => {
       assert.strictEqual(ws.readyState, NodeWebSocket.CLOSED)
     } finally {
       await new Promise((resolve) => server.close(resolve))
+    }
+  })
+
+  it("wss: the upgrade and the messages over TLS, trusting the given CA; an untrusted certificate is an error", async () => {
+    const https = Https.createServer({ cert: TEST_CERT, key: TEST_KEY })
+    const server = new WebSocketServer({ server: https })
+    server.on("connection", (peer) => peer.on("message", (data) => peer.send(`echo ${data.toString()}`)))
+    await new Promise<void>((resolve) => https.listen(0, "127.0.0.1", resolve))
+    const url = `wss://127.0.0.1:${(https.address() as Net.AddressInfo).port}/socket`
+    try {
+      const ws = new NodeWebSocket(url, undefined, { ca: TEST_CERT })
+      const seen = record(ws)
+      await seen.opened
+      ws.send("over tls")
+      await until(() => seen.messages.length === 1)
+      assert.deepStrictEqual(seen.messages, ["echo over tls"])
+      ws.close()
+      await until(() => seen.closes.length === 1)
+      assert.strictEqual(seen.closes[0]!.code, 1005)
+      const untrusted = new NodeWebSocket(url)
+      const refused = record(untrusted)
+      await until(() => refused.closes.length === 1)
+      assert.match(refused.errors[0]!, /self[- ]signed/)
+      assert.strictEqual(refused.closes[0]!.code, 1006)
+    } finally {
+      for (const client of server.clients) client.terminate()
+      await new Promise((resolve) => https.close(resolve))
     }
   })
 

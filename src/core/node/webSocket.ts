@@ -41,6 +41,8 @@ export interface NodeWebSocketOptions {
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** The largest message accepted (bytes); a larger one fails the connection with 1009. Default 100 MiB. */
   readonly maxPayload?: number | undefined
+  /** For `wss:`: the certificate authorities to trust instead of Node's (a private CA). */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined
 }
 
 /** The HTTP answer of a refused upgrade: its status and the start of its body. */
@@ -208,7 +210,8 @@ export class NodeWebSocket {
       port: url.port === "" ? (secure ? 443 : 80) : Number(url.port),
       path: `${url.pathname}${url.search}`,
       headers,
-      agent: false
+      agent: false,
+      ...(secure && options?.ca !== undefined ? { ca: options.ca as string | Buffer | Array<string | Buffer> } : {})
     })
     this.request = request
     request.on("error", (error) => {
