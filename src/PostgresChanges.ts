@@ -18,6 +18,7 @@ import * as Predicate from "effect/Predicate"
 import * as Bindings from "./core/postgres/bindings.js"
 import * as Convert from "./core/postgres/convert.js"
 import * as CoreFilter from "./core/postgres/filter.js"
+import type * as Protocol from "./Protocol.js"
 import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "./RealtimeError.js"
 
 // -----------------------------------------------------------------------------
@@ -38,13 +39,7 @@ export type Event = Bindings.Event
  * @since 0.1.0
  * @category models
  */
-export interface Binding {
-  readonly event: Event
-  readonly schema: string
-  readonly table?: string | undefined
-  readonly filter?: string | FilterBuilder | undefined
-  readonly select?: ReadonlyArray<string> | undefined
-}
+export interface Binding extends Bindings.Binding<FilterBuilder> {}
 
 // -----------------------------------------------------------------------------
 // bindings typed by a generated `Database` type
@@ -156,12 +151,13 @@ export const typed = <Database>() =>
 }
 
 /**
- * A binding as sent in the join's `config.postgres_changes` (the filter built to its string).
+ * A binding as sent in the join's `config.postgres_changes` (the filter built to its string): a
+ * `Protocol.PostgresChangesFilter`.
  *
  * @since 0.1.0
  * @category models
  */
-export type WireBinding = Bindings.WireBinding
+export type WireBinding = Protocol.PostgresChangesFilter
 
 /**
  * A binding as sent with the join, unchecked: a filter builder becomes its string; an empty filter

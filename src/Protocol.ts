@@ -5,7 +5,8 @@
  *
  * The serializers never throw: every failure is a `ProtocolError` in an `Either.left`. The decode path
  * is hand-written (one `JSON.parse`, shape checks, byte reads); the `Schema`s below are the documented
- * model, and a property test proves that `V2TextFrame` and the hand-written decoder agree.
+ * model (the single source of the wire types of this edition), and a property test proves that
+ * `V2TextFrame` and the hand-written decoder agree.
  *
  * Binary payloads handed out by the decoders (`Uint8Array`) are always fresh copies: they never alias
  * the frame, so the transport may reuse its buffers.
@@ -13,18 +14,20 @@
  * The codecs live in the Effect-free core, `core/protocol/`: `text.ts` (both versions' text frames),
  * `binary.ts` (the binary kinds, client and server side) over `bytes.ts` (errors, bytes, strings, frame
  * checks), `serializer.ts`; they return a `Result` with a plain `ProtocolIssue`, which this module turns
- * into an `Either` with a `ProtocolError`.
+ * into an `Either` with a `ProtocolError` (`internal/protocol/codec.ts`). The envelope's `Schema`s
+ * are built in `internal/protocol/frames.ts`.
  *
  * @since 0.1.0
  */
-import * as Either from "effect/Either"
+import type * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Binary from "./core/protocol/binary.js"
 import * as Constants from "./core/protocol/constants.js"
 import type * as Model from "./core/protocol/model.js"
 import * as CoreSerializer from "./core/protocol/serializer.js"
-import type * as Result from "./core/result.js"
-import { ProtocolError } from "./RealtimeError.js"
+import * as Codec from "./internal/protocol/codec.js"
+import * as Frames from "./internal/protocol/frames.js"
+import type { ProtocolError } from "./RealtimeError.js"
 
 // -------------------------------------------------------------------------------------
 // models
@@ -60,11 +63,9 @@ export type Message = Model.Message
  * @since 0.1.0
  * @category models
  */
-export interface Serializer {
-  readonly vsn: Vsn
-  readonly encode: (message: Message) => Either.Either<Frame, ProtocolError>
-  readonly decode: (frame: Frame) => Either.Either<Message, ProtocolError>
-}
+export interface Serializer
+  extends Model.SerializerOf<Either.Either<Frame, ProtocolError>, Either.Either<Message, ProtocolError>>
+{}
 
 /**
  * The server side of the wire: decodes what a client sends, encodes what a server sends. Used by the
@@ -73,11 +74,7 @@ export interface Serializer {
  * @since 0.1.0
  * @category models
  */
-export interface ServerSerializer {
-  readonly vsn: Vsn
-  readonly decode: (frame: Frame) => Either.Either<Message, ProtocolError>
-  readonly encode: (message: Message) => Either.Either<Frame, ProtocolError>
-}
+export interface ServerSerializer extends Serializer {}
 
 // -------------------------------------------------------------------------------------
 // constants
@@ -123,6 +120,7 @@ export const PayloadEncoding = Constants.PayloadEncoding
  * @category constants
  */
 export const MAX_FIELD_LENGTH = Constants.MAX_FIELD_LENGTH
+
 // -------------------------------------------------------------------------------------
 // schemas: envelope
 // -------------------------------------------------------------------------------------
@@ -133,13 +131,7 @@ export const MAX_FIELD_LENGTH = Constants.MAX_FIELD_LENGTH
  * @since 0.1.0
  * @category schemas
  */
-export const Envelope = Schema.Struct({
-  joinRef: Schema.NullOr(Schema.String),
-  ref: Schema.NullOr(Schema.String),
-  topic: Schema.String,
-  event: Schema.String,
-  payload: Schema.Unknown
-})
+export const Envelope = Frames.Envelope
 
 /**
  * A vsn 2.0.0 text frame after `JSON.parse`: `[join_ref, ref, topic, event, payload, ...ignored]`,
@@ -148,19 +140,7 @@ export const Envelope = Schema.Struct({
  * @since 0.1.0
  * @category schemas
  */
-export const V2TextFrame = Schema.transform(
-  // elements after the fifth are ignored, as Phoenix's V2 serializer does
-  Schema.Tuple(
-    [Schema.NullOr(Schema.String), Schema.NullOr(Schema.String), Schema.String, Schema.String, Schema.Unknown],
-    Schema.Unknown
-  ),
-  Envelope,
-  {
-    strict: true,
-    decode: ([joinRef, ref, topic, event, payload]) => ({ joinRef, ref, topic, event, payload }),
-    encode: (message) => [message.joinRef, message.ref, message.topic, message.event, message.payload] as const
-  }
-)
+export const V2TextFrame = Frames.V2TextFrame
 
 /**
  * A vsn 1.0.0 text frame after `JSON.parse`: `{topic, event, payload, ref, join_ref?}`. A missing
@@ -169,36 +149,7 @@ export const V2TextFrame = Schema.transform(
  * @since 0.1.0
  * @category schemas
  */
-export const V1TextFrame = Schema.transform(
-  Schema.Struct({
-    topic: Schema.String,
-    event: Schema.String,
-    payload: Schema.Unknown,
-    ref: Schema.optional(Schema.NullOr(Schema.String)),
-    join_ref: Schema.optional(Schema.NullOr(Schema.String))
-  }).annotations({ parseOptions: { exact: true } }), // `payload` must be present
-  Envelope,
-  {
-    strict: true,
-    decode: (frame) => ({
-      joinRef: frame.join_ref ?? null,
-      ref: frame.ref ?? null,
-      topic: frame.topic,
-      event: frame.event,
-      payload: frame.payload
-    }),
-    encode: (message) =>
-      message.joinRef === null
-        ? { topic: message.topic, event: message.event, payload: message.payload, ref: message.ref }
-        : {
-          topic: message.topic,
-          event: message.event,
-          payload: message.payload,
-          ref: message.ref,
-          join_ref: message.joinRef
-        }
-  }
-)
+export const V1TextFrame = Frames.V1TextFrame
 
 // -------------------------------------------------------------------------------------
 // schemas: payloads
@@ -288,6 +239,14 @@ export const PostgresChangeEvent = Schema.Literal("*", "INSERT", "UPDATE", "DELE
  */
 export type PostgresChangeEvent = Schema.Schema.Type<typeof PostgresChangeEvent>
 
+/** What a binding is, as sent with a join and as echoed in its reply. */
+const bindingFields = {
+  event: PostgresChangeEvent,
+  schema: Schema.String,
+  table: Schema.optional(Schema.String),
+  filter: Schema.optional(Schema.String)
+}
+
 /**
  * One entry of `config.postgres_changes` of a join (in registration order).
  *
@@ -295,10 +254,7 @@ export type PostgresChangeEvent = Schema.Schema.Type<typeof PostgresChangeEvent>
  * @category schemas
  */
 export const PostgresChangesFilter = Schema.Struct({
-  event: PostgresChangeEvent,
-  schema: Schema.String,
-  table: Schema.optional(Schema.String),
-  filter: Schema.optional(Schema.String),
+  ...bindingFields,
   select: Schema.optional(Schema.Array(Schema.String))
 })
 
@@ -370,13 +326,7 @@ export interface JoinPayload extends Schema.Schema.Type<typeof JoinPayload> {}
  * @since 0.1.0
  * @category schemas
  */
-export const PostgresChangesBinding = Schema.Struct({
-  id: Schema.Number,
-  event: PostgresChangeEvent,
-  schema: Schema.String,
-  table: Schema.optional(Schema.String),
-  filter: Schema.optional(Schema.String)
-})
+export const PostgresChangesBinding = Schema.Struct({ id: Schema.Number, ...bindingFields })
 
 /**
  * @since 0.1.0
@@ -419,7 +369,8 @@ export interface BroadcastMeta extends Schema.Schema.Type<typeof BroadcastMeta> 
 
 /**
  * Payload of `broadcast` (both directions; from binary frames `payload` is a `Uint8Array` for
- * binary user payloads).
+ * binary user payloads). `meta` is the server's, `persist` the client's (store the message for
+ * replay: `true`, or for `ttl` seconds; vsn 2.0.0 sends it as the binary frame's metadata).
  *
  * @since 0.1.0
  * @category schemas
@@ -428,7 +379,8 @@ export const BroadcastPayload = Schema.Struct({
   type: Schema.Literal("broadcast"),
   event: Schema.String,
   payload: Schema.Unknown,
-  meta: Schema.optional(BroadcastMeta)
+  meta: Schema.optional(BroadcastMeta),
+  persist: Schema.optional(Schema.Union(Schema.Boolean, Schema.Struct({ ttl: Schema.Number })))
 })
 
 /**
@@ -667,30 +619,6 @@ export const HeartbeatPayload = Schema.Struct({})
 export interface HeartbeatPayload extends Schema.Schema.Type<typeof HeartbeatPayload> {}
 
 // -------------------------------------------------------------------------------------
-// the core's results as Eithers
-// -------------------------------------------------------------------------------------
-
-/** A codec result of the core as an `Either`, its `ProtocolIssue` as a `ProtocolError`. @internal */
-export const fromResult = <A>(result: Result.Result<A, Model.ProtocolIssue>): Either.Either<A, ProtocolError> =>
-  result.ok
-    ? Either.right(result.value)
-    : Either.left(new ProtocolError({ reason: result.error.reason, detail: result.error.detail }, true))
-
-/** A client serializer of the core as this module's `Serializer`. @internal */
-export const fromCore = (core: Model.Serializer): Serializer => ({
-  vsn: core.vsn,
-  encode: (message) => fromResult(core.encode(message)),
-  decode: (frame) => fromResult(core.decode(frame))
-})
-
-/** A server serializer of the core as this module's `ServerSerializer`. @internal */
-export const fromCoreServer = (core: Model.ServerSerializer): ServerSerializer => ({
-  vsn: core.vsn,
-  decode: (frame) => fromResult(core.decode(frame)),
-  encode: (message) => fromResult(core.encode(message))
-})
-
-// -------------------------------------------------------------------------------------
 // binary frames (server side)
 // -------------------------------------------------------------------------------------
 
@@ -700,12 +628,7 @@ export const fromCoreServer = (core: Model.ServerSerializer): ServerSerializer =
  * @since 0.1.0
  * @category encoding
  */
-export const encodePhoenixPush = (args: {
-  readonly joinRef: string | null
-  readonly topic: string
-  readonly event: string
-  readonly payload: Uint8Array
-}): Either.Either<Uint8Array, ProtocolError> => fromResult(Binary.encodePhoenixPush(args))
+export const encodePhoenixPush = Codec.lift(Binary.encodePhoenixPush)
 
 /**
  * Encodes a Phoenix reply (binary kind 1, server → client).
@@ -713,13 +636,7 @@ export const encodePhoenixPush = (args: {
  * @since 0.1.0
  * @category encoding
  */
-export const encodePhoenixReply = (args: {
-  readonly joinRef: string | null
-  readonly ref: string | null
-  readonly topic: string
-  readonly status: string
-  readonly response: Uint8Array
-}): Either.Either<Uint8Array, ProtocolError> => fromResult(Binary.encodePhoenixReply(args))
+export const encodePhoenixReply = Codec.lift(Binary.encodePhoenixReply)
 
 /**
  * Encodes a Phoenix broadcast (binary kind 2, server → client).
@@ -727,11 +644,7 @@ export const encodePhoenixReply = (args: {
  * @since 0.1.0
  * @category encoding
  */
-export const encodePhoenixBroadcast = (args: {
-  readonly topic: string
-  readonly event: string
-  readonly payload: Uint8Array
-}): Either.Either<Uint8Array, ProtocolError> => fromResult(Binary.encodePhoenixBroadcast(args))
+export const encodePhoenixBroadcast = Codec.lift(Binary.encodePhoenixBroadcast)
 
 /**
  * Encodes a Supabase user broadcast (binary kind 4, server → client). A `Uint8Array` (or
@@ -741,12 +654,7 @@ export const encodePhoenixBroadcast = (args: {
  * @since 0.1.0
  * @category encoding
  */
-export const encodeUserBroadcast = (args: {
-  readonly topic: string
-  readonly event: string
-  readonly payload: unknown
-  readonly meta?: Record<string, unknown> | undefined
-}): Either.Either<Uint8Array, ProtocolError> => fromResult(Binary.encodeUserBroadcast(args))
+export const encodeUserBroadcast = Codec.lift(Binary.encodeUserBroadcast)
 
 // -------------------------------------------------------------------------------------
 // constructors
@@ -759,7 +667,7 @@ export const encodeUserBroadcast = (args: {
  * @since 0.1.0
  * @category constructors
  */
-export const makeV1 = (): Serializer => fromCore(CoreSerializer.makeV1())
+export const makeV1 = (): Serializer => Codec.fromCore(CoreSerializer.makeV1())
 
 /**
  * The vsn 2.0.0 client serializer. A `broadcast` whose payload has a string `event` is sent as a
@@ -770,8 +678,7 @@ export const makeV1 = (): Serializer => fromCore(CoreSerializer.makeV1())
  * @since 0.1.0
  * @category constructors
  */
-export const makeV2 = (options?: { readonly metadataKeys?: ReadonlyArray<string> | undefined }): Serializer =>
-  fromCore(CoreSerializer.makeV2(options))
+export const makeV2 = (options?: Model.V2Options): Serializer => Codec.fromCore(CoreSerializer.makeV2(options))
 
 /**
  * @since 0.1.0
@@ -800,7 +707,7 @@ export const serializer = (vsn: Vsn): Serializer => vsn === "1.0.0" ? v1 : v2
  * @since 0.1.0
  * @category constructors
  */
-export const serverV1: ServerSerializer = fromCoreServer(CoreSerializer.serverV1)
+export const serverV1: ServerSerializer = Codec.fromCore(CoreSerializer.serverV1)
 
 /**
  * The vsn 2.0.0 server serializer: decodes text frames and binary kinds 0 (client layout, with ref)
@@ -809,4 +716,4 @@ export const serverV1: ServerSerializer = fromCoreServer(CoreSerializer.serverV1
  * @since 0.1.0
  * @category constructors
  */
-export const serverV2: ServerSerializer = fromCoreServer(CoreSerializer.serverV2)
+export const serverV2: ServerSerializer = Codec.fromCore(CoreSerializer.serverV2)

@@ -1,19 +1,28 @@
 /**
  * Protocol's Schemas are the model of the wire: everything the client builds must be an instance of
- * them. A property test over channel configs for the join payload, and the frames a client writes
- * (join, track, untrack, access_token, broadcast) decoded with their Schemas.
+ * them. A property test over channel configs for the join payload; one over what a user gives a
+ * client (presence metas, tokens, broadcast events and payloads, both versions), decoding every frame
+ * the client writes (join, track, untrack, access_token, broadcast) with its Schema; and type checks
+ * that the plain wire types of the core are the Schemas' types (or, where the core reads more
+ * leniently, admit them).
  */
 import * as Socket from "@effect/platform/Socket"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Either, Fiber, Layer, Queue, Schema } from "effect"
-import * as fc from "fast-check"
+import * as fc from "effect/FastCheck"
+import { expectTypeOf } from "vitest"
 import * as AccessToken from "../src/AccessToken.js"
 import * as Config from "../src/core/channel/config.js"
+import type * as Bindings from "../src/core/postgres/bindings.js"
+import type * as Convert from "../src/core/postgres/convert.js"
+import type * as Sync from "../src/core/presence/sync.js"
 import * as PostgresChanges from "../src/PostgresChanges.js"
+import type * as Presence from "../src/Presence.js"
 import * as Protocol from "../src/Protocol.js"
 import type * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
+import type * as Transport from "../src/Transport.js"
 
 const binding: fc.Arbitrary<PostgresChanges.Binding> = fc.record({
   event: fc.constantFrom("*" as const, "INSERT" as const, "UPDATE" as const, "DELETE" as const),
@@ -36,6 +45,49 @@ const config: fc.Arbitrary<RealtimeChannel.ChannelConfig> = fc.record({
   postgresChangesOptions: fc.record({ wait: fc.boolean(), timeout: fc.nat() }, { requiredKeys: [] }),
   private: fc.boolean()
 }, { requiredKeys: [] })
+
+/** What a user gives a subscribed channel and its client, one step at a time. */
+type Action =
+  | { readonly _tag: "track"; readonly meta: Record<string, unknown> }
+  | { readonly _tag: "untrack" }
+  | { readonly _tag: "setAuth"; readonly token: string | null }
+  | {
+    readonly _tag: "send"
+    readonly event: string
+    readonly payload: unknown
+    readonly persist: boolean | { readonly ttl: number } | undefined
+  }
+
+const json = fc.jsonValue({ maxDepth: 2 })
+
+const actions: fc.Arbitrary<ReadonlyArray<Action>> = fc.array(
+  fc.oneof(
+    fc.record({
+      _tag: fc.constant("track" as const),
+      meta: fc.dictionary(fc.string({ maxLength: 8 }), json, { maxKeys: 4 })
+    }),
+    fc.constant({ _tag: "untrack" as const }),
+    fc.record({
+      _tag: fc.constant("setAuth" as const),
+      token: fc.oneof(fc.constant(null), fc.constantFrom("T1", "T2"), fc.string({ minLength: 1, maxLength: 40 }))
+    }),
+    fc.record({
+      _tag: fc.constant("send" as const),
+      event: fc.string({ minLength: 1, maxLength: 20 }),
+      payload: fc.oneof(json, fc.uint8Array({ maxLength: 16 })),
+      persist: fc.option(fc.oneof(fc.boolean(), fc.record({ ttl: fc.nat() })), { nil: undefined })
+    })
+  ),
+  { minLength: 1, maxLength: 6 }
+)
+
+/** The Schema of each event a client sends. */
+const schemas: Record<string, Schema.Schema<any, any>> = {
+  phx_join: Protocol.JoinPayload,
+  presence: Protocol.PresencePushPayload,
+  access_token: Protocol.AccessTokenPayload,
+  broadcast: Protocol.BroadcastPayload
+}
 
 describe("the client's frames are instances of Protocol's Schemas", () => {
   it("property: every join payload the client builds decodes with Protocol.JoinPayload, unchanged", () => {
@@ -60,60 +112,101 @@ describe("the client's frames are instances of Protocol's Schemas", () => {
     )
   })
 
-  it.scoped("join, track, untrack, access_token and broadcast frames decode with their Schemas", () =>
-    Effect.gen(function*() {
-      const { constructor, server } = yield* FakeSocket.make
-      const layer = RealtimeClient.layer({ url: "ws://realtime.test/socket", apiKey: "anon" }).pipe(
-        Layer.provide(Layer.succeed(Socket.WebSocketConstructor, constructor)),
-        Layer.provide(AccessToken.layerStatic("T1"))
-      )
-      const client = Context.get(yield* Layer.build(layer).pipe(Effect.orDie), RealtimeClient.RealtimeClient)
-      const channel = yield* client.channel("room", {
-        presence: { key: "ada" },
-        postgresChanges: [{ event: "INSERT", schema: "public", table: "todos" }],
-        postgresChangesOptions: { wait: true }
-      })
-      const subscribing = yield* Effect.fork(channel.subscribe)
-      const connection = yield* Queue.take(server.connections)
-      const frames: Array<Protocol.Message> = []
-      const next = Effect.map(Queue.take(connection.sent), (frame) => {
-        const message = Either.getOrThrow(Protocol.serverV2.decode(frame))
-        frames.push(message)
-        return message
-      })
-      const join = yield* next
-      yield* connection.send(Either.getOrThrow(Protocol.serverV2.encode({
-        joinRef: join.joinRef,
-        ref: join.ref,
-        topic: join.topic,
-        event: "phx_reply",
-        payload: {
-          status: "ok",
-          response: { postgres_changes: [{ id: 1, event: "INSERT", schema: "public", table: "todos" }] }
+  it.scoped.prop(
+    "property: every frame a client writes for what a user gives it decodes with its Schema, unchanged",
+    { vsn: fc.constantFrom("1.0.0" as const, "2.0.0" as const), ack: fc.boolean(), actions },
+    ({ ack, actions, vsn }) =>
+      Effect.gen(function*() {
+        const { constructor, server } = yield* FakeSocket.make
+        const layer = RealtimeClient.layer({ url: "ws://realtime.test/socket", apiKey: "anon", vsn }).pipe(
+          Layer.provide(Layer.succeed(Socket.WebSocketConstructor, constructor)),
+          Layer.provide(AccessToken.layerStatic("T1"))
+        )
+        const client = Context.get(yield* Layer.build(layer).pipe(Effect.orDie), RealtimeClient.RealtimeClient)
+        const channel = yield* client.channel("room", {
+          broadcast: { ack },
+          presence: { key: "ada" },
+          postgresChanges: [{ event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" }]
+        })
+        const subscribing = yield* Effect.fork(channel.subscribe)
+        const connection = yield* Queue.take(server.connections)
+        const codec = Protocol.serverV2.vsn === vsn ? Protocol.serverV2 : Protocol.serverV1
+        // the next frame the client wrote, checked against the Schema of its event
+        const next = Effect.map(Queue.take(connection.sent), (frame) => {
+          const message = Either.getOrThrow(codec.decode(frame))
+          const schema: Schema.Schema<any, any> = schemas[message.event]!
+          assert.isDefined(schema, `a Schema for '${message.event}'`)
+          const decoded = Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(message.payload)
+          assert.isTrue(Either.isRight(decoded), `${message.event}: ${Either.isLeft(decoded) ? decoded.left : ""}`)
+          assert.deepStrictEqual(Schema.encodeSync(schema)(Either.getOrThrow(decoded)), message.payload)
+          return message
+        })
+        const replyOk = (to: Protocol.Message, response: unknown) =>
+          connection.send(Either.getOrThrow(codec.encode({
+            joinRef: to.joinRef,
+            ref: to.ref,
+            topic: to.topic,
+            event: "phx_reply",
+            payload: { status: "ok", response }
+          })))
+        const join = yield* next
+        const sent = (join.payload as Protocol.JoinPayload).config.postgres_changes ?? []
+        yield* replyOk(join, { postgres_changes: sent.map((binding, i) => ({ id: i + 1, ...binding })) })
+        yield* Fiber.join(subscribing)
+        let token: string | null = "T1"
+        for (const action of actions) {
+          switch (action._tag) {
+            case "track":
+            case "untrack": {
+              const fiber = yield* Effect.fork(action._tag === "track" ? channel.track(action.meta) : channel.untrack())
+              yield* replyOk(yield* next, {})
+              yield* Fiber.join(fiber)
+              break
+            }
+            case "setAuth": {
+              yield* client.setAuth(action.token)
+              // a token equal to the one sent is not sent again
+              if (action.token !== token) assert.strictEqual((yield* next).event, "access_token")
+              token = action.token
+              break
+            }
+            case "send": {
+              const payload = vsn === "1.0.0" && action.payload instanceof Uint8Array
+                ? [...action.payload]
+                : action.payload
+              const persist = vsn === "1.0.0" ? undefined : action.persist
+              const fiber = yield* Effect.fork(channel.send(action.event, payload, { persist }))
+              const message = yield* next
+              if (ack) yield* replyOk(message, {})
+              yield* Fiber.join(fiber)
+              break
+            }
+          }
         }
-      })))
-      yield* Fiber.join(subscribing)
-      yield* Effect.fork(channel.track({ online: true }))
-      yield* next
-      yield* Effect.fork(channel.untrack())
-      yield* next
-      yield* client.setAuth("T2")
-      yield* next
-      yield* channel.send("ping", { n: 1 })
-      yield* next
-      const strict = { onExcessProperty: "error" } as const
-      const check = <A, I>(schema: Schema.Schema<A, I>, event: string) => {
-        const frame = frames.find((m) => m.event === event)!
-        const decoded = Schema.decodeUnknownEither(schema, strict)(frame.payload)
-        assert.isTrue(Either.isRight(decoded), `${event}: ${Either.isLeft(decoded) ? String(decoded.left) : ""}`)
-      }
-      check(Protocol.JoinPayload, "phx_join")
-      check(Protocol.AccessTokenPayload, "access_token")
-      check(Protocol.BroadcastPayload, "broadcast")
-      const presence = frames.filter((m) => m.event === "presence")
-      assert.strictEqual(presence.length, 2)
-      for (const frame of presence) {
-        assert.isTrue(Either.isRight(Schema.decodeUnknownEither(Protocol.PresencePushPayload, strict)(frame.payload)))
-      }
-    }))
+      }),
+    { fastCheck: { numRuns: 60 } }
+  )
+
+  it("the core's plain wire types are the Schemas' types, or admit them where the core reads leniently", () => {
+    // the same data: each is assignable to the other
+    expectTypeOf<Sync.RawMeta>().toMatchTypeOf<Protocol.PresenceMetaPayload>()
+    expectTypeOf<Protocol.PresenceMetaPayload>().toMatchTypeOf<Sync.RawMeta>()
+    expectTypeOf<Sync.RawState>().toMatchTypeOf<Protocol.PresenceStatePayload>()
+    expectTypeOf<Protocol.PresenceStatePayload>().toMatchTypeOf<Sync.RawState>()
+    expectTypeOf<Sync.RawDiff>().toMatchTypeOf<Protocol.PresenceDiffPayload>()
+    expectTypeOf<Protocol.PresenceDiffPayload>().toMatchTypeOf<Sync.RawDiff>()
+    expectTypeOf<Bindings.WireBinding>().toMatchTypeOf<Protocol.PostgresChangesFilter>()
+    expectTypeOf<Protocol.PostgresChangesFilter>().toMatchTypeOf<Bindings.WireBinding>()
+    // the editions' names for them are the Schemas' types
+    expectTypeOf<Presence.RawMeta>().toEqualTypeOf<Protocol.PresenceMetaPayload>()
+    expectTypeOf<Presence.RawState>().toEqualTypeOf<Protocol.PresenceStatePayload>()
+    expectTypeOf<Presence.RawDiff>().toEqualTypeOf<Protocol.PresenceDiffPayload>()
+    expectTypeOf<PostgresChanges.WireBinding>().toEqualTypeOf<Protocol.PostgresChangesFilter>()
+    expectTypeOf<FakeSocket.Frame>().toEqualTypeOf<Protocol.Frame>()
+    // what the client reads admits every instance of the Schema (and more: nulls, any status)
+    expectTypeOf<Protocol.PostgresChangesPayload["data"]>().toMatchTypeOf<Convert.RawChange>()
+    expectTypeOf<Protocol.PostgresChangesBinding>().toMatchTypeOf<PostgresChanges.ReplyEntry>()
+    expectTypeOf<Protocol.ReplyPayload>().toMatchTypeOf<Transport.Reply>()
+    expectTypeOf<Required<Protocol.SystemPayload>>().toMatchTypeOf<RealtimeChannel.SystemMessage>()
+  })
 })

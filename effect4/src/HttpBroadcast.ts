@@ -63,7 +63,7 @@ export type HttpBroadcastError = HttpBroadcastFailed | InvalidArgument | AccessT
  * @since 0.1.0
  * @category models
  */
-export type Persist = boolean | { readonly ttl: number }
+export type Persist = Broadcast.Persist
 
 /**
  * Options of one `send`.
@@ -71,11 +71,7 @@ export type Persist = boolean | { readonly ttl: number }
  * @since 0.1.0
  * @category models
  */
-export interface SendOptions {
-  /** A private channel (`?private=true`): the server checks the token's RLS write policy. */
-  readonly private?: boolean | undefined
-  /** Store the message for replay (see {@link Persist}). */
-  readonly persist?: Persist | undefined
+export interface SendOptions extends Broadcast.SingleEventOptions {
   /** Overrides the layer's per-request timeout for this call. */
   readonly timeout?: Duration.Input | undefined
 }
@@ -86,16 +82,7 @@ export interface SendOptions {
  * @since 0.1.0
  * @category models
  */
-export interface BatchMessage {
-  readonly topic: string
-  readonly event: string
-  /** Must be a JSON object (not an array, not `null`, not bytes): the batch endpoint refuses others. */
-  readonly payload: unknown
-  /** A private channel: the server checks the token's RLS write policy per topic. */
-  readonly private?: boolean | undefined
-  /** A message id (a UUID), delivered to subscribers in `meta.id`. */
-  readonly id?: string | undefined
-}
+export interface BatchMessage extends Broadcast.BatchMessage {}
 
 /**
  * Options of one `sendBatch`.

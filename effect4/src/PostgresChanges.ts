@@ -21,6 +21,7 @@ import * as Result from "effect/Result"
 import * as Bindings from "../../src/core/postgres/bindings.js"
 import * as Convert from "../../src/core/postgres/convert.js"
 import * as CoreFilter from "../../src/core/postgres/filter.js"
+import type * as Protocol from "./Protocol.js"
 import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "./RealtimeError.js"
 
 // -----------------------------------------------------------------------------
@@ -41,13 +42,7 @@ export type Event = Bindings.Event
  * @since 0.1.0
  * @category models
  */
-export interface Binding {
-  readonly event: Event
-  readonly schema: string
-  readonly table?: string | undefined
-  readonly filter?: string | FilterBuilder | undefined
-  readonly select?: ReadonlyArray<string> | undefined
-}
+export interface Binding extends Bindings.Binding<FilterBuilder> {}
 
 // -----------------------------------------------------------------------------
 // bindings typed by a generated `Database` type
@@ -160,12 +155,13 @@ export const typed = <Database>() =>
 }
 
 /**
- * A binding as sent in the join's `config.postgres_changes` (the filter built to its string).
+ * A binding as sent in the join's `config.postgres_changes` (the filter built to its string): a
+ * `Protocol.PostgresChangesFilter`.
  *
  * @since 0.1.0
  * @category models
  */
-export type WireBinding = Bindings.WireBinding
+export type WireBinding = Protocol.PostgresChangesFilter
 
 /**
  * A binding as sent with the join, unchecked: a filter builder becomes its string; an empty filter

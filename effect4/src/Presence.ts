@@ -23,6 +23,7 @@
 import * as Data from "effect/Data"
 import { dual } from "effect/Function"
 import * as Sync from "../../src/core/presence/sync.js"
+import type * as Protocol from "./Protocol.js"
 
 // The algorithm is the core's (`src/core/presence/sync.ts`); this module gives it the Effect 4 shape:
 // `dual` signatures and `Data.taggedEnum` events (the core builds them with these constructors).
@@ -33,36 +34,36 @@ import * as Sync from "../../src/core/presence/sync.js"
 
 /**
  * One presence as the server sends it: the user's tracked fields plus `phx_ref` (unique per track)
- * and, on an update, `phx_ref_prev` (the ref it replaces).
+ * and, on an update, `phx_ref_prev` (the ref it replaces): a `Protocol.PresenceMetaPayload`.
  *
  * @since 0.1.0
  * @category models
  */
-export type RawMeta = Sync.RawMeta
+export type RawMeta = Protocol.PresenceMetaPayload
 
 /**
- * The metas of one key as the server sends them.
+ * The metas of one key as the server sends them: a `Protocol.PresenceEntry`.
  *
  * @since 0.1.0
  * @category models
  */
-export type RawPresence = Sync.RawPresence
+export type RawPresence = Protocol.PresenceEntry
 
 /**
- * The payload of `presence_state`.
+ * The payload of `presence_state`: a `Protocol.PresenceStatePayload`.
  *
  * @since 0.1.0
  * @category models
  */
-export type RawState = Sync.RawState
+export type RawState = Protocol.PresenceStatePayload
 
 /**
- * The payload of `presence_diff`.
+ * The payload of `presence_diff`: a `Protocol.PresenceDiffPayload`.
  *
  * @since 0.1.0
  * @category models
  */
-export type RawDiff = Sync.RawDiff
+export type RawDiff = Protocol.PresenceDiffPayload
 
 /**
  * A presence in the public shape (as realtime-js's `presenceState()`): the user's fields plus

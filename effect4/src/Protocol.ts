@@ -14,19 +14,20 @@
  * The codecs live in the Effect-free core, `core/protocol/`: `text.ts` (both versions' text frames),
  * `binary.ts` (the binary kinds, client and server side) over `bytes.ts` (errors, bytes, strings, frame
  * checks), `serializer.ts`; they return the core's plain result with a `ProtocolIssue`, which this
- * module turns into an Effect `Result` with a `ProtocolError`.
+ * module turns into an Effect `Result` with a `ProtocolError` (`internal/protocol/codec.ts`). The
+ * envelope's `Schema`s are built in `internal/protocol/frames.ts`.
  *
  * @since 0.1.0
  */
-import * as Result from "effect/Result"
+import type * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import * as SchemaGetter from "effect/SchemaGetter"
 import * as Binary from "../../src/core/protocol/binary.js"
 import * as Constants from "../../src/core/protocol/constants.js"
 import type * as Model from "../../src/core/protocol/model.js"
 import * as CoreSerializer from "../../src/core/protocol/serializer.js"
-import type * as CoreResult from "../../src/core/result.js"
-import { ProtocolError } from "./RealtimeError.js"
+import * as Codec from "./internal/protocol/codec.js"
+import * as Frames from "./internal/protocol/frames.js"
+import type { ProtocolError } from "./RealtimeError.js"
 
 // -------------------------------------------------------------------------------------
 // models
@@ -62,11 +63,9 @@ export type Message = Model.Message
  * @since 0.1.0
  * @category models
  */
-export interface Serializer {
-  readonly vsn: Vsn
-  readonly encode: (message: Message) => Result.Result<Frame, ProtocolError>
-  readonly decode: (frame: Frame) => Result.Result<Message, ProtocolError>
-}
+export interface Serializer
+  extends Model.SerializerOf<Result.Result<Frame, ProtocolError>, Result.Result<Message, ProtocolError>>
+{}
 
 /**
  * The server side of the wire: decodes what a client sends, encodes what a server sends. Used by the
@@ -75,11 +74,7 @@ export interface Serializer {
  * @since 0.1.0
  * @category models
  */
-export interface ServerSerializer {
-  readonly vsn: Vsn
-  readonly decode: (frame: Frame) => Result.Result<Message, ProtocolError>
-  readonly encode: (message: Message) => Result.Result<Frame, ProtocolError>
-}
+export interface ServerSerializer extends Serializer {}
 
 // -------------------------------------------------------------------------------------
 // constants
@@ -125,6 +120,7 @@ export const PayloadEncoding = Constants.PayloadEncoding
  * @category constants
  */
 export const MAX_FIELD_LENGTH = Constants.MAX_FIELD_LENGTH
+
 // -------------------------------------------------------------------------------------
 // schemas: envelope
 // -------------------------------------------------------------------------------------
@@ -135,13 +131,7 @@ export const MAX_FIELD_LENGTH = Constants.MAX_FIELD_LENGTH
  * @since 0.1.0
  * @category schemas
  */
-export const Envelope = Schema.Struct({
-  joinRef: Schema.NullOr(Schema.String),
-  ref: Schema.NullOr(Schema.String),
-  topic: Schema.String,
-  event: Schema.String,
-  payload: Schema.Unknown
-})
+export const Envelope = Frames.Envelope
 
 /**
  * A vsn 2.0.0 text frame after `JSON.parse`: `[join_ref, ref, topic, event, payload, ...ignored]`,
@@ -150,30 +140,7 @@ export const Envelope = Schema.Struct({
  * @since 0.1.0
  * @category schemas
  */
-export const V2TextFrame = Schema.TupleWithRest(
-  Schema.Tuple([
-    Schema.NullOr(Schema.String),
-    Schema.NullOr(Schema.String),
-    Schema.String,
-    Schema.String,
-    Schema.Unknown
-  ]),
-  // elements after the fifth are ignored, as Phoenix's V2 serializer does
-  [Schema.Unknown]
-).pipe(
-  Schema.decodeTo(Envelope, {
-    decode: SchemaGetter.transform(([joinRef, ref, topic, event, payload]) => ({
-      joinRef,
-      ref,
-      topic,
-      event,
-      payload
-    })),
-    encode: SchemaGetter.transform((message) =>
-      [message.joinRef, message.ref, message.topic, message.event, message.payload] as const
-    )
-  })
-)
+export const V2TextFrame = Frames.V2TextFrame
 
 /**
  * A vsn 1.0.0 text frame after `JSON.parse`: `{topic, event, payload, ref, join_ref?}`. A missing
@@ -182,35 +149,7 @@ export const V2TextFrame = Schema.TupleWithRest(
  * @since 0.1.0
  * @category schemas
  */
-export const V1TextFrame = Schema.Struct({
-  // a missing `payload` is an issue (a missing key of a non-optional field always is)
-  topic: Schema.String,
-  event: Schema.String,
-  payload: Schema.Unknown,
-  ref: Schema.optional(Schema.NullOr(Schema.String)),
-  join_ref: Schema.optional(Schema.NullOr(Schema.String))
-}).pipe(
-  Schema.decodeTo(Envelope, {
-    decode: SchemaGetter.transform((frame) => ({
-      joinRef: frame.join_ref ?? null,
-      ref: frame.ref ?? null,
-      topic: frame.topic,
-      event: frame.event,
-      payload: frame.payload
-    })),
-    encode: SchemaGetter.transform((message) =>
-      message.joinRef === null
-        ? { topic: message.topic, event: message.event, payload: message.payload, ref: message.ref }
-        : {
-          topic: message.topic,
-          event: message.event,
-          payload: message.payload,
-          ref: message.ref,
-          join_ref: message.joinRef
-        }
-    )
-  })
-)
+export const V1TextFrame = Frames.V1TextFrame
 
 // -------------------------------------------------------------------------------------
 // schemas: payloads
@@ -300,6 +239,14 @@ export const PostgresChangeEvent = Schema.Literals(["*", "INSERT", "UPDATE", "DE
  */
 export type PostgresChangeEvent = Schema.Schema.Type<typeof PostgresChangeEvent>
 
+/** What a binding is, as sent with a join and as echoed in its reply. */
+const bindingFields = {
+  event: PostgresChangeEvent,
+  schema: Schema.String,
+  table: Schema.optional(Schema.String),
+  filter: Schema.optional(Schema.String)
+}
+
 /**
  * One entry of `config.postgres_changes` of a join (in registration order).
  *
@@ -307,10 +254,7 @@ export type PostgresChangeEvent = Schema.Schema.Type<typeof PostgresChangeEvent>
  * @category schemas
  */
 export const PostgresChangesFilter = Schema.Struct({
-  event: PostgresChangeEvent,
-  schema: Schema.String,
-  table: Schema.optional(Schema.String),
-  filter: Schema.optional(Schema.String),
+  ...bindingFields,
   select: Schema.optional(Schema.Array(Schema.String))
 })
 
@@ -382,13 +326,7 @@ export interface JoinPayload extends Schema.Schema.Type<typeof JoinPayload> {}
  * @since 0.1.0
  * @category schemas
  */
-export const PostgresChangesBinding = Schema.Struct({
-  id: Schema.Number,
-  event: PostgresChangeEvent,
-  schema: Schema.String,
-  table: Schema.optional(Schema.String),
-  filter: Schema.optional(Schema.String)
-})
+export const PostgresChangesBinding = Schema.Struct({ id: Schema.Number, ...bindingFields })
 
 /**
  * @since 0.1.0
@@ -431,7 +369,8 @@ export interface BroadcastMeta extends Schema.Schema.Type<typeof BroadcastMeta> 
 
 /**
  * Payload of `broadcast` (both directions; from binary frames `payload` is a `Uint8Array` for
- * binary user payloads).
+ * binary user payloads). `meta` is the server's, `persist` the client's (store the message for
+ * replay: `true`, or for `ttl` seconds; vsn 2.0.0 sends it as the binary frame's metadata).
  *
  * @since 0.1.0
  * @category schemas
@@ -440,7 +379,8 @@ export const BroadcastPayload = Schema.Struct({
   type: Schema.Literal("broadcast"),
   event: Schema.String,
   payload: Schema.Unknown,
-  meta: Schema.optional(BroadcastMeta)
+  meta: Schema.optional(BroadcastMeta),
+  persist: Schema.optional(Schema.Union([Schema.Boolean, Schema.Struct({ ttl: Schema.Number })]))
 })
 
 /**
@@ -679,30 +619,6 @@ export const HeartbeatPayload = Schema.Struct({})
 export interface HeartbeatPayload extends Schema.Schema.Type<typeof HeartbeatPayload> {}
 
 // -------------------------------------------------------------------------------------
-// the core's results as Results
-// -------------------------------------------------------------------------------------
-
-/** A codec result of the core as a `Result`, its `ProtocolIssue` as a `ProtocolError`. @internal */
-export const fromResult = <A>(result: CoreResult.Result<A, Model.ProtocolIssue>): Result.Result<A, ProtocolError> =>
-  result.ok
-    ? Result.succeed(result.value)
-    : Result.fail(new ProtocolError({ reason: result.error.reason, detail: result.error.detail }))
-
-/** A client serializer of the core as this module's `Serializer`. @internal */
-export const fromCore = (core: Model.Serializer): Serializer => ({
-  vsn: core.vsn,
-  encode: (message) => fromResult(core.encode(message)),
-  decode: (frame) => fromResult(core.decode(frame))
-})
-
-/** A server serializer of the core as this module's `ServerSerializer`. @internal */
-export const fromCoreServer = (core: Model.ServerSerializer): ServerSerializer => ({
-  vsn: core.vsn,
-  decode: (frame) => fromResult(core.decode(frame)),
-  encode: (message) => fromResult(core.encode(message))
-})
-
-// -------------------------------------------------------------------------------------
 // binary frames (server side)
 // -------------------------------------------------------------------------------------
 
@@ -712,12 +628,7 @@ export const fromCoreServer = (core: Model.ServerSerializer): ServerSerializer =
  * @since 0.1.0
  * @category encoding
  */
-export const encodePhoenixPush = (args: {
-  readonly joinRef: string | null
-  readonly topic: string
-  readonly event: string
-  readonly payload: Uint8Array
-}): Result.Result<Uint8Array, ProtocolError> => fromResult(Binary.encodePhoenixPush(args))
+export const encodePhoenixPush = Codec.lift(Binary.encodePhoenixPush)
 
 /**
  * Encodes a Phoenix reply (binary kind 1, server → client).
@@ -725,13 +636,7 @@ export const encodePhoenixPush = (args: {
  * @since 0.1.0
  * @category encoding
  */
-export const encodePhoenixReply = (args: {
-  readonly joinRef: string | null
-  readonly ref: string | null
-  readonly topic: string
-  readonly status: string
-  readonly response: Uint8Array
-}): Result.Result<Uint8Array, ProtocolError> => fromResult(Binary.encodePhoenixReply(args))
+export const encodePhoenixReply = Codec.lift(Binary.encodePhoenixReply)
 
 /**
  * Encodes a Phoenix broadcast (binary kind 2, server → client).
@@ -739,11 +644,7 @@ export const encodePhoenixReply = (args: {
  * @since 0.1.0
  * @category encoding
  */
-export const encodePhoenixBroadcast = (args: {
-  readonly topic: string
-  readonly event: string
-  readonly payload: Uint8Array
-}): Result.Result<Uint8Array, ProtocolError> => fromResult(Binary.encodePhoenixBroadcast(args))
+export const encodePhoenixBroadcast = Codec.lift(Binary.encodePhoenixBroadcast)
 
 /**
  * Encodes a Supabase user broadcast (binary kind 4, server → client). A `Uint8Array` (or
@@ -753,12 +654,7 @@ export const encodePhoenixBroadcast = (args: {
  * @since 0.1.0
  * @category encoding
  */
-export const encodeUserBroadcast = (args: {
-  readonly topic: string
-  readonly event: string
-  readonly payload: unknown
-  readonly meta?: Record<string, unknown> | undefined
-}): Result.Result<Uint8Array, ProtocolError> => fromResult(Binary.encodeUserBroadcast(args))
+export const encodeUserBroadcast = Codec.lift(Binary.encodeUserBroadcast)
 
 // -------------------------------------------------------------------------------------
 // constructors
@@ -771,7 +667,7 @@ export const encodeUserBroadcast = (args: {
  * @since 0.1.0
  * @category constructors
  */
-export const makeV1 = (): Serializer => fromCore(CoreSerializer.makeV1())
+export const makeV1 = (): Serializer => Codec.fromCore(CoreSerializer.makeV1())
 
 /**
  * The vsn 2.0.0 client serializer. A `broadcast` whose payload has a string `event` is sent as a
@@ -782,8 +678,7 @@ export const makeV1 = (): Serializer => fromCore(CoreSerializer.makeV1())
  * @since 0.1.0
  * @category constructors
  */
-export const makeV2 = (options?: { readonly metadataKeys?: ReadonlyArray<string> | undefined }): Serializer =>
-  fromCore(CoreSerializer.makeV2(options))
+export const makeV2 = (options?: Model.V2Options): Serializer => Codec.fromCore(CoreSerializer.makeV2(options))
 
 /**
  * @since 0.1.0
@@ -812,7 +707,7 @@ export const serializer = (vsn: Vsn): Serializer => vsn === "1.0.0" ? v1 : v2
  * @since 0.1.0
  * @category constructors
  */
-export const serverV1: ServerSerializer = fromCoreServer(CoreSerializer.serverV1)
+export const serverV1: ServerSerializer = Codec.fromCore(CoreSerializer.serverV1)
 
 /**
  * The vsn 2.0.0 server serializer: decodes text frames and binary kinds 0 (client layout, with ref)
@@ -821,4 +716,4 @@ export const serverV1: ServerSerializer = fromCoreServer(CoreSerializer.serverV1
  * @since 0.1.0
  * @category constructors
  */
-export const serverV2: ServerSerializer = fromCoreServer(CoreSerializer.serverV2)
+export const serverV2: ServerSerializer = Codec.fromCore(CoreSerializer.serverV2)

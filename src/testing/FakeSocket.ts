@@ -14,14 +14,17 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
+import type * as Protocol from "../Protocol.js"
 
 /**
  * A frame on the wire: text, or binary bytes.
  *
  * @since 0.1.0
  * @category models
+ * @deprecated the same type as `Protocol.Frame`, which is the one to use; this alias goes in the next
+ * release
  */
-export type Frame = string | Uint8Array
+export type Frame = Protocol.Frame
 
 /**
  * What `Socket.WebSocketConstructor` provides: a function from URL to a `WebSocket`.
@@ -41,7 +44,7 @@ export interface Peer {
   /** The URL the client connected to (with its query string). */
   readonly url: string
   /** Sends a frame to the client. Ignored once the connection is closed. */
-  readonly send: (frame: Frame) => void
+  readonly send: (frame: Protocol.Frame) => void
   /** Closes the connection from the server side with a close frame. */
   readonly close: (code?: number, reason?: string) => void
   /** Drops the connection without a close frame: the client sees an error, then close code 1006. */
@@ -58,7 +61,7 @@ export interface Peer {
  */
 export interface PeerHandlers {
   /** A frame the client sent. */
-  readonly onMessage: (frame: Frame) => void
+  readonly onMessage: (frame: Protocol.Frame) => void
   /** The connection closed (by either side). */
   readonly onClose: (code: number, reason: string) => void
 }
@@ -204,7 +207,7 @@ export class FakeWebSocket extends EventTarget {
   send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void {
     if (this.readyState === CONNECTING) throw new Error("InvalidStateError: WebSocket is still CONNECTING")
     if (this.readyState !== OPEN) return
-    const frame: Frame | undefined = typeof data === "string" ? data : copyBytes(data)
+    const frame: Protocol.Frame | undefined = typeof data === "string" ? data : copyBytes(data)
     if (frame === undefined) throw new TypeError("FakeWebSocket: unsupported data type")
     const handlers = this.handlers!
     this.enqueue(() => handlers.onMessage(frame))
@@ -239,7 +242,7 @@ export class FakeWebSocket extends EventTarget {
     this.emit("close", makeEvent("close", { code, reason, wasClean }))
   }
 
-  private deliver(data: Frame) {
+  private deliver(data: Protocol.Frame) {
     if (this.readyState !== OPEN) return
     let value: unknown = data
     if (typeof data !== "string") {
@@ -312,9 +315,9 @@ export interface FakeConnection {
   /** The URL the client connected to. */
   readonly url: string
   /** Frames the client wrote, in order. */
-  readonly sent: Queue.Dequeue<Frame>
+  readonly sent: Queue.Dequeue<Protocol.Frame>
   /** Sends a frame to the client. */
-  readonly send: (frame: Frame) => Effect.Effect<void>
+  readonly send: (frame: Protocol.Frame) => Effect.Effect<void>
   /** Closes from the server side with a close frame. */
   readonly close: (code?: number, reason?: string) => Effect.Effect<void>
   /** Drops the connection abruptly (close code 1006). */
@@ -363,7 +366,7 @@ export const make: Effect.Effect<{
     Effect.runSync(Ref.update(attempts, (n) => n + 1))
     const refused = Effect.runSync(Ref.modify(refuseNext, (n) => n > 0 ? [true, n - 1] : [false, 0]))
     if (refused) return { refuse: { status: 503, body: "refused by FakeServer" } }
-    const sent = Effect.runSync(Queue.unbounded<Frame>())
+    const sent = Effect.runSync(Queue.unbounded<Protocol.Frame>())
     const closed = Effect.runSync(Deferred.make<{ readonly code: number; readonly reason: string }>())
     connections.unsafeOffer({
       url: peer.url,

@@ -15,14 +15,17 @@ import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Socket from "effect/socket/Socket"
+import type * as Protocol from "../Protocol.js"
 
 /**
  * A frame on the wire: text, or binary bytes.
  *
  * @since 0.1.0
  * @category models
+ * @deprecated the same type as `Protocol.Frame`, which is the one to use; this alias goes in the next
+ * release
  */
-export type Frame = string | Uint8Array
+export type Frame = Protocol.Frame
 
 /**
  * What `Socket.WebSocketConstructor` provides: a function from URL (and protocols, or Node-style
@@ -49,7 +52,7 @@ export interface Peer {
   /** The handshake headers the client gave (`WebSocketClientOptions.headers`), lower-cased; empty if none. */
   readonly headers: Readonly<Record<string, string>>
   /** Sends a frame to the client. Ignored once the connection is closed. */
-  readonly send: (frame: Frame) => void
+  readonly send: (frame: Protocol.Frame) => void
   /** Closes the connection from the server side with a close frame. */
   readonly close: (code?: number, reason?: string) => void
   /** Drops the connection without a close frame: the client sees an error, then close code 1006. */
@@ -66,7 +69,7 @@ export interface Peer {
  */
 export interface PeerHandlers {
   /** A frame the client sent. */
-  readonly onMessage: (frame: Frame) => void
+  readonly onMessage: (frame: Protocol.Frame) => void
   /** The connection closed (by either side). */
   readonly onClose: (code: number, reason: string) => void
 }
@@ -232,7 +235,7 @@ export class FakeWebSocket extends EventTarget implements Socket.WebSocketLike {
   send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void {
     if (this.readyState === CONNECTING) throw new Error("InvalidStateError: WebSocket is still CONNECTING")
     if (this.readyState !== OPEN) return
-    const frame: Frame | undefined = typeof data === "string" ? data : copyBytes(data)
+    const frame: Protocol.Frame | undefined = typeof data === "string" ? data : copyBytes(data)
     if (frame === undefined) throw new TypeError("FakeWebSocket: unsupported data type")
     const handlers = this.handlers!
     this.enqueue(() => handlers.onMessage(frame))
@@ -276,7 +279,7 @@ export class FakeWebSocket extends EventTarget implements Socket.WebSocketLike {
     this.emit("close", makeEvent("close", { code, reason, wasClean }))
   }
 
-  private deliver(data: Frame) {
+  private deliver(data: Protocol.Frame) {
     if (this.readyState !== OPEN) return
     let value: unknown = data
     if (typeof data !== "string") {
@@ -351,9 +354,9 @@ export interface FakeConnection {
   /** The handshake headers the client gave, lower-cased. */
   readonly headers: Readonly<Record<string, string>>
   /** Frames the client wrote, in order. */
-  readonly sent: Queue.Dequeue<Frame>
+  readonly sent: Queue.Dequeue<Protocol.Frame>
   /** Sends a frame to the client. */
-  readonly send: (frame: Frame) => Effect.Effect<void>
+  readonly send: (frame: Protocol.Frame) => Effect.Effect<void>
   /** Closes from the server side with a close frame. */
   readonly close: (code?: number, reason?: string) => Effect.Effect<void>
   /** Drops the connection abruptly (close code 1006). */
@@ -402,7 +405,7 @@ export const make: Effect.Effect<{
     Effect.runSync(Ref.update(attempts, (n) => n + 1))
     const refused = Effect.runSync(Ref.modify(refuseNext, (n) => n > 0 ? [true, n - 1] : [false, 0]))
     if (refused) return { refuse: { status: 503, body: "refused by FakeServer" } }
-    const sent = Effect.runSync(Queue.unbounded<Frame>())
+    const sent = Effect.runSync(Queue.unbounded<Protocol.Frame>())
     const closed = Deferred.makeUnsafe<{ readonly code: number; readonly reason: string }>()
     Queue.offerUnsafe(connections, {
       url: peer.url,

@@ -37,18 +37,26 @@ export interface Failure {
 /** Store the message for replay: `true`, or for `ttl` seconds. */
 export type Persist = boolean | { readonly ttl: number }
 
-/** The options of one `send` that go in its URL (the editions' `SendOptions` are assignable). */
+/** The options of one `send` that go in its URL (the editions' `SendOptions` extend them). */
 export interface SingleEventOptions {
+  /** A private channel (`?private=true`): the server checks the token's RLS write policy. */
   readonly private?: boolean | undefined
+  /** Store the message for replay (see {@link Persist}). */
   readonly persist?: Persist | undefined
 }
 
-/** One message of a batch, as the caller gives it (the editions' `BatchMessage` is assignable). */
+/**
+ * One message of a batch, as the caller gives it (each edition's `BatchMessage`). `topic` with or
+ * without the `realtime:` prefix; `payload` a JSON object.
+ */
 export interface BatchMessage {
   readonly topic: string
   readonly event: string
+  /** Must be a JSON object (not an array, not `null`, not bytes): the batch endpoint refuses others. */
   readonly payload: unknown
+  /** A private channel: the server checks the token's RLS write policy per topic. */
   readonly private?: boolean | undefined
+  /** A message id (a UUID), delivered to subscribers in `meta.id`. */
   readonly id?: string | undefined
 }
 

@@ -28,12 +28,15 @@ export interface FilterLike {
 export const isFilterLike = (u: unknown): u is FilterLike =>
   ((typeof u === "object" && u !== null) || typeof u === "function") && FilterTypeId in u
 
-/** What to listen to (the edition's binding type is assignable to it). */
-export interface Binding {
+/**
+ * What to listen to; `Filter` is the filter builder's type (each edition's `Binding` is this one with
+ * its own builder).
+ */
+export interface Binding<Filter extends FilterLike = FilterLike> {
   readonly event: Event
   readonly schema: string
   readonly table?: string | undefined
-  readonly filter?: string | FilterLike | undefined
+  readonly filter?: string | Filter | undefined
   readonly select?: ReadonlyArray<string> | undefined
 }
 
@@ -43,9 +46,9 @@ export interface Binding {
 export interface WireBinding {
   readonly event: Event
   readonly schema: string
-  readonly table?: string
-  readonly filter?: string
-  readonly select?: ReadonlyArray<string>
+  readonly table?: string | undefined
+  readonly filter?: string | undefined
+  readonly select?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -201,23 +204,18 @@ const contentKey = (entry: {
       : null
   ])
 
-const bindingKey = (binding: Binding): string =>
-  contentKey({
-    event: binding.event,
-    schema: binding.schema,
-    table: binding.table,
-    filter: isFilterLike(binding.filter) ? binding.filter.toString() : binding.filter,
-    select: binding.select
-  })
+// a binding's content, its filter builder as its string
+const content = (binding: Binding) => ({
+  event: binding.event,
+  schema: binding.schema,
+  table: binding.table,
+  filter: isFilterLike(binding.filter) ? binding.filter.toString() : binding.filter,
+  select: binding.select
+})
 
-const describeBinding = (binding: Binding): string =>
-  describe({
-    event: binding.event,
-    schema: binding.schema,
-    table: binding.table,
-    filter: isFilterLike(binding.filter) ? binding.filter.toString() : binding.filter,
-    select: binding.select
-  })
+const bindingKey = (binding: Binding): string => contentKey(content(binding))
+
+const describeBinding = (binding: Binding): string => describe(content(binding))
 
 // bounded and depth-safe: replies and changes come from the wire
 const describe = (u: unknown): string => Describe.describe(u, { maxLength: 300 })

@@ -12,7 +12,7 @@
  */
 export interface RawMeta {
   readonly phx_ref: string
-  readonly phx_ref_prev?: string
+  readonly phx_ref_prev?: string | undefined
   readonly [field: string]: unknown
 }
 

@@ -48,16 +48,28 @@ export class ProtocolIssue {
   }
 }
 
-/** The client side of the wire: encodes what a client sends, decodes what a server sends. */
-export interface Serializer {
-  readonly vsn: Vsn
-  readonly encode: (message: Message) => Result.Result<Frame, ProtocolIssue>
-  readonly decode: (frame: Frame) => Result.Result<Message, ProtocolIssue>
+/** The options of a vsn 2.0.0 client serializer: the payload keys sent as binary broadcast metadata. */
+export interface V2Options {
+  readonly metadataKeys?: ReadonlyArray<string> | undefined
 }
 
-/** The server side of the wire: decodes what a client sends, encodes what a server sends. */
-export interface ServerSerializer {
+/**
+ * The shape every serializer has, whatever its results are: the core's return a `Result` with a
+ * `ProtocolIssue`, each edition's its own result type with its own error.
+ */
+export interface SerializerOf<Encoded, Decoded> {
   readonly vsn: Vsn
-  readonly decode: (frame: Frame) => Result.Result<Message, ProtocolIssue>
-  readonly encode: (message: Message) => Result.Result<Frame, ProtocolIssue>
+  readonly encode: (message: Message) => Encoded
+  readonly decode: (frame: Frame) => Decoded
 }
+
+/** The client side of the wire: encodes what a client sends, decodes what a server sends. */
+export interface Serializer
+  extends SerializerOf<Result.Result<Frame, ProtocolIssue>, Result.Result<Message, ProtocolIssue>>
+{}
+
+/**
+ * The server side of the wire: decodes what a client sends, encodes what a server sends (the same
+ * shape as a client's, the other direction).
+ */
+export interface ServerSerializer extends Serializer {}

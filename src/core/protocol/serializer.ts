@@ -22,7 +22,7 @@ export const makeV1 = (): Model.Serializer => ({
  * `["persist"]`); a `Uint8Array` payload as a Phoenix binary push (kind 0); everything else as a JSON
  * array text frame. Decodes text frames and binary kinds 0, 1, 2 and 4.
  */
-export const makeV2 = (options?: { readonly metadataKeys?: ReadonlyArray<string> | undefined }): Model.Serializer => ({
+export const makeV2 = (options?: Model.V2Options): Model.Serializer => ({
   vsn: "2.0.0",
   encode: Binary.makeEncodeV2(options?.metadataKeys ?? ["persist"]),
   decode: Binary.decodeV2
