@@ -99,6 +99,9 @@ interface Peer {
   readonly writeSplit: (bytes: Buffer, sizes: ReadonlyArray<number>) => Promise<void>
   readonly received: Array<ClientFrame>
   readonly end: () => void
+  /** Stops reading what the client sends (its writes back up). */
+  readonly pause: () => void
+  readonly resume: () => void
 }
 
 type Handshake = (request: string, socket: Net.Socket) => boolean
@@ -144,7 +147,9 @@ const withRawServer = async (
             }
           },
           received,
-          end: () => socket.end()
+          end: () => socket.end(),
+          pause: () => socket.pause(),
+          resume: () => socket.resume()
         })
       }
       const { frames, rest } = clientFrames(buffered)
@@ -393,6 +398,110 @@ describe("NodeWebSocket", () => {
       })
     })
   }
+
+  it("a flood of empty continuation frames fails the connection (1008) instead of growing the heap", async () => {
+    await withRawServer(async (url, peerPromise) => {
+      const ws = new NodeWebSocket(url, undefined, { maxPayload: 1000 })
+      const seen = record(ws)
+      await seen.opened
+      const peer = await peerPromise
+      // 100,000 empty continuations: each adds nothing to the size, so maxPayload never trips
+      peer.write(Buffer.concat([frame(1, "a", { fin: false }), Buffer.alloc(2 * 100_000)]))
+      await until(() => seen.closes.length === 1)
+      assert.deepStrictEqual(seen.errors, ["Too many message fragments"])
+      await until(() => peer.received.some((f) => f.opcode === 0x8))
+      assert.strictEqual(peer.received.find((f) => f.opcode === 0x8)!.payload.readUInt16BE(0), 1008)
+    })
+  })
+
+  it("a server that floods pings and never reads gets one pong for the latest ping, not a pile of them", async () => {
+    const pings = 1_500_000
+    await withRawServer(async (url, peerPromise) => {
+      const ws = new NodeWebSocket(url)
+      const seen = record(ws)
+      await seen.opened
+      const peer = await peerPromise
+      peer.pause()
+      peer.write(Buffer.alloc(2 * pings).fill(Buffer.from([0x89, 0x00])))
+      const socket = (ws as unknown as { readonly socket: Net.Socket }).socket
+      await until(() => socket.bytesRead >= 2 * pings)
+      // unbounded, 1.5 million pongs would queue about 9 MB here
+      assert.isBelow(ws.bufferedAmount, 1024 * 1024)
+      peer.resume()
+    })
+  })
+
+  it("a large frame that trickles in is assembled in one buffer, and arrives whole", async () => {
+    await withRawServer(async (url, peerPromise) => {
+      const ws = new NodeWebSocket(url)
+      const seen = record(ws)
+      await seen.opened
+      const peer = await peerPromise
+      const payload = Buffer.alloc(100_000, 0x61)
+      await peer.writeSplit(Buffer.concat([frame(1, payload), frame(2, new Uint8Array([9]))]), [1, 7, 4096, 3, 30_000])
+      await until(() => seen.messages.length === 2)
+      assert.strictEqual(seen.messages[0], payload.toString())
+      assert.deepStrictEqual(seen.messages.slice(1).map(asText), ["bytes:09"])
+      assert.deepStrictEqual(seen.errors, [])
+    })
+  })
+
+  it("the bytes that came with the 101 are read even when an open listener closes the socket", async () => {
+    const message = frame(2, Buffer.alloc(300, 0x88))
+    await withRawServer(
+      async (url) => {
+        const ws = new NodeWebSocket(url)
+        ws.addEventListener("open", () => ws.close(1000))
+        const seen = record(ws)
+        await until(() => seen.messages.length === 1 || seen.errors.length > 0)
+        assert.deepStrictEqual(seen.errors, [])
+        assert.deepStrictEqual(seen.messages.map((m) => (m as Uint8Array).length), [300])
+      },
+      (request, socket) => {
+        const key = /sec-websocket-key: (.*)/i.exec(request)![1]!.trim()
+        const accept = Crypto.createHash("sha1").update(key + GUID).digest("base64")
+        socket.write(
+          Buffer.concat([
+            Buffer.from(
+              `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`
+            ),
+            message.subarray(0, 50)
+          ])
+        )
+        setImmediate(() => socket.write(message.subarray(50)))
+        return true
+      }
+    )
+  })
+
+  it("close(1001) and the other codes RFC 6455 allows a client are accepted; invalid ones throw", async () => {
+    await withRawServer(async (url) => {
+      const ws = new NodeWebSocket(url)
+      const seen = record(ws)
+      await seen.opened
+      assert.throws(() => ws.close(1005), RangeError)
+      assert.throws(() => ws.close(2000), RangeError)
+      assert.throws(() => ws.close(1000, "x".repeat(124)), SyntaxError)
+      ws.close(1001, "going away")
+      assert.strictEqual(ws.readyState, NodeWebSocket.CLOSING)
+    })
+  })
+
+  it("a refused upgrade whose body never ends still fails, with its status and what came of the body", async () => {
+    await withRawServer(
+      async (url) => {
+        const ws = new NodeWebSocket(url)
+        const seen = record(ws)
+        await until(() => seen.closes.length === 1)
+        assert.deepStrictEqual(seen.errors, ["Unexpected server response: 401"])
+        assert.deepStrictEqual(ws.upgradeResponse, { status: 401, body: "hello" })
+      },
+      (_request, socket) => {
+        socket.write("HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        return true
+      }
+    )
+  })
 
   it("a refused upgrade keeps the HTTP status and body, then fails with 1006", async () => {
     await withRawServer(

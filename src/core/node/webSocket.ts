@@ -13,6 +13,7 @@
  *
  * @internal
  */
+import { constants as Constants } from "node:buffer"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import * as Https from "node:https"
@@ -21,6 +22,10 @@ import type * as Net from "node:net"
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 /** How much of a refused upgrade's body is kept. */
 const MAX_UPGRADE_BODY = 2048
+/** How long the body of a refused upgrade is waited for (its status is known already). */
+const REFUSED_BODY_WAIT_MS = 1000
+/** The most frames one message may come in (as `ws` 8.23's client default). */
+const MAX_FRAGMENTS = 16 * 1024
 /** How long a close handshake may take before the TCP socket is destroyed (as `ws`). */
 const CLOSE_TIMEOUT_MS = 30_000
 const CONNECTING = 0
@@ -173,6 +178,12 @@ export class NodeWebSocket {
   private fragments: Array<Buffer> | undefined = undefined
   private fragmentsLength = 0
   private fragmentsOpcode = 0
+  private fragmentsCount = 0
+  // a frame whose length is known but whose bytes are still coming: assembled in one buffer that
+  // grows as they arrive (no Buffer object kept per TCP chunk)
+  private assembly: Buffer | undefined = undefined
+  private assembled = 0
+  private assemblyNeeded = 0
   // nothing more is read: a close frame came, or the connection failed
   private stopped = false
   // the close handshake
@@ -181,6 +192,9 @@ export class NodeWebSocket {
   private closeCode = 1006
   private closeReason = ""
   private closeTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  // the payload of the latest ping, answered when the socket drains (RFC 6455 5.5.3: a pong for the
+  // most recent ping only): a server that pings and never reads cannot make the pongs pile up
+  private pongLater: Buffer | undefined = undefined
   private errorEmitted = false
   private closeEmitted = false
 
@@ -193,7 +207,8 @@ export class NodeWebSocket {
     }
     if (url.hash !== "") throw new SyntaxError("The URL contains a fragment identifier")
     this.url = url.href
-    this.maxPayload = options?.maxPayload ?? 100 * 1024 * 1024
+    // at most what one Buffer can hold (a frame is assembled in one)
+    this.maxPayload = Math.min(options?.maxPayload ?? 100 * 1024 * 1024, Constants.MAX_LENGTH - 16)
     const offered = protocols === undefined ? [] : typeof protocols === "string" ? [protocols] : [...protocols]
     const key = Crypto.randomBytes(16).toString("base64")
     const secure = url.protocol === "wss:"
@@ -283,8 +298,8 @@ export class NodeWebSocket {
    * socket opened, aborts it (an `error`, then `close` with 1006).
    */
   close(code?: number, reason?: string): void {
-    if (code !== undefined && code !== 1000 && (code < 3000 || code > 4999)) {
-      throw new RangeError(`invalid close code ${code}: use 1000 or 3000-4999`)
+    if (code !== undefined && (!Number.isInteger(code) || !isValidCloseCode(code))) {
+      throw new RangeError(`invalid close code ${code}: use 1000-1003, 1007-1014 or 3000-4999`)
     }
     if (reason !== undefined && Buffer.byteLength(reason) > 123) {
       throw new SyntaxError("the close reason must be at most 123 bytes")
@@ -294,7 +309,11 @@ export class NodeWebSocket {
       const request = this.request
       this.request = undefined
       request?.destroy()
-      return this.abort("WebSocket was closed before the connection was established")
+      return this.abort(
+        this.upgradeResponse !== undefined
+          ? `Unexpected server response: ${this.upgradeResponse.status}`
+          : "WebSocket was closed before the connection was established"
+      )
     }
     this.sendClose(code, reason ?? "")
   }
@@ -329,17 +348,22 @@ export class NodeWebSocket {
       response.destroy()
       return
     }
+    const status = response.statusCode ?? 0
+    // the status is known now: kept at once, whatever becomes of the body
+    this.upgradeResponse = { status, body: "" }
     const chunks: Array<Buffer> = []
     let size = 0
     const done = () => {
+      clearTimeout(timer)
       if (this.request !== request) return
       this.request = undefined
-      const status = response.statusCode ?? 0
       this.upgradeResponse = { status, body: Buffer.concat(chunks).toString("utf8").slice(0, MAX_UPGRADE_BODY) }
       response.destroy()
       request.destroy()
       this.abort(`Unexpected server response: ${status}`)
     }
+    // a body that never ends (chunked, or no Content-Length on a kept-alive connection) is not waited for
+    const timer = setTimeout(done, REFUSED_BODY_WAIT_MS)
     response.on("data", (chunk: Buffer) => {
       chunks.push(chunk)
       size += chunk.length
@@ -363,6 +387,11 @@ export class NodeWebSocket {
     socket.setTimeout(0)
     socket.setNoDelay(true)
     socket.on("data", this.onData)
+    socket.on("drain", () => {
+      const payload = this.pongLater
+      this.pongLater = undefined
+      if (payload !== undefined && this.state === OPEN) socket.write(encodeFrame(OP_PONG, payload))
+    })
     socket.on("end", () => {
       // the server half-closed: finish our side; `close` follows
       if (this.state === OPEN) this.state = CLOSING
@@ -383,7 +412,8 @@ export class NodeWebSocket {
     })
     this.state = OPEN
     this.dispatch("open", { type: "open" })
-    if (head.length > 0 && this.state === OPEN) this.onData(head)
+    // read even when an `open` listener closed the socket: a frame may go on in the next chunk
+    if (head.length > 0) this.onData(head)
   }
 
   // -------------------------------------------------------------------------------------
@@ -392,6 +422,26 @@ export class NodeWebSocket {
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.stopped) return
+    if (this.assembly !== undefined) {
+      const take = Math.min(chunk.length, this.assemblyNeeded - this.assembled)
+      if (this.assembled + take > this.assembly.length) {
+        const grown = Buffer.allocUnsafe(
+          Math.min(this.assemblyNeeded, Math.max(2 * this.assembly.length, this.assembled + take))
+        )
+        this.assembly.copy(grown, 0, 0, this.assembled)
+        this.assembly = grown
+      }
+      chunk.copy(this.assembly, this.assembled, 0, take)
+      this.assembled += take
+      if (this.assembled < this.assemblyNeeded) return
+      const whole = this.assembly
+      this.assembly = undefined
+      this.needed = 2
+      let failure = this.parse(whole)
+      if (failure === undefined && take < chunk.length) failure = this.parse(chunk.subarray(take))
+      if (failure !== undefined) this.fail(failure)
+      return
+    }
     this.pending.push(chunk)
     this.pendingLength += chunk.length
     if (this.pendingLength < this.needed) return
@@ -451,7 +501,7 @@ export class NodeWebSocket {
       }
       const end = offset + header + payloadLength
       if (end > length) {
-        this.keep(data, offset, header + payloadLength)
+        this.assemble(data.subarray(offset), header + payloadLength)
         return undefined
       }
       const payload = data.subarray(offset + header, end)
@@ -473,6 +523,17 @@ export class NodeWebSocket {
     this.needed = needed
   }
 
+  /** Starts assembling a frame of `needed` bytes from its first bytes, `start`. */
+  private assemble(start: Buffer, needed: number): void {
+    const buffer = Buffer.allocUnsafe(Math.min(needed, Math.max(64 * 1024, 2 * start.length)))
+    start.copy(buffer, 0)
+    this.assembly = buffer
+    this.assembled = start.length
+    this.assemblyNeeded = needed
+    this.pending = []
+    this.pendingLength = 0
+  }
+
   /** A whole text or binary message: to the listeners. */
   private message(opcode: number, payload: Buffer): Failure | undefined {
     this.needed = 2
@@ -491,20 +552,24 @@ export class NodeWebSocket {
     this.needed = 2
     switch (opcode) {
       case OP_PING:
-        if (this.state === OPEN) this.socket?.write(encodeFrame(OP_PONG, payload))
+        if (this.state !== OPEN || this.socket === undefined) return undefined
+        if (this.socket.writableNeedDrain) this.pongLater = Buffer.from(payload)
+        else this.socket.write(encodeFrame(OP_PONG, payload))
         return undefined
       case OP_PONG:
         return undefined
       case OP_CLOSE:
         return this.closeFrame(payload)
       case OP_CONTINUATION: {
-        this.fragments!.push(payload)
+        if (++this.fragmentsCount > MAX_FRAGMENTS) return new Failure(1008, "Too many message fragments")
+        if (payload.length > 0) this.fragments!.push(payload)
         this.fragmentsLength += payload.length
         if (!fin) return undefined
         const message = Buffer.concat(this.fragments!, this.fragmentsLength)
         const messageOpcode = this.fragmentsOpcode
         this.fragments = undefined
         this.fragmentsLength = 0
+        this.fragmentsCount = 0
         return this.message(messageOpcode, message)
       }
       default:
@@ -512,6 +577,7 @@ export class NodeWebSocket {
         this.fragments = [Buffer.from(payload)]
         this.fragmentsLength = payload.length
         this.fragmentsOpcode = opcode
+        this.fragmentsCount = 1
         return undefined
     }
   }
@@ -534,6 +600,7 @@ export class NodeWebSocket {
     this.closeReason = reason
     this.pending = []
     this.pendingLength = 0
+    this.assembly = undefined
     if (!this.closeSent) this.sendClose(code === 1005 ? undefined : code, reason)
     this.socket?.end()
     return undefined
@@ -544,6 +611,7 @@ export class NodeWebSocket {
     this.pending = []
     this.pendingLength = 0
     this.fragments = undefined
+    this.assembly = undefined
     this.stopped = true
     if (this.state === OPEN) this.sendClose(failure.code, "")
     this.emitError(failure.message, new Error(failure.message))
