@@ -35,34 +35,24 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientError from "@effect/platform/HttpClientError"
-import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Socket from "@effect/platform/Socket"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberId from "effect/FiberId"
-import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
-import * as LogLevel from "effect/LogLevel"
-import * as Option from "effect/Option"
-import * as PubSub from "effect/PubSub"
-import * as Queue from "effect/Queue"
-import * as Runtime from "effect/Runtime"
+import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
-import { WebSocketServer } from "ws"
-import * as Engine from "../core/server/engine.js"
-import * as HttpApi from "../core/server/http.js"
-import * as Jwt from "../core/server/jwt.js"
-import * as Listener from "../core/server/listener.js"
+import type * as Stream from "effect/Stream"
+import type * as Changes from "../core/server/changes.js"
+import * as ServerConfig from "../core/server/config.js"
+import type * as Control from "../core/server/control.js"
+import type * as Inspect from "../core/server/inspect.js"
+import * as Keys from "../core/server/keys.js"
 import type * as ServerModel from "../core/server/model.js"
-import * as Postgres from "../core/server/postgres.js"
-import * as Topic from "../core/topic.js"
-import type * as Protocol from "../Protocol.js"
-import * as FakeSocket from "./FakeSocket.js"
+import type * as FakeSocket from "./FakeSocket.js"
+import * as Environment from "./internal/environment.js"
+import * as internal from "./internal/server.js"
 
 // -------------------------------------------------------------------------------------
 // tokens
@@ -74,7 +64,7 @@ import * as FakeSocket from "./FakeSocket.js"
  * @since 0.1.0
  * @category constants
  */
-export const defaultJwtSecret = "super-secret-jwt-token-with-at-least-32-characters-long"
+export const defaultJwtSecret = Keys.defaultJwtSecret
 
 /**
  * Claims of a test token. `role` and `exp` (seconds since the epoch) are what the server requires;
@@ -83,12 +73,7 @@ export const defaultJwtSecret = "super-secret-jwt-token-with-at-least-32-charact
  * @since 0.1.0
  * @category models
  */
-export interface TokenClaims {
-  readonly role?: string | undefined
-  readonly exp?: number | undefined
-  readonly sub?: string | undefined
-  readonly [claim: string]: unknown
-}
+export type TokenClaims = Keys.TokenClaims
 
 /**
  * Signs a test JWT (HS256) with `secret` (default {@link defaultJwtSecret}).
@@ -96,7 +81,7 @@ export interface TokenClaims {
  * @since 0.1.0
  * @category tokens
  */
-export const signToken = (claims: TokenClaims, secret: string = defaultJwtSecret): string => Jwt.sign(claims, secret)
+export const signToken: (claims: TokenClaims, secret?: string) => string = Keys.signToken
 
 /**
  * The default anon key: `role: "anon"`, expiring in 2100, signed with {@link defaultJwtSecret}.
@@ -104,7 +89,7 @@ export const signToken = (claims: TokenClaims, secret: string = defaultJwtSecret
  * @since 0.1.0
  * @category constants
  */
-export const defaultApiKey: string = signToken({ iss: "supabase-demo", role: "anon", exp: 4_102_444_800 })
+export const defaultApiKey: string = Keys.defaultApiKey
 
 /**
  * The default service-role key: `role: "service_role"`, expiring in 2100.
@@ -112,11 +97,7 @@ export const defaultApiKey: string = signToken({ iss: "supabase-demo", role: "an
  * @since 0.1.0
  * @category constants
  */
-export const defaultServiceRoleKey: string = signToken({
-  iss: "supabase-demo",
-  role: "service_role",
-  exp: 4_102_444_800
-})
+export const defaultServiceRoleKey: string = Keys.defaultServiceRoleKey
 
 // -------------------------------------------------------------------------------------
 // options
@@ -148,39 +129,15 @@ export type Policy = ServerModel.Policy
  * @since 0.1.0
  * @category models
  */
-export interface Limits {
-  /** Open sockets; past it: connect 429 `Too many connected users`. Default 200. */
-  readonly maxConcurrentUsers: number
-  /** Channels per socket; past it: join `ChannelRateLimitReached: Too many channels`. Default 100. */
-  readonly maxChannelsPerClient: number
-  /** Joins per second (server-wide); past it: `ClientJoinRateLimitReached` + socket close 1001. Default 100. */
-  readonly maxJoinsPerSecond: number
-  /** Client events and HTTP broadcasts per second; past it: `Too many messages per second` + close, HTTP 429. Default 100. */
-  readonly maxEventsPerSecond: number
-  /** Presence calls per second (server-wide); past it: `Too many presence messages per second`. Default 1000. */
-  readonly maxPresenceEventsPerSecond: number
-  /** Presence calls per channel within `clientPresenceWindow`; past it: `Client presence rate limit exceeded`. Default 5. */
-  readonly clientPresenceMaxCalls: number
-  /** Default 30 seconds. */
-  readonly clientPresenceWindow: Duration.DurationInput
-  /** Broadcast / track payload size in bytes; past it: `payload_size_exceeded`, HTTP 422, `Track message size exceeded`. Default 3 000 500. */
-  readonly maxPayloadBytes: number
-}
+export type Limits = ServerConfig.Limits<Duration.DurationInput>
 
 /**
+ * The real server's limits (see `Limits`).
+ *
  * @since 0.1.0
  * @category constants
  */
-export const defaultLimits: Limits = {
-  maxConcurrentUsers: 200,
-  maxChannelsPerClient: 100,
-  maxJoinsPerSecond: 100,
-  maxEventsPerSecond: 100,
-  maxPresenceEventsPerSecond: 1000,
-  clientPresenceMaxCalls: 5,
-  clientPresenceWindow: Duration.seconds(30),
-  maxPayloadBytes: 3_000_500
-}
+export const defaultLimits: Limits = Environment.defaultLimits
 
 /**
  * The default policy: every permission granted. (A real project without policies on
@@ -189,12 +146,7 @@ export const defaultLimits: Limits = {
  * @since 0.1.0
  * @category constants
  */
-export const allowAll: Policy = () => ({
-  broadcastRead: true,
-  broadcastWrite: true,
-  presenceRead: true,
-  presenceWrite: true
-})
+export const allowAll: Policy = ServerConfig.allowAll
 
 /**
  * Server options. Everything has a default suited to tests.
@@ -202,42 +154,7 @@ export const allowAll: Policy = () => ({
  * @since 0.1.0
  * @category models
  */
-export interface Options {
-  /** HS256/384/512 secret tokens are verified with. Default {@link defaultJwtSecret}. */
-  readonly jwtSecret?: string | undefined
-  /** The anon key handed out as `server.apiKey`. Default: an anon JWT signed with `jwtSecret`, expiring in 2100. */
-  readonly apiKey?: string | undefined
-  /**
-   * Opaque `sb_…` keys the server accepts (as the API gateway does), with the role each stands for.
-   * Default `{ sb_publishable_test: "anon", sb_secret_test: "service_role" }`. Other `sb_` keys are not
-   * JWTs: `The token provided is not a valid JWT`.
-   */
-  readonly opaqueKeys?: Readonly<Record<string, string>> | undefined
-  /** The serializer when the URL has no `vsn`. Default `"1.0.0"`, as Phoenix. */
-  readonly vsnDefault?: Protocol.Vsn | undefined
-  /** Delay of join error replies. Default 0 (the real server: 5 seconds). */
-  readonly joinErrorDelay?: Duration.DurationInput | undefined
-  /** Delay of handshake errors on the real listener. Default 0 (the real server: 2 seconds). */
-  readonly connectErrorDelay?: Duration.DurationInput | undefined
-  /** A socket that sent nothing for this long is closed (1000). Default 60 seconds, as Phoenix; `false` disables. */
-  readonly idleTimeout?: Duration.DurationInput | false | undefined
-  /** Longest interval of the channel token re-check (it also fires at the token's `exp`). Default 5 minutes. */
-  readonly tokenCheckInterval?: Duration.DurationInput | undefined
-  /** Limits; unspecified ones keep {@link defaultLimits}. */
-  readonly limits?: Partial<Limits> | undefined
-  /** Private-channel policy. Default {@link allowAll}. */
-  readonly policy?: Policy | undefined
-  /** The tenant's `private_only` flag: public joins fail with `PrivateOnly`. Default false. */
-  readonly privateOnly?: boolean | undefined
-  /** The tenant's `presence_enabled` flag: every channel gets `presence_state`. Default false. */
-  readonly presenceEnabled?: boolean | undefined
-  /** Payload of `phx_error` when a channel crashes. Default `{ reason: "channel_crash" }` (Phoenix ≥ 1.8.10). */
-  readonly crashPayload?: Readonly<Record<string, unknown>> | undefined
-  /** Frames kept per connection for `received` / `sent` (older ones are dropped). Default 10 000. */
-  readonly maxRecordedFrames?: number | undefined
-  /** The in-memory endpoint `url` reports. Default `"ws://realtime.test/socket"`. */
-  readonly memoryUrl?: string | undefined
-}
+export type Options = ServerConfig.Options<Duration.DurationInput>
 
 /**
  * Options of the real listener.
@@ -245,12 +162,7 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface ListenOptions extends Options {
-  /** Default 0 (any free port). */
-  readonly port?: number | undefined
-  /** Default `"127.0.0.1"`. */
-  readonly host?: string | undefined
-}
+export type ListenOptions = ServerConfig.ListenOptions<Duration.DurationInput>
 
 // -------------------------------------------------------------------------------------
 // inspection models
@@ -266,32 +178,12 @@ export interface ListenOptions extends Options {
 export type RecordedFrame = ServerModel.RecordedFrame
 
 /**
- * One socket.
+ * One socket (its `headers` are empty in memory).
  *
  * @since 0.1.0
  * @category models
  */
-export interface ConnectionInfo {
-  /** `"c1"`, `"c2"`, … in connection order. */
-  readonly id: string
-  readonly transport: "memory" | "ws"
-  readonly url: string
-  readonly path: string
-  readonly vsn: Protocol.Vsn
-  /** The query parameters (`apikey`, `vsn`, `log_level`, …). */
-  readonly params: Readonly<Record<string, string>>
-  /** Request headers (lower-cased; empty in memory). */
-  readonly headers: Readonly<Record<string, string>>
-  /** Claims of the connect-time key. */
-  readonly claims: Readonly<Record<string, unknown>>
-  readonly open: boolean
-  readonly closeCode: number | undefined
-  readonly closeReason: string | undefined
-  readonly openedAt: number
-  /** Joined topics. */
-  readonly topics: ReadonlyArray<string>
-  readonly heartbeatsPaused: boolean
-}
+export type ConnectionInfo = Inspect.ConnectionInfo
 
 /**
  * One joined channel.
@@ -299,27 +191,7 @@ export interface ConnectionInfo {
  * @since 0.1.0
  * @category models
  */
-export interface ChannelInfo {
-  readonly connection: string
-  readonly topic: string
-  readonly subtopic: string
-  readonly joinRef: string | null
-  readonly private: boolean
-  readonly ack: boolean
-  readonly self: boolean
-  readonly presenceEnabled: boolean
-  readonly presenceKey: string
-  /** The postgres_changes bindings with the ids the server gave them. */
-  readonly postgresChanges: ReadonlyArray<{ readonly id: number; readonly params: Readonly<Record<string, unknown>> }>
-  /** The bindings are subscribed (`Subscribed to PostgreSQL` was sent). */
-  readonly postgresSubscribed: boolean
-  readonly joinPayload: unknown
-  /** Claims of the channel's current token. */
-  readonly claims: Readonly<Record<string, unknown>>
-  readonly permissions: Permissions
-  /** The channel's tracked presence meta (with `phx_ref`), if any. */
-  readonly tracked: Readonly<Record<string, unknown>> | undefined
-}
+export type ChannelInfo = Inspect.ChannelInfo
 
 /**
  * The server's presence table of a topic (`Phoenix.Presence` state): metas per key, each with its
@@ -328,9 +200,7 @@ export interface ChannelInfo {
  * @since 0.1.0
  * @category models
  */
-export type PresenceTable = Readonly<
-  Record<string, { readonly metas: ReadonlyArray<Readonly<Record<string, unknown>>> }>
->
+export type PresenceTable = Inspect.PresenceTable
 
 /**
  * @since 0.1.0
@@ -380,34 +250,7 @@ export type StoredMessage = ServerModel.StoredMessage
  * @since 0.1.0
  * @category models
  */
-export interface ServerState {
-  /** The server's `Clock` time in milliseconds. */
-  readonly now: number
-  /** Open sockets. */
-  readonly connections: ReadonlyArray<ConnectionInfo>
-  /** Recently closed sockets (the last 100). */
-  readonly closedConnections: ReadonlyArray<ConnectionInfo>
-  /** Every joined channel. */
-  readonly channels: ReadonlyArray<ChannelInfo>
-  readonly stats: Stats
-  /** An open or closed socket by id. */
-  readonly connection: (id: string) => ConnectionInfo | undefined
-  /** Channels joined to a topic (`"room"` or `"realtime:room"`), public and private unless `private` is given. */
-  readonly subscribers: (
-    topic: string,
-    options?: { readonly private?: boolean | undefined }
-  ) => ReadonlyArray<ChannelInfo>
-  /** The presence table of a topic (public unless `private: true`). */
-  readonly presence: (topic: string, options?: { readonly private?: boolean | undefined }) => PresenceTable
-  /** The payload of the last `phx_join` for a topic (any socket, accepted or not). */
-  readonly lastJoinPayload: (topic: string) => unknown
-  /** Rows of `realtime.messages` of a topic (`"room"` or `"realtime:room"`; all when omitted), oldest first. */
-  readonly messages: (topic?: string) => ReadonlyArray<StoredMessage>
-  /** Frames a socket sent to the server, decoded, in order. */
-  readonly received: (connection: string) => ReadonlyArray<RecordedFrame>
-  /** Frames the server sent to a socket, in order. */
-  readonly sent: (connection: string) => ReadonlyArray<RecordedFrame>
-}
+export type ServerState = Inspect.ServerState
 
 // -------------------------------------------------------------------------------------
 // inputs
@@ -419,30 +262,7 @@ export interface ServerState {
  * @since 0.1.0
  * @category models
  */
-export interface ChangeInput {
-  /** Default `"public"`. */
-  readonly schema?: string | undefined
-  readonly table: string
-  /** Case-insensitive. */
-  readonly type: "INSERT" | "UPDATE" | "DELETE" | "insert" | "update" | "delete"
-  /** The new row (INSERT, UPDATE). */
-  readonly record?: Readonly<Record<string, unknown>> | undefined
-  /** The old row (UPDATE, DELETE; default `{}`). */
-  readonly old_record?: Readonly<Record<string, unknown>> | undefined
-  /**
-   * Default: inferred from the row's values, as a Postgres table would most likely have them: an
-   * integer within int4's range (±2^31) is `int4` (a JS number, so `{ total: 10 }` matches
-   * `Schema.Number`), a larger one `int8` (a string with the client's default `int8:
-   * "string"`), another number `float8`, a boolean `bool`, a string or null `text`, a `Date`
-   * `timestamptz`, a flat array of one scalar kind `_int4` / `_int8` / `_float8` / `_bool` /
-   * `_text`, anything else `jsonb`. Give `columns` to test other types (`numeric`, `uuid`, …).
-   */
-  readonly columns?: ReadonlyArray<{ readonly name: string; readonly type: string }> | undefined
-  /** Default: the server's `Clock` time, ISO 8601. */
-  readonly commit_timestamp?: string | undefined
-  /** e.g. `["Error 401: Unauthorized"]`, `["Error 413: Payload Too Large"]`. Default `null`. */
-  readonly errors?: ReadonlyArray<string> | null | undefined
-}
+export type ChangeInput = Changes.ChangeInput
 
 /**
  * Which channels an operation applies to: all, or those of a socket and/or a topic.
@@ -450,11 +270,7 @@ export interface ChangeInput {
  * @since 0.1.0
  * @category models
  */
-export interface Target {
-  readonly connection?: string | undefined
-  /** `"room"` or `"realtime:room"`. */
-  readonly topic?: string | undefined
-}
+export type Target = Control.Target
 
 /**
  * An HTTP request to the broadcast API (`path` may carry a query string; a full URL also works).
@@ -655,401 +471,13 @@ export const RealtimeServer: Context.Tag<RealtimeServer, RealtimeServer> = Conte
 // constructors
 // -------------------------------------------------------------------------------------
 
-const toMillis = (d: Duration.DurationInput | undefined, fallback: number): number =>
-  d === undefined ? fallback : Duration.toMillis(Duration.decode(d))
-
-const resolveConfig = (options: Options): Engine.Config => {
-  const jwtSecret = options.jwtSecret ?? defaultJwtSecret
-  const limits = { ...defaultLimits, ...options.limits }
-  return {
-    jwtSecret,
-    apiKey: options.apiKey ??
-      (jwtSecret === defaultJwtSecret
-        ? defaultApiKey
-        : Jwt.sign({ iss: "supabase-demo", role: "anon", exp: 4_102_444_800 }, jwtSecret)),
-    opaqueKeys: options.opaqueKeys ?? { sb_publishable_test: "anon", sb_secret_test: "service_role" },
-    vsnDefault: options.vsnDefault ?? "1.0.0",
-    joinErrorDelayMillis: toMillis(options.joinErrorDelay, 0),
-    connectErrorDelayMillis: toMillis(options.connectErrorDelay, 0),
-    idleTimeoutMillis: options.idleTimeout === false ? undefined : toMillis(options.idleTimeout, 60_000),
-    tokenCheckMillis: toMillis(options.tokenCheckInterval, 5 * 60_000),
-    limits: { ...limits, clientPresenceWindowMillis: toMillis(limits.clientPresenceWindow, 30_000) },
-    policy: options.policy ?? allowAll,
-    privateOnly: options.privateOnly ?? false,
-    presenceEnabled: options.presenceEnabled ?? false,
-    crashPayload: options.crashPayload ?? { reason: "channel_crash" },
-    maxRecordedFrames: options.maxRecordedFrames ?? 10_000
-  }
-}
-
-const connectionInfo = (c: Engine.Connection): ConnectionInfo => ({
-  id: c.id,
-  transport: c.transport,
-  url: c.handshake.url,
-  path: c.handshake.path,
-  vsn: c.handshake.vsn,
-  params: c.handshake.params,
-  headers: c.handshake.headers,
-  claims: c.handshake.claims,
-  open: c.open,
-  closeCode: c.closeCode,
-  closeReason: c.closeReason,
-  openedAt: c.openedAt,
-  topics: [...c.channels.keys()],
-  heartbeatsPaused: c.heartbeatsPaused
-})
-
-const channelInfo = (ch: Engine.Channel): ChannelInfo => ({
-  connection: ch.connection.id,
-  topic: ch.topic,
-  subtopic: ch.subtopic,
-  joinRef: ch.joinRef,
-  private: ch.isPrivate,
-  ack: ch.config.ack,
-  self: ch.config.self,
-  presenceEnabled: ch.presenceEnabled,
-  presenceKey: ch.presenceKey,
-  postgresChanges: ch.bindings,
-  postgresSubscribed: ch.subscriptions.length > 0,
-  joinPayload: ch.joinPayload,
-  claims: ch.claims,
-  permissions: ch.permissions,
-  tracked: ch.tracked?.meta
-})
-
-const snapshot = (engine: Engine.Engine): ServerState => {
-  const channels = [...engine.channels()].map(channelInfo)
-  return {
-    now: engine.env.now(),
-    connections: [...engine.connections.values()].map(connectionInfo),
-    closedConnections: engine.closedConnections.map(connectionInfo),
-    channels,
-    stats: { ...engine.stats },
-    connection: (id) => {
-      const c = engine.findConnection(id)
-      return c === undefined ? undefined : connectionInfo(c)
-    },
-    subscribers: (topic, options) => {
-      const full = Topic.topicOf(topic)
-      return channels.filter((ch) =>
-        ch.topic === full && (options?.private === undefined || ch.private === options.private)
-      )
-    },
-    presence: (topic, options) => engine.presenceStateOf(topic, options?.private === true),
-    lastJoinPayload: (topic) => engine.lastJoinPayloads.get(Topic.topicOf(topic)),
-    messages: (topic) => engine.messages(topic),
-    received: (id) => engine.findConnection(id)?.received ?? [],
-    sent: (id) => engine.findConnection(id)?.sent ?? []
-  }
-}
-
-const requestBody = (
-  request: HttpClientRequest.HttpClientRequest
-): Uint8Array | undefined => {
-  const body = request.body
-  switch (body._tag) {
-    case "Empty":
-      return new Uint8Array(0)
-    case "Uint8Array":
-      return body.body
-    case "Raw":
-      return typeof body.body === "string"
-        ? new TextEncoder().encode(body.body)
-        : body.body instanceof Uint8Array
-        ? body.body
-        : undefined
-    default:
-      return undefined
-  }
-}
-
-const build = (
-  engine: Engine.Engine,
-  pubsub: PubSub.PubSub<ServerEvent>,
-  endpoints: { readonly url: string; readonly httpUrl: string; readonly port: number | undefined }
-): Server => {
-  const config = engine.config
-  const acceptor: FakeSocket.Acceptor = (peer) => {
-    if (engine.stopped) return { refuse: { status: 503, body: "server stopped" } }
-    const handshake = engine.handshake(peer.url, {})
-    if (handshake._tag === "Refuse") return { refuse: { status: handshake.status, body: handshake.body } }
-    const connection = engine.open(
-      { send: peer.send, close: (code, reason) => peer.close(code, reason), terminate: peer.terminate },
-      handshake,
-      "memory"
-    )
-    return {
-      onMessage: (frame) => engine.onFrame(connection, frame),
-      onClose: (code, reason) => engine.onClose(connection, code, reason)
-    }
-  }
-  const handle = (request: HttpRequest): HttpResponse =>
-    HttpApi.handle(engine, {
-      method: request.method,
-      path: request.path,
-      headers: request.headers,
-      body: HttpApi.bodyBytes(request.body)
-    })
-  const fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const request = new Request(input, init)
-    const body = new Uint8Array(await request.arrayBuffer())
-    const headers: Record<string, string> = {}
-    request.headers.forEach((value, key) => {
-      headers[key] = value
-    })
-    const url = new URL(request.url)
-    return HttpApi.webResponse(handle({ method: request.method, path: url.pathname + url.search, headers, body }))
-  }
-  const httpClient = HttpClient.make((request, url) => {
-    const body = requestBody(request)
-    if (body === undefined) {
-      return Effect.fail(
-        new HttpClientError.RequestError({
-          request,
-          reason: "Encode",
-          description: "the in-memory RealtimeServer client supports byte and text bodies only"
-        })
-      )
-    }
-    return Effect.sync(() =>
-      HttpClientResponse.fromWeb(
-        request,
-        HttpApi.webResponse(handle({
-          method: request.method,
-          path: url.pathname + url.search,
-          headers: request.headers,
-          body
-        }))
-      )
-    )
-  })
-  const withSync = <A>(f: () => A): Effect.Effect<A> => Effect.sync(f)
-  const forChannels = (target: Target, f: (channel: Engine.Channel) => void) =>
-    withSync(() => {
-      const channels = engine.select(target)
-      for (const channel of channels) f(channel)
-      return channels.length
-    })
-  const waitFor = <A>(f: (state: ServerState) => A | undefined): Effect.Effect<A> =>
-    Effect.scoped(
-      Effect.gen(function*() {
-        const subscription = yield* PubSub.subscribe(pubsub)
-        while (true) {
-          const result = f(snapshot(engine))
-          if (result !== undefined) return result
-          yield* Queue.take(subscription)
-          yield* Queue.takeAll(subscription)
-        }
-      })
-    )
-  return {
-    url: endpoints.url,
-    httpUrl: endpoints.httpUrl,
-    port: endpoints.port,
-    apiKey: config.apiKey,
-    serviceRoleKey: config.jwtSecret === defaultJwtSecret
-      ? defaultServiceRoleKey
-      : Jwt.sign({ iss: "supabase-demo", role: "service_role", exp: 4_102_444_800 }, config.jwtSecret),
-    jwtSecret: config.jwtSecret,
-    acceptor,
-    webSocketConstructor: FakeSocket.makeConstructor(acceptor),
-    webSocketClass: FakeSocket.makeClass(acceptor),
-    fetch,
-    httpClient,
-    handleHttp: (request) => withSync(() => handle(request)),
-    makeToken: (options) =>
-      withSync(() =>
-        Jwt.sign(
-          {
-            ...options?.claims,
-            role: options?.role ?? "authenticated",
-            exp: Math.floor(
-              (engine.env.now() + Duration.toMillis(Duration.decode(options?.expiresIn ?? "1 hour"))) / 1000
-            )
-          },
-          config.jwtSecret
-        )
-      ),
-
-    emitChange: (change) =>
-      withSync(() => {
-        const type = change.type.toUpperCase() as Postgres.Change["type"]
-        const record = type === "DELETE" ? undefined : change.record ?? {}
-        const oldRecord = type === "INSERT" ? undefined : change.old_record ?? {}
-        const row = record ?? oldRecord ?? {}
-        const data: Postgres.Change = {
-          schema: change.schema ?? "public",
-          table: change.table,
-          commit_timestamp: change.commit_timestamp ?? new Date(engine.env.now()).toISOString(),
-          type,
-          columns: change.columns ?? Object.keys(row).map((name) => ({ name, type: Postgres.inferType(row[name]) })),
-          ...(record === undefined ? {} : { record }),
-          ...(oldRecord === undefined ? {} : { old_record: oldRecord }),
-          errors: change.errors ?? null
-        }
-        return engine.emitChange(data)
-      }),
-    dbSend: (message) =>
-      withSync(() =>
-        engine.dbSend({
-          topic: message.topic,
-          event: message.event,
-          payload: message.payload,
-          private: message.private ?? true,
-          id: message.id
-        })
-      ),
-    push: (target, event, payload) => forChannels(target, (channel) => engine.push(channel, event, payload)),
-    sendSystem: (target, message) =>
-      forChannels(
-        target,
-        (channel) => engine.system(channel, message.extension ?? "system", message.status ?? "ok", message.message)
-      ),
-
-    dropConnection: (options) =>
-      withSync(() => {
-        const connections = engine.selectConnections(options?.connection)
-        for (const connection of connections) {
-          if (options?.abrupt === true) engine.terminateConnection(connection)
-          else engine.closeConnection(connection, options?.code ?? 1000, options?.reason ?? "")
-        }
-        return connections.length
-      }),
-    pauseHeartbeats: (connection) =>
-      withSync(() => {
-        if (connection === undefined) engine.heartbeatsPaused = true
-        else for (const c of engine.selectConnections(connection)) c.heartbeatsPaused = true
-      }),
-    resumeHeartbeats: (connection) =>
-      withSync(() => {
-        if (connection === undefined) {
-          engine.heartbeatsPaused = false
-          for (const c of engine.connections.values()) c.heartbeatsPaused = false
-        } else {
-          for (const c of engine.selectConnections(connection)) c.heartbeatsPaused = false
-        }
-      }),
-    rejectJoins: (options) => withSync(() => engine.addJoinRule(options.topic, options.times ?? 1, 0, options.reason)),
-    delayJoins: (options) =>
-      withSync(() =>
-        engine.addJoinRule(
-          options.topic,
-          options.times ?? 1,
-          Duration.toMillis(Duration.decode(options.delay)),
-          undefined
-        )
-      ),
-    clearJoinRules: withSync(() => engine.clearJoinRules()),
-    crashChannel: (target) => forChannels(target, (channel) => engine.crash(channel, config.crashPayload)),
-    shutdownChannel: (target, message) => forChannels(target, (channel) => engine.shutdown(channel, message)),
-    refuseConnections: (count, options) =>
-      withSync(() =>
-        engine.refuseConnections(count, options?.status ?? 500, options?.error ?? "Error connecting to Realtime")
-      ),
-    expireToken: (target) => forChannels(target ?? {}, (channel) => engine.expireToken(channel)),
-    disconnectAll: withSync(() => {
-      const connections = [...engine.connections.values()]
-      for (const connection of connections) {
-        for (const channel of connection.channels.values()) {
-          engine.send(connection, {
-            joinRef: null,
-            ref: null,
-            topic: channel.topic,
-            event: "system",
-            payload: { extension: "system", status: "ok", message: "Server requested disconnect" }
-          })
-        }
-        engine.closeConnection(connection, 1012, "")
-      }
-      return connections.length
-    }),
-
-    state: withSync(() => snapshot(engine)),
-    connections: withSync(() => [...engine.connections.values()].map(connectionInfo)),
-    received: (connection) => withSync(() => [...(engine.findConnection(connection)?.received ?? [])]),
-    sent: (connection) => withSync(() => [...(engine.findConnection(connection)?.sent ?? [])]),
-    subscribers: (topic, options) => withSync(() => snapshot(engine).subscribers(topic, options)),
-    presence: (topic, options) => withSync(() => engine.presenceStateOf(topic, options?.private === true)),
-    lastJoinPayload: (topic) =>
-      withSync(() => {
-        const full = Topic.topicOf(topic)
-        return engine.lastJoinPayloads.has(full) ? Option.some(engine.lastJoinPayloads.get(full)) : Option.none()
-      }),
-    messages: (topic) => withSync(() => engine.messages(topic)),
-    stats: withSync(() => ({ ...engine.stats })),
-    events: Stream.fromPubSub(pubsub),
-    waitFor,
-    waitUntil: (predicate) => waitFor((state) => predicate(state) ? state : undefined)
-  }
-}
-
-const makeEngine = (options: Options) =>
-  Effect.gen(function*() {
-    const clock = yield* Effect.clock
-    const runtime = yield* Effect.runtime<never>()
-    const fibers = yield* FiberSet.make()
-    const runFork = yield* FiberSet.runtime(fibers)()
-    const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<ServerEvent>(), PubSub.shutdown)
-    const runSync = Runtime.runSync(runtime)
-    const env: Engine.Env = {
-      now: () => clock.unsafeCurrentTimeMillis(),
-      schedule: (millis, f) => {
-        const fiber = runFork(
-          Effect.sleep(Duration.millis(Math.max(0, millis))).pipe(
-            Effect.zipRight(Effect.sync(() => {
-              try {
-                f()
-              } catch (cause) {
-                env.log("Error", "unexpected error in a server timer", { cause: String(cause) })
-              }
-            }))
-          )
-        )
-        return () => fiber.unsafeInterruptAsFork(FiberId.none)
-      },
-      log: (level, message, annotations) => {
-        try {
-          runSync(
-            Effect.logWithLevel(
-              level === "Debug"
-                ? LogLevel.Debug
-                : level === "Info"
-                ? LogLevel.Info
-                : level === "Warning"
-                ? LogLevel.Warning
-                : LogLevel.Error,
-              message
-            ).pipe(Effect.annotateLogs({ module: "RealtimeServer", ...annotations }))
-          )
-        } catch {
-          // logging never breaks the server
-        }
-      },
-      publish: (event) => {
-        pubsub.unsafeOffer(event)
-      }
-    }
-    const engine = new Engine.Engine(resolveConfig(options), env)
-    yield* Effect.addFinalizer(() => Effect.sync(() => engine.stop()))
-    return { engine, pubsub }
-  })
-
 /**
  * An in-memory server, stopped (every socket closed with 1001) when the scope closes.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Server, never, Scope.Scope> =>
-  Effect.map(makeEngine(options), ({ engine, pubsub }) => {
-    const url = options.memoryUrl ?? "ws://realtime.test/socket"
-    const http = new URL(url)
-    return build(engine, pubsub, {
-      url,
-      httpUrl: `${http.protocol === "wss:" ? "https:" : "http:"}//${http.host}`,
-      port: undefined
-    })
-  })
+export const make = (options: Options = {}): Effect.Effect<Server, never, Scope.Scope> => internal.make(options)
 
 /**
  * A server listening on a real socket (default 127.0.0.1, any free port), also reachable in memory.
@@ -1059,29 +487,7 @@ export const make = (options: Options = {}): Effect.Effect<Server, never, Scope.
  * @category constructors
  */
 export const makeListen = (options: ListenOptions = {}): Effect.Effect<Server, ListenError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const { engine, pubsub } = yield* makeEngine(options)
-    const host = options.host ?? "127.0.0.1"
-    const port = options.port ?? 0
-    const listener = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () =>
-          Listener.listen(engine, {
-            host,
-            port,
-            webSocketServer: (options) => new WebSocketServer(options)
-          }),
-        catch: (cause) => new ListenError({ host, port, cause })
-      }),
-      (listener) => Effect.promise(() => listener.close())
-    )
-    const authority = host.includes(":") ? `[${host}]:${listener.port}` : `${host}:${listener.port}`
-    return build(engine, pubsub, {
-      url: `ws://${authority}/socket`,
-      httpUrl: `http://${authority}`,
-      port: listener.port
-    })
-  })
+  internal.makeListen(options, (host, port, cause) => new ListenError({ host, port, cause }))
 
 /**
  * The in-memory server as a layer.

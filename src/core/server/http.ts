@@ -182,7 +182,7 @@ const batch = (
     if (isPrivate) {
       let write = allowed.get(subtopic)
       if (write === undefined) {
-        write = engine.policyFor(claims, subtopic).broadcastWrite
+        write = engine.permissions(claims, subtopic).broadcastWrite
         allowed.set(subtopic, write)
       }
       if (!write) {
@@ -233,7 +233,7 @@ const singleEvent = (
   if (sizeOf(payload) > engine.config.limits.maxPayloadBytes) {
     return response(422, { errors: { payload: ["Payload size exceeds tenant limit"] } })
   }
-  if (isPrivate && !engine.policyFor(claims, subtopic).broadcastWrite) {
+  if (isPrivate && !engine.permissions(claims, subtopic).broadcastWrite) {
     return response(403, { message: "Unauthorized" })
   }
   engine.fanOut(isPrivate, subtopic, { _tag: "User", event, payload })
@@ -252,3 +252,27 @@ export const webResponse = (result: RS.HttpResponse): Response =>
       : (result.body as Uint8Array<ArrayBuffer>),
     { status: result.status, headers: result.headers }
   )
+
+/** Handles an HTTP request of a test (its body as bytes or text). */
+export const handleRequest = (engine: Engine, request: RS.HttpRequest): RS.HttpResponse =>
+  handle(engine, {
+    method: request.method,
+    path: request.path,
+    headers: request.headers,
+    body: bodyBytes(request.body)
+  })
+
+/** A `fetch` answered by the HTTP API in memory (realtime-js's `fetch` option). */
+export const fetch =
+  (engine: Engine) => async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const request = new Request(input, init)
+    const body = new Uint8Array(await request.arrayBuffer())
+    const headers: Record<string, string> = {}
+    request.headers.forEach((value, key) => {
+      headers[key] = value
+    })
+    const url = new URL(request.url)
+    return webResponse(
+      handleRequest(engine, { method: request.method, path: url.pathname + url.search, headers, body })
+    )
+  }

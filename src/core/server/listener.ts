@@ -5,8 +5,9 @@
  */
 import * as Http from "node:http"
 import type * as Net from "node:net"
-import type { Engine, Peer } from "./engine.js"
+import type { Engine } from "./engine.js"
 import * as HttpApi from "./http.js"
+import type { Peer } from "./state.js"
 
 /** What the listener needs of a WebSocket (`ws`'s `WebSocket` is one). */
 export interface WebSocketLike {
@@ -40,7 +41,7 @@ export type MakeWebSocketServer = (
 ) => WebSocketServerLike
 
 /** A bound listener: its address, and how to close it. */
-export interface Listener {
+export interface BoundListener {
   readonly port: number
   readonly host: string
   readonly close: () => Promise<void>
@@ -77,7 +78,7 @@ const peerOf = (ws: WebSocketLike): Peer => ({
 export const listen = (
   engine: Engine,
   options: { readonly port: number; readonly host: string; readonly webSocketServer: MakeWebSocketServer }
-): Promise<Listener> => {
+): Promise<BoundListener> => {
   const wss = options.webSocketServer({ noServer: true, maxPayload: 5_000_000 })
   const sockets = new Set<Net.Socket>()
 

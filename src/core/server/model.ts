@@ -125,15 +125,3 @@ export interface HttpResponse {
   readonly headers: Readonly<Record<string, string>>
   readonly body: Uint8Array
 }
-
-/** The limits the engine enforces (the edition's `Limits`, with the presence window in milliseconds). */
-export interface Limits {
-  readonly maxConcurrentUsers: number
-  readonly maxChannelsPerClient: number
-  readonly maxJoinsPerSecond: number
-  readonly maxEventsPerSecond: number
-  readonly maxPresenceEventsPerSecond: number
-  readonly clientPresenceMaxCalls: number
-  readonly clientPresenceWindowMillis: number
-  readonly maxPayloadBytes: number
-}
