@@ -8,37 +8,45 @@
  * `phx_reply`, the bounded buffer of pushes made while disconnected, and the topic router.
  * Channels are built on top of it.
  *
+ * This module is the service and its options; the parts are internal, one concern each
+ * (`internal/transport/`: the shared state, the read path, the write path and its buffer, requests
+ * and their deadlines, the heartbeat and the device's signals, the connection loop), over what both
+ * editions share in the core (`core/connection/`: the URL and settings, how a connection ended, the
+ * deadline list, the reply registry, the reconnect bookkeeping).
+ *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
-import * as Deferred from "effect/Deferred"
+import type * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as FiberHandle from "effect/FiberHandle"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
-import * as PubSub from "effect/PubSub"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Socket from "effect/socket/Socket"
 import * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
+import type * as End from "../../src/core/connection/end.js"
+import * as CoreOptions from "../../src/core/connection/options.js"
 import * as Policy from "../../src/core/policy.js"
-import * as Url from "../../src/core/url.js"
+import type * as CoreResult from "../../src/core/result.js"
 import * as Heartbeat from "./Heartbeat.js"
-import * as Backoff from "./internal/backoff.js"
 import { withExactPostgresNumbers } from "./internal/exactNumbers.js"
-import { Waiter } from "./internal/waiter.js"
+import * as HeartbeatLoop from "./internal/transport/heartbeat.js"
+import * as Loop from "./internal/transport/loop.js"
+import * as Metrics from "./internal/transport/metrics.js"
+import * as Read from "./internal/transport/read.js"
+import * as Requests from "./internal/transport/requests.js"
+import * as State from "./internal/transport/state.js"
+import * as Write from "./internal/transport/write.js"
 import * as Network from "./Network.js"
 import * as Protocol from "./Protocol.js"
-import { BufferFull, InvalidArgument, ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
+import type { BufferFull, ProtocolError, PushTimeout, SocketClosed } from "./RealtimeError.js"
+import { InvalidArgument } from "./RealtimeError.js"
 import * as Reconnect from "./Reconnect.js"
 
 /**
@@ -98,7 +106,7 @@ export type ConnectionState = Data.TaggedEnum<{
  * @since 0.1.0
  * @category constructors
  */
-export const ConnectionState = Data.taggedEnum<ConnectionState>()
+export const ConnectionState: Data.TaggedEnum.Constructor<ConnectionState> = State.ConnectionState
 
 /**
  * A `phx_reply`: `status` is `"ok"` or `"error"` from the server.
@@ -246,7 +254,7 @@ export interface Options {
  * @since 0.1.0
  * @category constants
  */
-export const defaultMaxFrameBytes: number = 8 * 1024 * 1024
+export const defaultMaxFrameBytes: number = CoreOptions.DEFAULT_MAX_FRAME_BYTES
 
 /**
  * The transport's metrics (global, prefixed `realtime_`): frames in/out, undecodable frames
@@ -255,81 +263,7 @@ export const defaultMaxFrameBytes: number = 8 * 1024 * 1024
  * @since 0.1.0
  * @category metrics
  */
-export const metrics = {
-  framesIn: Metric.counter("realtime_frames_in", {
-    description: "Frames received from the Realtime socket",
-    incremental: true
-  }),
-  framesOut: Metric.counter("realtime_frames_out", {
-    description: "Frames written to the Realtime socket",
-    incremental: true
-  }),
-  framesBad: Metric.counter("realtime_frames_bad", {
-    description: "Frames received that could not be decoded (skipped)",
-    incremental: true
-  }),
-  framesUnrouted: Metric.counter("realtime_frames_unrouted", {
-    description: "Frames received for a topic no channel listens to",
-    incremental: true
-  }),
-  reconnects: Metric.counter("realtime_reconnects", {
-    description: "Socket reconnect attempts",
-    incremental: true
-  }),
-  heartbeatLatency: Metric.histogram("realtime_heartbeat_latency_ms", {
-    description: "Heartbeat round trip in milliseconds",
-    boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 16 })
-  })
-} as const
-
-const { framesBad, framesIn, framesOut, framesUnrouted, heartbeatLatency, reconnects } = metrics
-
-/**
- * A request waiting for its reply: completed once (by the reply, its timer or the end of the
- * connection), then handed to its waiter. Completing or forgetting it disarms its timer.
- */
-class Pending extends Waiter<Reply, SocketClosed | PushTimeout> {
-  written = false
-  timer: Timer | undefined = undefined
-  constructor(readonly topic: string, readonly joinRef: string | null) {
-    super()
-  }
-  complete(exit: Exit.Exit<Reply, SocketClosed | PushTimeout>): void {
-    if (this.timer !== undefined) this.timer.fire = undefined
-    this.settle(exit)
-  }
-  override cancel(): void {
-    super.cancel()
-    if (this.timer !== undefined) this.timer.fire = undefined
-  }
-  override await(forget: () => void): Effect.Effect<Reply, SocketClosed | PushTimeout> {
-    return super.await(() => {
-      if (this.timer !== undefined) this.timer.fire = undefined
-      forget()
-    })
-  }
-}
-
-/** A request's deadline; `fire` is cleared once the request completed (the timer is then skipped). */
-interface Timer {
-  readonly deadline: number
-  fire: (() => void) | undefined
-}
-
-interface Buffered {
-  readonly frame: Protocol.Frame
-  readonly done: Deferred.Deferred<void, SocketClosed>
-  readonly onWritten: (() => void) | undefined
-  cancelled: boolean
-}
-
-/** What a socket said when it ended (filled from its own events). */
-interface SocketFacts {
-  code?: number
-  closeReason?: string
-  error?: string
-  upgrade?: UpgradeResponse
-}
+export const metrics: typeof Metrics.metrics = Metrics.metrics
 
 /**
  * The HTTP answer to a refused upgrade. A WebSocket implementation that can see it (the Node one of
@@ -338,71 +272,16 @@ interface SocketFacts {
  * @since 0.1.0
  * @category models
  */
-export interface UpgradeResponse {
-  readonly status: number
-  readonly body: string
-}
+export type UpgradeResponse = End.UpgradeResponse
 
-/** How a connection ended. */
-interface End {
-  readonly reason: string
-  readonly code?: number | undefined
-  readonly status?: number | undefined
-  readonly body?: string | undefined
-  /** The server will refuse again: stop until the next `connect`. */
-  readonly permanent: boolean
-  /** Our socket refused an inbound frame over `maxFrameBytes` (a bad frame, counted as such). */
-  readonly frameTooLarge?: boolean | undefined
-}
+/** The core's checks of the options, their error detail as an `InvalidArgument`. */
+const checked = <A>(result: CoreResult.Result<A, string>): Result.Result<A, InvalidArgument> =>
+  result.ok ? Result.succeed(result.value) : Result.fail(new InvalidArgument({ detail: result.error }))
 
-/**
- * One socket of the loop: the raw `WebSocketLike` from the constructor, what it said, and the one
- * fiber waiting for it to open or to end.
- */
-interface Connection {
-  readonly ws: Socket.WebSocketLike | undefined
-  readonly facts: SocketFacts
-  opened: boolean
-  /** Why it ended (the first of its `error` / `close`), once it did. */
-  ended: Socket.SocketError | undefined
-  /** The waiting fiber: resumed on `open` (void) or on the end (the error). */
-  resume: ((effect: Effect.Effect<void, Socket.SocketError>) => void) | undefined
-  /** Detaches the listeners. */
-  readonly detach: () => void
-}
-
-const errorMessage = (event: unknown): string | undefined => {
-  const e = event as { readonly message?: unknown; readonly error?: { readonly message?: unknown } } | undefined
-  if (typeof e?.message === "string" && e.message.length > 0) return e.message
-  if (typeof e?.error?.message === "string" && e.error.message.length > 0) return e.error.message
-  return undefined
-}
-
-/** One turn of the event loop's I/O (what has arrived is read first); a macrotask elsewhere. */
-const ioTurn: Effect.Effect<void> = Effect.callback<void>((resume) => {
-  if (typeof globalThis.setImmediate === "function") {
-    const handle = globalThis.setImmediate(() => resume(Effect.void))
-    return Effect.sync(() => globalThis.clearImmediate(handle))
-  }
-  const handle = setTimeout(() => resume(Effect.void), 0)
-  return Effect.sync(() => clearTimeout(handle))
+const unwrap = (options: Options): CoreOptions.UrlOptions & Options => ({
+  ...options,
+  apiKey: Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey
 })
-
-/** `ws`'s error when a message is over its `maxPayload`. */
-const TOO_LARGE = /^Max payload size exceeded/
-
-/** At most one log line a minute about undecodable frames (after the first). */
-const BAD_FRAME_LOG_INTERVAL = 60_000
-
-class HeartbeatTimeout extends Data.TaggedError("HeartbeatTimeout")<{ readonly ref: string }> {}
-
-const constVoid = () => {}
-
-/** The core's endpoint parser, its error detail as an `InvalidArgument`. */
-const parseEndpoint = (input: string): Result.Result<Url.Endpoint, InvalidArgument> => {
-  const parsed = Url.parseEndpoint(input)
-  return parsed.ok ? Result.succeed(parsed.value) : Result.fail(new InvalidArgument({ detail: parsed.error }))
-}
 
 /**
  * Builds the URL of one connection: `<endpoint>/websocket?apikey=…[&params][&log_level=…]&vsn=…`.
@@ -411,18 +290,7 @@ const parseEndpoint = (input: string): Result.Result<Url.Endpoint, InvalidArgume
  * @category constructors
  */
 export const connectionUrl = (options: Options): Result.Result<string, InvalidArgument> =>
-  Result.flatMap(parseEndpoint(options.url), (endpoint) => {
-    const apiKey = Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey
-    if (typeof apiKey !== "string" || apiKey.trim() === "") {
-      return Result.fail(new InvalidArgument({ detail: "apiKey must not be empty or blank" }))
-    }
-    const query = new URLSearchParams()
-    query.set("apikey", apiKey)
-    for (const [key, value] of Object.entries(options.params ?? {})) query.set(key, value)
-    if (options.logLevel) query.set("log_level", options.logLevel)
-    query.set("vsn", options.vsn ?? "2.0.0")
-    return Result.succeed(`${endpoint.socket}/websocket?${query.toString()}`)
-  })
+  checked(CoreOptions.connectionUrl(unwrap(options)))
 
 /**
  * Builds a transport. `Heartbeat`, `Reconnect` and `Network` are used when provided, else their
@@ -436,21 +304,8 @@ export const make: (
 ) => Effect.Effect<Transport, InvalidArgument, Socket.WebSocketConstructor | Scope.Scope> = Effect.fn(
   "Transport.make"
 )(function*(options: Options) {
-  const endpoint = yield* Effect.fromResult(parseEndpoint(options.url))
-  const url = yield* Effect.fromResult(connectionUrl(options))
-  const vsn = options.vsn ?? "2.0.0"
-  if (vsn !== "1.0.0" && vsn !== "2.0.0") {
-    return yield* new InvalidArgument({ detail: `unsupported protocol version '${String(vsn)}'` })
-  }
-  const bufferSize = options.bufferSize ?? 1024
-  if (!Number.isInteger(bufferSize) || bufferSize < 0) {
-    return yield* new InvalidArgument({ detail: `bufferSize must be a non-negative integer, got ${bufferSize}` })
-  }
-  const maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes
-  if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes <= 0) {
-    return yield* new InvalidArgument({ detail: `maxFrameBytes must be a positive integer, got ${maxFrameBytes}` })
-  }
-  const serializer = withExactPostgresNumbers(options.serializer ?? Protocol.serializer(vsn))
+  const settings = yield* Effect.fromResult(checked(CoreOptions.settings(unwrap(options))))
+  const serializer = withExactPostgresNumbers(options.serializer ?? Protocol.serializer(settings.vsn))
   const defaultTimeout = Duration.fromInputUnsafe(options.timeout ?? "10 seconds")
   const openTimeout = Duration.fromInputUnsafe(options.openTimeout ?? "10 seconds")
   const heartbeat = Option.getOrElse(yield* Effect.serviceOption(Heartbeat.Heartbeat), () => Heartbeat.defaults)
@@ -459,845 +314,45 @@ export const make: (
     Duration.toMillis(heartbeat.timeout)
   )
   if (heartbeatProblem !== undefined) return yield* new InvalidArgument({ detail: heartbeatProblem })
-  const reconnect = Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults)
-  const network = Option.getOrUndefined(yield* Effect.serviceOption(Network.Network))
-  const construct = yield* Socket.WebSocketConstructor
-  const clock = yield* Clock.Clock
-  // metrics are updated synchronously in the read path, against the registry of this context
-  const metricContext = yield* Effect.context<never>()
-
-  // The current WebSocket. Writes go straight to it when it is OPEN (a synchronous `send`), never
-  // through a `Socket` writer, whose latch would park a write made in the instant between the
-  // socket closing and this loop noticing it.
-  let ws: Socket.WebSocketLike | undefined
-
-  const heartbeatHub = yield* PubSub.unbounded<Heartbeat.HeartbeatStatus>()
-  // replays the current state to each new subscriber, then every change
-  const stateHub = yield* PubSub.unbounded<ConnectionState>({ replay: 1 })
-  const stateListeners = new Set<(state: ConnectionState) => void>()
-  let currentState: ConnectionState = ConnectionState.Closed({ reason: "not connected" })
-  PubSub.publishUnsafe(stateHub, currentState)
-  const setState = (next: ConnectionState) =>
-    Effect.sync(() => {
-      currentState = next
-      for (const listener of stateListeners) listener(next)
-      PubSub.publishUnsafe(stateHub, next)
-    })
-  const routes = new Map<string, (message: Protocol.Message) => void>()
-  const pending = new Map<string, Pending>()
-  const buffer: Array<Buffered> = []
-  let open = false
-  let flushing = false
-  let refCounter = 0
-  // the heartbeat waiting for its reply: its ref, its answer once read, and the fiber's wake-up
-  let heartbeatRef: string | undefined
-  let heartbeatAnswer: Reply | undefined
-  let heartbeatWake: Deferred.Deferred<void> | undefined
-
-  const makeRef = () => {
-    refCounter = refCounter === Number.MAX_SAFE_INTEGER ? 1 : refCounter + 1
-    return String(refCounter)
-  }
-
-  // Undecodable frames: every one is counted (`realtime_frames_bad`); the first is logged, and
-  // those that follow within a minute (by the Clock) are logged as one summary at the minute's
-  // end, so a flood of bad frames logs a line a minute, not a line a frame.
-  const scope = yield* Effect.scope
-  const badLog = {
-    total: 0,
-    skipped: 0,
-    loggedAt: -Infinity,
-    summary: false,
-    last: undefined as ProtocolError | undefined
-  }
-  const badSummary = Effect.suspend(() => {
-    const { last, skipped, total } = badLog
-    badLog.summary = false
-    badLog.skipped = 0
-    badLog.loggedAt = clock.currentTimeMillisUnsafe()
-    return Effect.logWarning(`skipped ${skipped} more frames that could not be decoded`).pipe(
-      Effect.annotateLogs({ skipped, total, reason: last?.reason ?? "none", detail: last?.detail ?? "" })
-    )
+  const state = yield* State.make({
+    ...settings,
+    serializer,
+    defaultTimeout,
+    openTimeout,
+    heartbeat,
+    reconnect: Option.getOrElse(yield* Effect.serviceOption(Reconnect.Reconnect), () => Reconnect.defaults),
+    network: Option.getOrUndefined(yield* Effect.serviceOption(Network.Network)),
+    construct: yield* Socket.WebSocketConstructor,
+    clock: yield* Clock.Clock,
+    metricContext: yield* Effect.context<never>(),
+    scope: yield* Effect.scope
   })
-  const badFrame = (error: ProtocolError): Effect.Effect<void> | undefined => {
-    framesBad.updateUnsafe(1, metricContext)
-    badLog.total++
-    const now = clock.currentTimeMillisUnsafe()
-    if (!badLog.summary && now - badLog.loggedAt >= BAD_FRAME_LOG_INTERVAL) {
-      badLog.loggedAt = now
-      return Effect.logWarning("skipped a frame that could not be decoded").pipe(
-        Effect.annotateLogs({ reason: error.reason, detail: error.detail, total: badLog.total })
-      )
-    }
-    badLog.skipped++
-    badLog.last = error
-    if (badLog.summary) return undefined
-    badLog.summary = true
-    const wait = Duration.millis(Math.max(0, badLog.loggedAt + BAD_FRAME_LOG_INTERVAL - now))
-    return Effect.asVoid(
-      Effect.forkIn(Effect.andThen(Effect.sleep(wait), badSummary), scope, { startImmediately: true })
-    )
-  }
-  // Runs the (rare) effect of a bad frame from the socket's callback, in the loop's context (its
-  // logger, log annotations and clock).
-  let runInLoop: (effect: Effect.Effect<void>) => void = constVoid
-
-  // Frames are counted per batch (the frames of one macrotask), not one metric update per frame.
-  let framesInPending = 0
-  const flushFramesIn = () => {
-    framesIn.updateUnsafe(framesInPending, metricContext)
-    framesInPending = 0
-  }
-
-  // The read path: synchronous, no allocation beyond the decoded message.
-  const onFrame = (frame: Protocol.Frame): Effect.Effect<void> | undefined => {
-    if (framesInPending++ === 0) queueMicrotask(flushFramesIn)
-    // a text frame's UTF-8 size is at least its length: no need to encode it to know it is too large
-    const size = typeof frame === "string" ? frame.length : frame.byteLength
-    if (size > maxFrameBytes) {
-      return badFrame(
-        new ProtocolError({
-          reason: "FrameTooLarge",
-          detail: `a ${typeof frame === "string" ? "text" : "binary"} frame of ${
-            typeof frame === "string" ? "at least " : ""
-          }${size} bytes, over maxFrameBytes (${maxFrameBytes})`
-        })
-      )
-    }
-    const decoded = serializer.decode(frame)
-    if (Result.isFailure(decoded)) return badFrame(decoded.failure)
-    const message = decoded.success
-    if (message.event === "phx_reply" && message.ref !== null) {
-      const payload = message.payload as { readonly status?: unknown; readonly response?: unknown } | null
-      const reply: Reply = typeof payload === "object" && payload !== null && typeof payload.status === "string"
-        ? { status: payload.status, response: payload.response }
-        : { status: "error", response: payload }
-      if (message.ref === heartbeatRef) {
-        heartbeatRef = undefined
-        heartbeatAnswer = reply
-        if (heartbeatWake !== undefined) Deferred.doneUnsafe(heartbeatWake, Exit.void)
-        return undefined
-      }
-      const entry = pending.get(message.ref)
-      // a reply is for a request of the same topic and join (a v1 frame carries no join ref)
-      if (
-        entry !== undefined && entry.topic === message.topic &&
-        (message.joinRef === null || message.joinRef === entry.joinRef)
-      ) {
-        pending.delete(message.ref)
-        entry.complete(Exit.succeed(reply))
-        return undefined
-      }
-    }
-    const route = routes.get(message.topic)
-    if (route !== undefined) {
-      // a route's handler is user code (`route` is public): its throw must not reach the socket's
-      // event handler (that would crash the process); the frame is dropped, loudly
-      try {
-        route(message)
-      } catch (cause) {
-        return Effect.logError("a route handler threw: the frame is dropped").pipe(
-          Effect.annotateLogs({ topic: message.topic, event: message.event, cause: String(cause) })
-        )
-      }
-    } else framesUnrouted.updateUnsafe(1, metricContext)
-    return undefined
-  }
-
-  // What reaches `onFrame`: text as a string, binary as a `Uint8Array` (an `ArrayBuffer` from a
-  // WHATWG socket is wrapped, a `Buffer` from `ws` is one already). A `Blob` only comes from a
-  // socket whose `binaryType` could not be set to "arraybuffer": it is read asynchronously, which
-  // may reorder it against text frames, but it is not lost.
-  const onMessage = (event: Socket.WebSocketEvent): void => {
-    const data = event.data
-    let effect: Effect.Effect<void> | undefined
-    if (typeof data === "string" || data instanceof Uint8Array) effect = onFrame(data)
-    else if (data instanceof ArrayBuffer) effect = onFrame(new Uint8Array(data))
-    else if (ArrayBuffer.isView(data)) effect = onFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-    else if (typeof Blob !== "undefined" && data instanceof Blob) {
-      data.arrayBuffer().then((bytes) => {
-        const later = onFrame(new Uint8Array(bytes))
-        if (later !== undefined) runInLoop(later)
-      }, constVoid)
-      return
-    } else {
-      effect = badFrame(
-        new ProtocolError({ reason: "UnsupportedPayload", detail: `a frame of type ${typeof data} from the socket` })
-      )
-    }
-    if (effect !== undefined) runInLoop(effect)
-  }
-
-  const writable = () => ws !== undefined && ws.readyState === 1
-
-  /** Writes now, or returns why not. */
-  const writeNow = (frame: Protocol.Frame): SocketClosed | undefined => {
-    if (!writable()) return new SocketClosed({ reason: "not connected" })
-    try {
-      ws!.send(frame as string | Uint8Array<ArrayBuffer>)
-    } catch (cause) {
-      return new SocketClosed({ reason: `write failed: ${cause instanceof Error ? cause.message : String(cause)}` })
-    }
-    framesOut.updateUnsafe(1, metricContext)
-    return undefined
-  }
-  const writeFrame = (frame: Protocol.Frame): Effect.Effect<void, SocketClosed> => {
-    const error = writeNow(frame)
-    return error === undefined ? Effect.void : Effect.fail(error)
-  }
-
-  // Written in order, one at a time: if the socket dies mid-flush, what is left stays buffered.
-  const flush = Effect.suspend(() => {
-    flushing = true
-    while (buffer.length > 0) {
-      const entry = buffer[0]!
-      if (!entry.cancelled) {
-        if (writeNow(entry.frame) !== undefined) break
-        entry.onWritten?.()
-        Deferred.doneUnsafe(entry.done, Exit.void)
-      }
-      buffer.shift()
-    }
-    return Effect.void
-  }).pipe(Effect.ensuring(Effect.sync(() => {
-    flushing = false
-  })))
-
-  const enqueue = (
-    frame: Protocol.Frame,
-    message: Protocol.Message,
-    onWritten: (() => void) | undefined,
-    canBuffer = true
-  ): Effect.Effect<void, BufferFull | SocketClosed> => {
-    if (open && !flushing && writable()) {
-      onWritten?.()
-      return writeFrame(frame)
-    }
-    if (!canBuffer) return Effect.fail(new SocketClosed({ reason: "not connected" }))
-    if (buffer.length >= bufferSize) {
-      return Effect.fail(new BufferFull({ topic: message.topic, event: message.event, capacity: bufferSize }))
-    }
-    const entry: Buffered = {
-      frame,
-      done: Deferred.makeUnsafe<void, SocketClosed>(),
-      onWritten,
-      cancelled: false
-    }
-    buffer.push(entry)
-    return Deferred.await(entry.done).pipe(Effect.onInterrupt(() =>
-      Effect.sync(() => {
-        entry.cancelled = true
-      })
-    ))
-  }
-
-  const push = (
-    message: Protocol.Message,
-    pushOptions?: { readonly buffer?: boolean | undefined }
-  ): Effect.Effect<void, BufferFull | ProtocolError | SocketClosed> =>
-    Effect.suspend((): Effect.Effect<void, BufferFull | ProtocolError | SocketClosed> => {
-      const encoded = serializer.encode(message)
-      return Result.isFailure(encoded)
-        ? Effect.fail(encoded.failure)
-        : enqueue(encoded.success, message, undefined, pushOptions?.buffer ?? true)
-    })
-
-  // Timeouts of requests written on the open connection: one fiber of the connection sleeps (on
-  // the Effect clock) until the earliest deadline, so such a request costs no fiber and no timer
-  // of its own. Deadlines are kept sorted; with one timeout for every request a new one goes at the
-  // end and the sleeper is not woken. (When the connection ends, its requests fail anyway.)
-  const timers: Array<Timer> = []
-  let timerWake: Deferred.Deferred<void> | undefined
-  let sleepingUntil = Infinity
-
-  const addTimer = (deadline: number, fire: () => void): Timer => {
-    const timer: Timer = { deadline, fire }
-    let i = timers.length
-    while (i > 0 && timers[i - 1]!.deadline > deadline) i--
-    if (i === timers.length) timers.push(timer)
-    else timers.splice(i, 0, timer)
-    if (deadline < sleepingUntil && timerWake !== undefined) {
-      const wake = timerWake
-      timerWake = undefined
-      Deferred.doneUnsafe(wake, Exit.void)
-    }
-    return timer
-  }
-
-  const timerLoop: Effect.Effect<never> = Effect.gen(function*() {
-    // what is left from the previous connection has completed (failWritten)
-    const stale = timers.findIndex((timer) => timer.fire !== undefined)
-    timers.splice(0, stale < 0 ? timers.length : stale)
-    while (true) {
-      const now = clock.currentTimeMillisUnsafe()
-      let expired = 0
-      while (
-        expired < timers.length && (timers[expired]!.fire === undefined || timers[expired]!.deadline <= now)
-      ) expired++
-      const due = timers.splice(0, expired)
-      // A timer can fire before the reply that beat it is read (the event loop was blocked: Node
-      // runs timers before I/O): read what has arrived first, then fire what is still waiting.
-      if (due.some((timer) => timer.fire !== undefined)) yield* ioTurn
-      for (const timer of due) {
-        const fire = timer.fire
-        timer.fire = undefined
-        fire?.()
-      }
-      const wake = Deferred.makeUnsafe<void>()
-      timerWake = wake
-      if (timers.length === 0) {
-        sleepingUntil = Infinity
-        yield* Deferred.await(wake)
-      } else {
-        sleepingUntil = timers[0]!.deadline
-        yield* Effect.raceFirst(Effect.sleep(Duration.millis(sleepingUntil - now)), Deferred.await(wake))
-      }
-      timerWake = undefined
-    }
-  })
-
-  // On an open connection: written now, then one wait on the reply, completed by the reply, the
-  // connection's timer or the end of the connection. Otherwise buffered until the next open, with
-  // a timeout of its own (a request that times out while buffered is never sent).
-  const request = (
-    message: Protocol.Message,
-    requestOptions?: { readonly timeout?: Duration.Input | undefined }
-  ): Effect.Effect<Reply, BufferFull | ProtocolError | SocketClosed | PushTimeout> =>
-    Effect.suspend((): Effect.Effect<Reply, BufferFull | ProtocolError | SocketClosed | PushTimeout> => {
-      const ref = message.ref
-      if (ref === null) return Effect.die(new Error("Transport.request: the message has no ref"))
-      const encoded = serializer.encode(message)
-      if (Result.isFailure(encoded)) return Effect.fail(encoded.failure)
-      const timeout = requestOptions?.timeout === undefined
-        ? defaultTimeout
-        : Duration.fromInputUnsafe(requestOptions.timeout)
-      const timeoutMillis = Duration.toMillis(timeout)
-      const entry = new Pending(message.topic, message.joinRef)
-      pending.set(ref, entry)
-      const forget = () => {
-        if (pending.get(ref) === entry) pending.delete(ref)
-      }
-      if (open && !flushing && writable()) {
-        const error = writeNow(encoded.success)
-        if (error !== undefined) {
-          forget()
-          return Effect.fail(error)
-        }
-        entry.written = true
-        entry.timer = addTimer(clock.currentTimeMillisUnsafe() + timeoutMillis, () => {
-          forget()
-          entry.complete(Exit.fail(new PushTimeout({ topic: message.topic, event: message.event, timeoutMillis })))
-        })
-        return entry.await(forget)
-      }
-      return enqueue(encoded.success, message, () => {
-        entry.written = true
-      }).pipe(
-        Effect.andThen(entry.await(forget)),
-        Effect.timeoutOrElse({
-          duration: timeout,
-          orElse: () => Effect.fail(new PushTimeout({ topic: message.topic, event: message.event, timeoutMillis }))
-        }),
-        Effect.ensuring(Effect.sync(forget))
-      )
-    })
-
-  const unsafeRequest = (
-    message: Protocol.Message,
-    timeout: Duration.Duration,
-    onDone: (exit: Exit.Exit<Reply, SocketClosed | PushTimeout | ProtocolError>) => void
-  ): () => void => {
-    const ref = message.ref
-    if (ref === null) throw new Error("Transport.unsafeRequest: the message has no ref")
-    const encoded = serializer.encode(message)
-    if (Result.isFailure(encoded)) {
-      onDone(Exit.fail(encoded.failure))
-      return constVoid
-    }
-    const error = open && !flushing ? writeNow(encoded.success) : new SocketClosed({ reason: "not connected" })
-    if (error !== undefined) {
-      onDone(Exit.fail(error))
-      return constVoid
-    }
-    const entry = new Pending(message.topic, message.joinRef)
-    pending.set(ref, entry)
-    entry.written = true
-    const timeoutMillis = Duration.toMillis(timeout)
-    entry.timer = addTimer(clock.currentTimeMillisUnsafe() + timeoutMillis, () => {
-      if (pending.get(ref) === entry) pending.delete(ref)
-      entry.complete(Exit.fail(new PushTimeout({ topic: message.topic, event: message.event, timeoutMillis })))
-    })
-    entry.listen(onDone)
-    return () => {
-      entry.cancel()
-      if (pending.get(ref) === entry) pending.delete(ref)
-    }
-  }
-
-  // Replies to frames written on a connection that ended will never come.
-  const failWritten = (error: SocketClosed) => {
-    for (const [ref, entry] of pending) {
-      if (entry.written) {
-        pending.delete(ref)
-        entry.complete(Exit.fail(error))
-      }
-    }
-  }
-  const failAll = (error: SocketClosed) => {
-    for (const entry of pending.values()) entry.complete(Exit.fail(error))
-    pending.clear()
-    for (const entry of buffer.splice(0)) Deferred.doneUnsafe(entry.done, Exit.fail(error))
-  }
-
-  // The device's signals (when a `Network` is provided): the network or the page came back. It
-  // ends a reconnect backoff or an offline wait at once, and makes an open socket send its
-  // heartbeat now (a socket may have died while the page was frozen or the network away).
-  let wake: (() => void) | undefined
-  // when the last connection attempt began
-  let attemptedAt = 0
-  const woken = Effect.callback<void>((resume) => {
-    wake = () => {
-      wake = undefined
-      resume(Effect.void)
-    }
-    return Effect.sync(() => {
-      wake = undefined
-    })
-  })
-  if (network !== undefined) {
-    const unsubscribe = network.unsafeSubscribe((signal) => {
-      if (signal._tag === "Online") return wake?.()
-      // a page that comes back ends a backoff at most once a second (switching tabs during an
-      // outage must not storm the server); an open socket is probed at once
-      if (signal._tag === "Resumed" && (open || clock.currentTimeMillisUnsafe() - attemptedAt >= 1_000)) wake?.()
-    })
-    yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
-  }
-  // waits for the network, checking it again as the wait is registered (a signal in between is
-  // not lost)
-  const online = (network: Network.Network): Effect.Effect<void> =>
-    Effect.callback<void>((resume) => {
-      const check = () => {
-        if (!network.unsafeIsOnline()) return false
-        wake = undefined
-        resume(Effect.void)
-        return true
-      }
-      if (check()) return
-      wake = () => {
-        check()
-      }
-      return Effect.sync(() => {
-        wake = undefined
-      })
-    })
-  const sleepUnlessWoken = (duration: Duration.Duration) =>
-    network === undefined ? Effect.sleep(duration) : Effect.raceFirst(Effect.sleep(duration), woken)
-
-  const heartbeatLoop: Effect.Effect<never, HeartbeatTimeout> = Effect.gen(function*() {
-    yield* sleepUnlessWoken(heartbeat.interval)
-    const ref = makeRef()
-    const replied = Deferred.makeUnsafe<void>()
-    heartbeatRef = ref
-    heartbeatAnswer = undefined
-    heartbeatWake = replied
-    const sentAt = clock.currentTimeMillisUnsafe()
-    const encoded = serializer.encode({
-      joinRef: null,
-      ref,
-      topic: Protocol.PHOENIX_TOPIC,
-      event: "heartbeat",
-      payload: {}
-    })
-    if (Result.isSuccess(encoded)) writeNow(encoded.success)
-    PubSub.publishUnsafe(heartbeatHub, Heartbeat.HeartbeatStatus.Sent({ ref }))
-    yield* Effect.timeoutOption(Deferred.await(replied), heartbeat.timeout)
-    // the reply may have arrived while the event loop was blocked: read it before giving up
-    if (heartbeatAnswer === undefined) yield* ioTurn
-    heartbeatWake = undefined
-    const answer = heartbeatAnswer as Reply | undefined
-    heartbeatAnswer = undefined
-    if (answer === undefined) {
-      heartbeatRef = undefined
-      PubSub.publishUnsafe(heartbeatHub, Heartbeat.HeartbeatStatus.Timeout({ ref }))
-      return yield* new HeartbeatTimeout({ ref })
-    }
-    const latency = Duration.millis(clock.currentTimeMillisUnsafe() - sentAt)
-    heartbeatLatency.updateUnsafe(Duration.toMillis(latency), metricContext)
-    PubSub.publishUnsafe(
-      heartbeatHub,
-      answer.status === "ok"
-        ? Heartbeat.HeartbeatStatus.Ok({ ref, latency })
-        : Heartbeat.HeartbeatStatus.Error({ ref, latency, response: answer.response })
-    )
-    // every round starts with a sleep: no yield is needed between rounds, and none is made, so the
-    // next sleep is registered at once, in the turn that read the reply (a test clock advancing
-    // time in one step must not outrun it)
-  }).pipe(Effect.forever({ disableYield: true }))
-
-  const describeEnd = (exit: Exit.Exit<unknown, unknown>, facts: SocketFacts): End => {
-    const failure = Exit.isSuccess(exit) ? undefined : Option.getOrUndefined(Cause.findErrorOption(exit.cause))
-    if (failure instanceof HeartbeatTimeout) return { reason: "heartbeat timeout", permanent: false }
-    const upgrade = facts.upgrade
-    if (upgrade !== undefined) {
-      const status = upgrade.status
-      return {
-        reason: `upgrade refused: HTTP ${status}${upgrade.body.length > 0 ? ` ${upgrade.body}` : ""}`,
-        status,
-        body: upgrade.body,
-        // a 4xx will be answered the same way again (bad key, wrong path); 408 and 429 will not
-        permanent: status >= 400 && status < 500 && status !== 408 && status !== 429
-      }
-    }
-    // ws refused a message over its maxPayload (our maxFrameBytes) while reading it: it sends a
-    // 1009 close and fails the socket, which then ends with an error rather than a close code
-    if (facts.error !== undefined && TOO_LARGE.test(facts.error)) {
-      return {
-        reason: `frame too large (1009: over maxFrameBytes, ${maxFrameBytes} bytes)`,
-        code: 1009,
-        permanent: false,
-        frameTooLarge: true
-      }
-    }
-    const reason = Socket.isSocketError(failure) ? failure.reason : undefined
-    if (reason?._tag === "SocketOpenError" && reason.kind === "Timeout") {
-      return { reason: `no answer to the upgrade within ${Duration.toMillis(openTimeout)} ms`, permanent: false }
-    }
-    const code = facts.code ?? (reason?._tag === "SocketCloseError" ? reason.code : undefined)
-    const closeReason = facts.closeReason ?? (reason?._tag === "SocketCloseError" ? reason.closeReason : undefined)
-    const said = closeReason ? closeReason : facts.error
-    if (code !== undefined) {
-      const what = code === 1000
-        ? "closed by the server"
-        : code === 1006
-        ? "connection lost"
-        : code === 1009
-        ? "frame too large"
-        : "closed"
-      return { reason: `${what} (${code}${said ? `: ${said}` : ""})`, code, permanent: false }
-    }
-    if (reason?._tag === "SocketOpenError") {
-      return { reason: `connection failed${said ? `: ${said}` : ""}`, permanent: false }
-    }
-    return { reason: said ? `connection lost: ${said}` : "connection lost", permanent: false }
-  }
-
-  // Opens a socket from the constructor and listens to it. Its `message` events go straight to the
-  // read path. Its end is its `close` event; an `error` is recorded, and ends it at once only if no
-  // `close` follows within a macrotask (every WebSocket sends one, with the code the state reports).
-  const openSocket = (): Connection => {
-    const facts: SocketFacts = {}
-    let created: Socket.WebSocketLike
-    try {
-      created = construct(url)
-    } catch (cause) {
-      facts.error = cause instanceof Error ? cause.message : String(cause)
-      return {
-        ws: undefined,
-        facts,
-        opened: false,
-        ended: new Socket.SocketError({ reason: new Socket.SocketOpenError({ kind: "Unknown", cause }) }),
-        resume: undefined,
-        detach: constVoid
-      }
-    }
-    // a "blob" binaryType would be decoded asynchronously and reorder binary frames against text
-    // frames
-    const typed = created as { binaryType?: unknown }
-    if (typed.binaryType === "blob") typed.binaryType = "arraybuffer"
-    let graceTimer: ReturnType<typeof setTimeout> | undefined
-    const end = (error: Socket.SocketError) => {
-      if (graceTimer !== undefined) clearTimeout(graceTimer)
-      graceTimer = undefined
-      if (connection.ended !== undefined) return
-      connection.ended = error
-      const resume = connection.resume
-      connection.resume = undefined
-      resume?.(Effect.fail(error))
-    }
-    const upgrade = () => {
-      const refused = (created as { readonly upgradeResponse?: UpgradeResponse }).upgradeResponse
-      if (refused !== undefined) facts.upgrade ??= refused
-    }
-    const onOpen = () => {
-      if (connection.ended !== undefined || connection.opened) return
-      connection.opened = true
-      const resume = connection.resume
-      connection.resume = undefined
-      resume?.(Effect.void)
-    }
-    const onError = (event: Socket.WebSocketEvent) => {
-      const message = errorMessage(event)
-      if (message !== undefined) facts.error ??= message
-      upgrade()
-      if (connection.ended !== undefined || graceTimer !== undefined) return
-      const error = new Socket.SocketError({
-        reason: connection.opened
-          ? new Socket.SocketReadError({ cause: event })
-          : new Socket.SocketOpenError({ kind: "Unknown", cause: event })
-      })
-      graceTimer = setTimeout(() => end(error), 0)
-    }
-    const onClose = (event: Socket.WebSocketEvent) => {
-      const code = typeof event.code === "number" ? event.code : 1006
-      facts.code ??= code
-      if (typeof event.reason === "string") facts.closeReason ??= event.reason
-      upgrade()
-      end(
-        new Socket.SocketError({
-          reason: new Socket.SocketCloseError({
-            code,
-            ...(typeof event.reason === "string" && event.reason.length > 0 ? { closeReason: event.reason } : {})
-          })
-        })
-      )
-    }
-    const connection: Connection = {
-      ws: created,
-      facts,
-      opened: created.readyState === 1,
-      ended: undefined,
-      resume: undefined,
-      detach: () => {
-        if (graceTimer !== undefined) clearTimeout(graceTimer)
-        graceTimer = undefined
-        created.removeEventListener("message", onMessage)
-        created.removeEventListener("open", onOpen)
-        // a late error (a handshake aborted by the close below) must still have a listener: `ws`
-        // throws an `error` event nobody listens to
-        created.addEventListener("error", constVoid)
-        created.removeEventListener("error", onError)
-        created.removeEventListener("close", onClose)
-      }
-    }
-    created.addEventListener("message", onMessage)
-    created.addEventListener("open", onOpen)
-    created.addEventListener("error", onError)
-    created.addEventListener("close", onClose)
-    return connection
-  }
-
-  /** Waits for the socket to open (void) or to end first (its error). */
-  const opened = (connection: Connection): Effect.Effect<void, Socket.SocketError> =>
-    Effect.callback<void, Socket.SocketError>((resume) => {
-      if (connection.ended !== undefined) return resume(Effect.fail(connection.ended))
-      if (connection.opened) return resume(Effect.void)
-      connection.resume = resume
-      return Effect.sync(() => {
-        connection.resume = undefined
-      })
-    })
-
-  /** Waits for the socket to end: fails with why. */
-  const closed = (connection: Connection): Effect.Effect<never, Socket.SocketError> =>
-    Effect.callback<never, Socket.SocketError>((resume) => {
-      if (connection.ended !== undefined) return resume(Effect.fail(connection.ended))
-      connection.resume = resume as (effect: Effect.Effect<void, Socket.SocketError>) => void
-      return Effect.sync(() => {
-        connection.resume = undefined
-      })
-    })
-
-  const openTimeoutError = new Socket.SocketError({
-    reason: new Socket.SocketOpenError({ kind: "Timeout", cause: new Error("timeout waiting for \"open\"") })
-  })
-
-  // What the current socket said when it ended: its close code and reason, its error, and the
-  // HTTP answer to a refused upgrade where the WebSocket implementation exposes it (ours for Node
-  // and the fake socket do; browsers never do).
-  let ended: SocketFacts = {}
-
-  // One connection: opens the socket, then runs the heartbeat and the request timers until the
-  // socket ends or a heartbeat goes unanswered. Closing its scope closes the socket (1000).
-  const connection = (backoff: Backoff.Backoff) =>
-    Effect.gen(function*() {
-      const context = yield* Effect.context<never>()
-      const run = Effect.runForkWith(context)
-      runInLoop = (effect) => {
-        run(effect)
-      }
-      const socket = yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          const socket = openSocket()
-          ended = socket.facts
-          ws = socket.ws
-          return socket
-        }),
-        (socket) =>
-          Effect.sync(() => {
-            socket.detach()
-            if (ws === socket.ws) ws = undefined
-            if (socket.ws !== undefined && socket.ws.readyState < 2) socket.ws.close(1000)
-          })
-      )
-      yield* opened(socket).pipe(
-        Effect.timeoutOrElse({ duration: openTimeout, orElse: () => Effect.fail(openTimeoutError) })
-      )
-      backoff.reset()
-      yield* flush
-      open = true
-      yield* setState(ConnectionState.Open())
-      yield* Effect.logDebug("socket open")
-      // the heartbeat and the request timers start with the connection; a heartbeat timeout ends it
-      return yield* Effect.raceFirst(closed(socket), Effect.raceFirst(heartbeatLoop, timerLoop))
-    }).pipe(
-      Effect.scoped,
-      Effect.ensuring(Effect.sync(() => {
-        open = false
-        heartbeatRef = undefined
-      }))
-    )
-
-  // The reconnect backoff starts over only after a connection held for a heartbeat interval: a
-  // server that accepts the socket and closes it at once must not be reconnected to every second.
-  const stableMillis = Duration.toMillis(heartbeat.interval)
-  // set while a finished loop announces its end (see `connect`)
-  let ending = false
-  const loop = Effect.gen(function*() {
-    ending = false
-    const backoff = Backoff.make(reconnect.reconnect)
-    let attempt = 0
-    while (true) {
-      if (network !== undefined && !network.unsafeIsOnline()) {
-        // no attempt while the device says there is no network: wait for it, then start over
-        yield* setState(ConnectionState.Offline({ reason: "the device reports no network" }))
-        yield* Effect.logInfo("offline: waiting for the network")
-        yield* online(network)
-        backoff.reset()
-        if (attempt > 0) attempt = 1
-      }
-      attemptedAt = clock.currentTimeMillisUnsafe()
-      yield* setState(ConnectionState.Connecting({ attempt }))
-      let openedAt: number | undefined
-      const exit = yield* Effect.exit(connection({
-        next: backoff.next,
-        reset: () => {
-          openedAt = clock.currentTimeMillisUnsafe()
-        }
-      }))
-      const end = describeEnd(exit, ended)
-      const { body, code, reason, status } = end
-      if (end.frameTooLarge) {
-        // the refused frame is a bad frame like any other: counted and logged (throttled)
-        const counted = badFrame(
-          new ProtocolError({
-            reason: "FrameTooLarge",
-            detail: `the socket refused a frame over maxFrameBytes (${maxFrameBytes}) and closed with 1009`
-          })
-        )
-        if (counted !== undefined) yield* counted
-      }
-      failWritten(new SocketClosed({ reason, code, status, body }))
-      if (openedAt !== undefined) PubSub.publishUnsafe(heartbeatHub, Heartbeat.HeartbeatStatus.Disconnected())
-      if (openedAt !== undefined && clock.currentTimeMillisUnsafe() - openedAt >= stableMillis) {
-        backoff.reset()
-        attempt = 1
-      } else attempt++
-      if (end.permanent) {
-        ending = true
-        failAll(new SocketClosed({ reason, code, status, body }))
-        yield* setState(ConnectionState.Closed({ reason, code, status, body }))
-        yield* Effect.logError("the server refused the connection; not reconnecting until connect").pipe(
-          Effect.annotateLogs({ reason, status: status ?? "none" })
-        )
-        return
-      }
-      // the network went away: the failure says nothing about the server, wait for the network
-      if (network !== undefined && !network.unsafeIsOnline()) continue
-      const delay = yield* backoff.next(exit)
-      if (Option.isNone(delay)) {
-        const gaveUp = `gave up reconnecting after ${attempt} attempts: ${reason}`
-        ending = true
-        failAll(new SocketClosed({ reason: gaveUp, code, status, body }))
-        yield* setState(ConnectionState.Closed({ reason: gaveUp, code, status, body }))
-        return
-      }
-      reconnects.updateUnsafe(1, metricContext)
-      yield* setState(ConnectionState.Reconnecting({ attempt, delay: delay.value, reason, code, status, body }))
-      yield* Effect.logWarning("socket closed, reconnecting").pipe(
-        Effect.annotateLogs({ attempt, reason, code: code ?? "none", delayMs: Duration.toMillis(delay.value) })
-      )
-      yield* sleepUnlessWoken(delay.value)
-    }
-  }).pipe(
-    Effect.annotateLogs({ module: "Transport", endpoint: endpoint.display }),
-    // the connection loop outlives whoever connected: it is not a child of their span
-    Effect.updateContext((context: Context.Context<never>) => Context.omit(Tracer.ParentSpan)(context))
-  )
-
-  const handle = yield* FiberHandle.make<void, never>()
-
-  const unsafeRoute = (
-    topic: string,
-    handler: (message: Protocol.Message) => void
-  ): Result.Result<() => void, InvalidArgument> => {
-    if (routes.has(topic)) {
-      return Result.fail(new InvalidArgument({ detail: `topic '${topic}' already has a route on this socket` }))
-    }
-    routes.set(topic, handler)
-    return Result.succeed(() => {
-      if (routes.get(topic) === handler) routes.delete(topic)
-    })
-  }
-
-  const disconnect = (disconnectOptions?: { readonly code?: number; readonly reason?: string }) =>
-    Effect.gen(function*() {
-      const reason = disconnectOptions?.reason ?? "disconnected"
-      if (open && writable()) ws!.close(disconnectOptions?.code ?? 1000, reason)
-      yield* FiberHandle.clear(handle)
-      open = false
-      failAll(new SocketClosed({ reason }))
-      yield* setState(ConnectionState.Closed({ reason }))
-    }).pipe(Effect.withSpan("Transport.disconnect", { attributes: { endpoint: endpoint.display } }))
-
-  yield* Effect.addFinalizer(() => disconnect({ reason: "transport closed" }))
-
-  const startLoop = FiberHandle.run(handle, loop, { onlyIfMissing: true }).pipe(
-    Effect.asVoid,
-    Effect.withSpan("Transport.connect", { attributes: { endpoint: endpoint.display } })
-  )
-  // Every subscribe connects: while the loop runs that is a no-op (what `onlyIfMissing` would do),
-  // taken here without its span and fiber bookkeeping, an eighth of a subscribe's CPU in the profile
-  // (PERFORMANCE.md, Effect 4). Only a connect that starts the loop is traced.
-  //
-  // `ending`: the loop is announcing its end (Closed, pending pushes failed). Effect 4 runs the
-  // fibers that wakes inside the announcement, while the finished loop is still in the handle: a
-  // connect from one of them (a state consumer that reconnects on Closed, a retrying push) must
-  // start a new loop, not see the old one as running and do nothing (the client stayed Closed).
-  const connect = Effect.suspend(() =>
-    ending
-      ? FiberHandle.run(handle, loop).pipe(
-        Effect.asVoid,
-        Effect.withSpan("Transport.connect", { attributes: { endpoint: endpoint.display } })
-      )
-      : Option.isSome(FiberHandle.getUnsafe(handle))
-      ? Effect.void
-      : startLoop
-  )
+  const read = Read.make(state)
+  const write = Write.make(state)
+  const requests = Requests.make(state, write)
+  const heartbeatLoop = yield* HeartbeatLoop.make(state, write)
+  const { connect, disconnect } = yield* Loop.make(state, read, write, requests, heartbeatLoop)
+  const unsafeRoute = read.unsafeRoute
 
   return Transport.of({
     [TypeId]: TypeId,
-    endpoint: endpoint.display,
-    vsn,
-    state: Effect.sync(() => currentState),
-    stateChanges: Stream.fromPubSub(stateHub),
-    heartbeats: Stream.fromPubSub(heartbeatHub),
+    endpoint: settings.endpoint.display,
+    vsn: settings.vsn,
+    state: Effect.sync(() => state.currentState),
+    stateChanges: Stream.fromPubSub(state.stateHub),
+    heartbeats: Stream.fromPubSub(state.heartbeatHub),
     connect,
     disconnect,
-    makeRef,
-    push,
-    request,
-    unsafeRequest,
-    unsafePush: (message) => {
-      const encoded = serializer.encode(message)
-      if (Result.isFailure(encoded)) return encoded.failure
-      return open && !flushing ? writeNow(encoded.success) : new SocketClosed({ reason: "not connected" })
-    },
-    unsafeIsOpen: () => open,
+    makeRef: () => state.refs.next(),
+    push: write.push,
+    request: requests.request,
+    unsafeRequest: requests.unsafeRequest,
+    unsafePush: write.unsafePush,
+    unsafeIsOpen: () => state.open,
     unsafeOnState: (listener) => {
-      stateListeners.add(listener)
+      state.stateListeners.add(listener)
       return () => {
-        stateListeners.delete(listener)
+        state.stateListeners.delete(listener)
       }
     },
     route: (topic, handler) =>

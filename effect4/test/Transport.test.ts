@@ -19,11 +19,8 @@ import {
 } from "effect"
 import { Socket } from "effect/socket"
 import { TestClock } from "effect/testing"
-import { Worker } from "node:worker_threads"
-import { WebSocketServer } from "ws"
 import * as Heartbeat from "../src/Heartbeat.js"
 import * as Network from "../src/Network.js"
-import * as NodeRealtime from "../src/node/NodeRealtime.js"
 import * as Reconnect from "../src/Reconnect.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
 import * as Transport from "../src/Transport.js"
@@ -69,6 +66,28 @@ const connected = (options: Options = {}, policies: Layer.Layer<never> = Layer.e
 const counter = (metric: typeof Transport.metrics.framesBad) => Metric.value(metric).pipe(Effect.map((s) => s.count))
 
 const isPending = (fiber: Fiber.Fiber<unknown, unknown>) => fiber.pollUnsafe() === undefined
+
+/**
+ * Counts the fibers started under `track` that have not ended. Effect 4 has no `Supervisor`: the
+ * runtime reports each fiber's start and end to the `Metric.FiberRuntimeMetrics` service of the
+ * context it starts with, which every fiber forked from it inherits.
+ */
+const trackFibers = () => {
+  let live = 0
+  const service: Metric.FiberRuntimeMetricsService = {
+    recordFiberStart: () => {
+      live++
+    },
+    recordFiberEnd: () => {
+      live--
+    }
+  }
+  return {
+    live: () => live,
+    track: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.provideService(effect, Metric.FiberRuntimeMetrics, service)
+  }
+}
 
 describe("Transport", () => {
   describe("connectionUrl", () => {
@@ -695,9 +714,10 @@ describe("Transport", () => {
       assert.deepStrictEqual(events, ["bin:a", "txt:t1", "bin:b", "txt:t2"])
     }))
 
-  it.effect("disconnect closes with 1000, fails waiting requests, stops reconnecting, and can connect again", () =>
+  it.effect("disconnect closes with 1000, fails waiting requests, leaves no fiber behind, stops reconnecting, and can connect again", () =>
     Effect.gen(function*() {
-      const { connection, server, transport } = yield* connected()
+      const fibers = trackFibers()
+      const { connection, server, transport } = yield* fibers.track(connected())
       const ref = transport.makeRef()
       const waiting = yield* transport.request({ joinRef: null, ref, topic: "realtime:a", event: "x", payload: {} })
         .pipe(Effect.flip, Effect.forkChild)
@@ -707,148 +727,37 @@ describe("Transport", () => {
       assert.strictEqual(closed.code, 1000)
       assert.strictEqual((yield* Fiber.join(waiting))._tag, "SocketClosed")
       assert.strictEqual((yield* transport.state)._tag, "Closed")
+      assert.strictEqual(fibers.live(), 0, "a fiber the transport started is still running")
       yield* TestClock.adjust("1 minute")
       assert.strictEqual(yield* Ref.get(server.attempts), 1, "no reconnect after disconnect")
       yield* transport.connect
       yield* Queue.take(server.connections)
       yield* awaitState(transport, "Open")
     }))
-})
 
-// A minimal Phoenix endpoint on 127.0.0.1: answers heartbeats.
-const makeServer = Effect.acquireRelease(
-  Effect.callback<{ readonly server: WebSocketServer; readonly port: number }>((resume) => {
-    const server = new WebSocketServer({ host: "127.0.0.1", port: 0 })
-    server.on("connection", (socket) => {
-      socket.on("message", (data) => {
-        const [joinRef, ref, topic, event] = JSON.parse(String(data))
-        if (topic === "phoenix" && event === "heartbeat") {
-          socket.send(JSON.stringify([joinRef, ref, topic, "phx_reply", { status: "ok", response: {} }]))
-        }
-      })
-    })
-    server.on("listening", () => resume(Effect.succeed({ server, port: (server.address() as { port: number }).port })))
-  }),
-  ({ server }) =>
-    Effect.callback<void>((resume) => {
-      for (const client of server.clients) client.terminate()
-      server.close(() => resume(Effect.void))
-    })
-)
-
-// The same endpoint in a worker thread, so that it answers while this thread's event loop is blocked.
-// It acks every push that has a ref.
-const makeWorkerServer = Effect.acquireRelease(
-  Effect.callback<{ readonly worker: Worker; readonly port: number }>((resume) => {
-    const worker = new Worker(
-      `const { WebSocketServer } = require("ws")
-      const { parentPort } = require("worker_threads")
-      const server = new WebSocketServer({ host: "127.0.0.1", port: 0 })
-      server.on("connection", (socket) => socket.on("message", (data) => {
-        const [joinRef, ref, topic] = JSON.parse(String(data))
-        if (ref !== null) socket.send(JSON.stringify([joinRef, ref, topic, "phx_reply", { status: "ok", response: {} }]))
-      }))
-      server.on("listening", () => parentPort.postMessage(server.address().port))`,
-      { eval: true }
-    )
-    worker.once("message", (port: number) => resume(Effect.succeed({ worker, port })))
-  }),
-  ({ worker }) => Effect.promise(() => worker.terminate())
-)
-
-/**
- * Blocks this thread's event loop (a user's consumer doing synchronous work), from a check-phase
- * callback: the next loop iteration then runs the timers that expired meanwhile before it reads
- * the socket.
- */
-const block = (millis: number) =>
-  Effect.callback<void>((resume) => {
-    setImmediate(() => {
-      const until = Date.now() + millis
-      while (Date.now() < until) { /* busy */ }
-      resume(Effect.void)
-    })
-  })
-
-describe("Transport over a real ws server on 127.0.0.1", () => {
-  it.live("a reply that arrived while the event loop was blocked beats the timer that fires with it", () =>
+  it.effect("closing its scope leaves no fiber it started running (loop, heartbeat, timers, bad-frame summary)", () =>
     Effect.gen(function*() {
-      const { port } = yield* makeWorkerServer
-      const transport = yield* Transport.make({ url: `ws://127.0.0.1:${port}`, apiKey: "anon", timeout: "100 millis" })
-        .pipe(
-          Effect.provide([
-            NodeRealtime.layerWebSocketConstructor,
-            Heartbeat.layer({ interval: "100 millis", timeout: "100 millis" })
-          ])
-        )
-      const statuses: Array<string> = []
-      yield* transport.heartbeats.pipe(
-        Stream.runForEach((s) => Effect.sync(() => statuses.push(s._tag))),
-        Effect.forkChild({ startImmediately: true })
-      )
-      yield* transport.connect
-      yield* awaitState(transport, "Open")
-      // a request whose reply comes while the loop is blocked past its timeout
-      const ref = transport.makeRef()
-      const request = yield* transport.request({ joinRef: null, ref, topic: "realtime:a", event: "x", payload: {} })
-        .pipe(Effect.forkChild({ startImmediately: true }))
-      yield* block(400)
-      assert.isTrue(Exit.isSuccess(yield* Fiber.await(request)), "the acked request timed out")
-      // heartbeats: block right after each one is sent, three times
-      for (let i = 0; i < 3; i++) {
-        yield* transport.heartbeats.pipe(Stream.filter((s) => s._tag === "Sent"), Stream.runHead)
-        yield* block(400)
-        yield* transport.heartbeats.pipe(Stream.filter((s) => s._tag !== "Sent"), Stream.runHead)
-      }
-      assert.notInclude(statuses, "Timeout")
-      assert.strictEqual((yield* transport.state)._tag, "Open")
-    }))
-
-  it.live("connects, gets heartbeat replies, reconnects after the server kills the socket", () =>
-    Effect.gen(function*() {
-      const { port, server } = yield* makeServer
-      const connections: Array<string> = []
-      server.on("connection", (_socket, request) => connections.push(request.url ?? ""))
-      const transport = yield* Transport.make({ url: `ws://127.0.0.1:${port}`, apiKey: "anon" }).pipe(
-        Effect.provide([
-          NodeRealtime.layerWebSocketConstructor,
-          Heartbeat.layer({ interval: "50 millis", timeout: "5 seconds" }),
-          Reconnect.layer({ reconnect: Schedule.spaced("20 millis") })
-        ])
-      )
-      const ok = yield* transport.heartbeats.pipe(
-        Stream.filter((s) => s._tag === "Ok"),
-        Stream.runHead,
-        Effect.forkChild
-      )
-      yield* Effect.yieldNow
-      yield* transport.connect
-      const status = Option.getOrThrow(yield* Fiber.join(ok).pipe(Effect.timeout("5 seconds")))
-      assert.strictEqual(status._tag, "Ok")
-      assert.deepStrictEqual(connections, ["/websocket?apikey=anon&vsn=2.0.0"])
-      const reconnecting = yield* awaitState(transport, "Reconnecting").pipe(Effect.forkChild)
-      yield* Effect.yieldNow
-      for (const client of server.clients) client.terminate()
-      const state = yield* Fiber.join(reconnecting).pipe(Effect.timeout("5 seconds"))
-      assert.strictEqual(state.code, 1006)
-      yield* awaitState(transport, "Open").pipe(Effect.timeout("5 seconds"))
-      assert.strictEqual(connections.length, 2)
-      assert.isTrue(Exit.isSuccess(yield* Effect.exit(transport.disconnect())))
-    }))
-
-  it.live("a frame over maxFrameBytes makes ws close with 1009: 'frame too large' in the state, counted as bad", () =>
-    Effect.gen(function*() {
-      const { port, server } = yield* makeServer
-      server.on("connection", (socket) => {
-        socket.send(JSON.stringify([null, null, "realtime:big", "big", { filler: "x".repeat(4096) }]))
-      })
-      const transport = yield* Transport.make({ url: `ws://127.0.0.1:${port}`, apiKey: "anon", maxFrameBytes: 1024 })
-        .pipe(Effect.provide(NodeRealtime.layerWebSocketConstructorWith({ maxFrameBytes: 1024 })))
-      const before = yield* counter(Transport.metrics.framesBad)
-      yield* transport.connect
-      const state = yield* awaitState(transport, "Reconnecting").pipe(Effect.timeout("5 seconds"))
-      assert.strictEqual(state.code, 1009)
-      assert.include(state.reason, "frame too large")
-      assert.strictEqual((yield* counter(Transport.metrics.framesBad)) - before, 1)
+      const fibers = trackFibers()
+      yield* Effect.scoped(fibers.track(Effect.gen(function*() {
+        const { connection, transport } = yield* connected({ timeout: "1 minute" })
+        // a request waiting on its deadline, a heartbeat waiting for its reply, two bad frames (the
+        // second schedules the summary log, a fiber of the transport's scope)
+        yield* transport.request({
+          joinRef: null,
+          ref: transport.makeRef(),
+          topic: "realtime:a",
+          event: "x",
+          payload: {}
+        })
+          .pipe(Effect.forkChild({ startImmediately: true }))
+        yield* nextFrame(connection)
+        yield* TestClock.adjust("25 seconds")
+        yield* nextFrame(connection)
+        yield* connection.send("not a frame")
+        yield* connection.send("not a frame either")
+        yield* Effect.yieldNow
+        assert.isAbove(fibers.live(), 0, "the tracker sees the transport's fibers")
+      })))
+      assert.strictEqual(fibers.live(), 0, "a fiber the transport started is still running")
     }))
 })
