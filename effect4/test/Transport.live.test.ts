@@ -130,4 +130,25 @@ describe("Transport over a real ws server on 127.0.0.1", () => {
       const exit = yield* Effect.exit(transport.disconnect())
       assert.isTrue(Exit.isSuccess(exit))
     }))
+
+  it.live("disconnect with a code or reason the socket refuses still closes (with 1000) and never fails", () =>
+    Effect.gen(function*() {
+      const { port, server } = yield* makeServer
+      const codes: Array<number> = []
+      server.on("connection", (socket) => socket.on("close", (code) => codes.push(code)))
+      const layer = Transport.layer({ url: `ws://127.0.0.1:${port}`, apiKey: "anon" }).pipe(
+        Layer.provide(NodeRealtime.layerWebSocketConstructor),
+        Layer.provide(Heartbeat.layer({ interval: "1 minute", timeout: "5 seconds" }))
+      )
+      const transport = Context.get(yield* Layer.build(layer), Transport.Transport)
+      for (const options of [{ code: 1005 }, { reason: "x".repeat(124) }]) {
+        yield* transport.connect
+        yield* transport.stateChanges.pipe(Stream.filter((s) => s._tag === "Open"), Stream.runHead)
+        const exit = yield* Effect.exit(transport.disconnect(options))
+        assert.isTrue(Exit.isSuccess(exit), String(exit))
+        assert.strictEqual((yield* transport.state)._tag, "Closed")
+      }
+      while (codes.length < 2) yield* Effect.sleep("10 millis")
+      assert.deepStrictEqual(codes, [1000, 1000])
+    }))
 })

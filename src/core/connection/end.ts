@@ -109,3 +109,22 @@ export const errorMessage = (event: unknown): string | undefined => {
 /** The state's reason when the reconnect schedule ended. */
 export const gaveUp = (attempts: number, reason: string): string =>
   `gave up reconnecting after ${attempts} attempts: ${reason}`
+
+/**
+ * Closes `socket` with the user's `code` and `reason`. A WebSocket throws on what a client may not
+ * send (a code outside 1000-1003, 1007-1014 and 3000-4999, a reason over 123 bytes): then it closes
+ * with 1000 and no reason, and the refusal is returned to be logged (a disconnect never fails).
+ */
+export const closeSocket = (
+  socket: { readonly close: (code?: number, reason?: string) => void },
+  code: number,
+  reason: string
+): string | undefined => {
+  try {
+    socket.close(code, reason)
+    return undefined
+  } catch (cause) {
+    socket.close(1000)
+    return cause instanceof Error ? cause.message : String(cause)
+  }
+}

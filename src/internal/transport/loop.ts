@@ -150,7 +150,13 @@ export const make = (
     const disconnect = (disconnectOptions?: { readonly code?: number; readonly reason?: string }) =>
       Effect.gen(function*() {
         const reason = disconnectOptions?.reason ?? "disconnected"
-        if (state.open && write.writable()) state.ws!.close(disconnectOptions?.code ?? 1000, reason)
+        const code = disconnectOptions?.code ?? 1000
+        const refused = state.open && write.writable() ? End.closeSocket(state.ws!, code, reason) : undefined
+        if (refused !== undefined) {
+          yield* Effect.logWarning("the socket refused the close code or reason: closed with 1000").pipe(
+            Effect.annotateLogs({ code, reason, refused })
+          )
+        }
         yield* FiberHandle.clear(handle)
         state.open = false
         failAll(new SocketClosed({ reason }))
