@@ -1,27 +1,14 @@
-// The Effect 4 edition's Presence surface: `dual` forms, `Data.taggedEnum` events, the public shape
-// and the reducer, as thin wrappers over the core's algorithm (`src/core/presence/sync.ts`), whose
-// semantics the Effect 3 suite (`test/Presence.test.ts`) covers once for both editions.
+/**
+ * The Effect 4 edition's Presence surface: `dual` forms, `Data.taggedEnum` events, the public shape
+ * and the reducer, as thin wrappers over the core's algorithm (`src/core/presence/sync.ts`), whose
+ * semantics `test/core/presenceSync.test.ts` (at the repository root) covers once for both editions.
+ */
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { pipe } from "effect/Function"
 import * as CoreSync from "../../src/core/presence/sync.js"
+import { diff, meta, raw, refs, tags } from "../../test/support/presence.js"
 import * as Presence from "../src/Presence.js"
-import type { PresenceEvent, PresenceMeta, PresenceState, RawDiff, RawMeta, RawState } from "../src/Presence.js"
-
-const meta = (ref: string, fields: Record<string, unknown> = {}, prev?: string): RawMeta =>
-  prev === undefined ? { ...fields, phx_ref: ref } : { ...fields, phx_ref: ref, phx_ref_prev: prev }
-
-const raw = (entries: Record<string, ReadonlyArray<RawMeta>>): RawState =>
-  Object.fromEntries(Object.entries(entries).map(([key, metas]) => [key, { metas }]))
-
-const diff = (
-  joins: Record<string, ReadonlyArray<RawMeta>>,
-  leaves: Record<string, ReadonlyArray<RawMeta>> = {}
-): RawDiff => ({ joins: raw(joins), leaves: raw(leaves) })
-
-const refs = (state: PresenceState): Record<string, ReadonlyArray<string>> =>
-  Object.fromEntries([...state].map(([key, metas]) => [key, metas.map((m) => m.phx_ref)]))
-
-const tags = (events: ReadonlyArray<PresenceEvent>) => events.map((e) => `${e._tag}:${e.key}`)
+import type { PresenceEvent, PresenceMeta, PresenceState, RawDiff, RawState } from "../src/Presence.js"
 
 describe("Presence: dual forms", () => {
   const s0 = Presence.syncState(Presence.empty, raw({ ada: [meta("1")] })).state

@@ -12,11 +12,11 @@ import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Logger, Queue, Result, Schema, type Scope, Stream } from "effect"
 import { Socket } from "effect/socket"
 import fc from "fast-check"
+import { frame, str, TOPIC } from "../../test/support/fuzzFrames.js"
 import * as Protocol from "../src/Protocol.js"
 import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
-import { frame, str, TOPIC } from "./support/fuzzFrames.js"
 
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? 20_000)
 const SEED = Number(process.env.FUZZ_SEED ?? 11)

@@ -1,8 +1,11 @@
 /**
- * Bundles the browser page (`page.ts` with the `./browser` entry, resolved to `src` through the
- * `source` condition) with esbuild into a directory with `index.html` and `page.js`.
+ * Bundles a browser page with esbuild into a directory with `index.html` (this folder's, the same
+ * for both editions) and `page.js`. The default page is the Effect 3 edition's `page.ts` here, on
+ * the `./browser` entry resolved to `src` through the `source` condition; the Effect 4 edition's
+ * `effect4/test/browser/build.ts` passes its own page (which imports `effect4/src` by relative path,
+ * with Effect 4 from `effect4/node_modules`). Effect-free: esbuild and node only.
  *
- * `npx tsx test/browser/build.ts [outdir]` builds it and prints the sizes.
+ * `npx tsx test/browser/build.ts [outdir]` builds the Effect 3 page and prints the sizes.
  */
 import * as esbuild from "esbuild"
 import * as Fs from "node:fs/promises"
@@ -21,12 +24,12 @@ export interface BuiltPage {
   readonly gzipBytes: number
 }
 
-/** Builds into `outdir` (default: a fresh temp dir). */
-export const buildPage = async (outdir?: string): Promise<BuiltPage> => {
+/** Builds `page` (default: this folder's `page.ts`) into `outdir` (default: a fresh temp dir). */
+export const buildPage = async (outdir?: string, page: string = Path.join(here, "page.ts")): Promise<BuiltPage> => {
   const dir = outdir ?? await Fs.mkdtemp(Path.join(Os.tmpdir(), "realtime-browser-page-"))
   await Fs.mkdir(dir, { recursive: true })
   const result = await esbuild.build({
-    entryPoints: [Path.join(here, "page.ts")],
+    entryPoints: [page],
     outfile: Path.join(dir, "page.js"),
     platform: "browser",
     format: "esm",
@@ -44,11 +47,14 @@ export const buildPage = async (outdir?: string): Promise<BuiltPage> => {
   return { dir, bytes: bundle.byteLength, gzipBytes: Zlib.gzipSync(bundle, { level: 9 }).byteLength }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const built = await buildPage(process.argv[2])
-  console.log(
-    `${Path.join(built.dir, "page.js")}: ${(built.bytes / 1024).toFixed(1)} KiB, ${
-      (built.gzipBytes / 1024).toFixed(1)
-    } KiB gzipped`
-  )
-}
+/** Whether `moduleUrl` (an `import.meta.url`) is the script node was started with. */
+export const isMain = (moduleUrl: string): boolean =>
+  process.argv[1] !== undefined && moduleUrl === pathToFileURL(process.argv[1]).href
+
+/** Where a build went and how big it is, as the command line prints it. */
+export const describeBuilt = (built: BuiltPage): string =>
+  `${Path.join(built.dir, "page.js")}: ${(built.bytes / 1024).toFixed(1)} KiB, ${
+    (built.gzipBytes / 1024).toFixed(1)
+  } KiB gzipped`
+
+if (isMain(import.meta.url)) console.log(describeBuilt(await buildPage(process.argv[2])))

@@ -1,9 +1,11 @@
 /**
- * Generators of hostile server frames for test/fuzz.test.ts (seeded with fast-check): structured
- * text frames to a channel (broadcast, presence, postgres changes, system, replies) with payloads
- * that are small, odd, nested up to 10,000 levels, huge numbers or huge strings; the same with random
- * edits; random text; binary frames of every kind with honest or lying lengths, cut anywhere. Never
- * `phx_close` / `phx_error` on the channel's join (a server may end a join; that is no finding).
+ * Generators of hostile server frames for both editions' fuzz tests (`test/fuzz.test.ts`, and
+ * `effect4/test/fuzz.test.ts` by relative path: this file is Effect-free, fast-check only), seeded
+ * with fast-check: structured text frames to a channel (broadcast, presence, postgres changes,
+ * system, replies) with payloads that are small, odd, nested up to 10,000 levels, huge numbers or
+ * huge strings; the same with random edits; random text; binary frames of every kind with honest or
+ * lying lengths, cut anywhere. Never `phx_close` / `phx_error` on the channel's join (a server may
+ * end a join; that is no finding).
  */
 import fc from "fast-check"
 
