@@ -21,7 +21,7 @@ import * as AccessToken from "../src/AccessToken.js"
 import * as Heartbeat from "../src/Heartbeat.js"
 import * as Backoff from "../src/internal/backoff.js"
 import * as DescribeIssue from "../src/internal/describe.js"
-import { batching, Inbox, inboxStream, Listener } from "../src/internal/inbox.js"
+import { BatchedFeed, batching, Inbox, inboxStream } from "../src/internal/inbox.js"
 import { Waiter } from "../src/internal/waiter.js"
 import * as Network from "../src/Network.js"
 import * as Protocol from "../src/Protocol.js"
@@ -198,7 +198,7 @@ describe("inbox", () => {
       const fiber = yield* Effect.forkChild(Stream.runCollect(stream))
       yield* Effect.yieldNow
       assert.isDefined(inbox)
-      const listener = new Listener(inbox!, () => assert.fail("nothing is dropped"))
+      const listener = new BatchedFeed(inbox!, () => assert.fail("nothing is dropped"))
       for (let i = 0; i < 10; i++) listener.unsafeOffer(i)
       yield* Effect.yieldNow
       for (let i = 10; i < 200; i++) listener.unsafeOffer(i)

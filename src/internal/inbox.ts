@@ -32,7 +32,7 @@ export const batching: {
   batch: number
   events: number
   deferred: boolean
-  dirty: Array<Listener<any>>
+  dirty: Array<BatchedFeed<any>>
 } = { batch: 0, events: 0, deferred: false, dirty: [] }
 
 /**
@@ -101,7 +101,7 @@ export class Inbox<A> {
  *
  * @internal
  */
-export class Listener<A> {
+export class BatchedFeed<A> {
   private dirty = false
   constructor(readonly inbox: Inbox<A>, private readonly onDropped: (count: number) => void) {}
   unsafeOffer(value: A): void {

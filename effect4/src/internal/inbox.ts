@@ -35,7 +35,7 @@ export const batching: {
   batch: number
   events: number
   deferred: boolean
-  dirty: Array<Listener<any>>
+  dirty: Array<BatchedFeed<any>>
 } = { batch: 0, events: 0, deferred: false, dirty: [] }
 
 /**
@@ -109,7 +109,7 @@ export class Inbox<A> {
  *
  * @internal
  */
-export class Listener<A> {
+export class BatchedFeed<A> {
   private dirty = false
   constructor(readonly inbox: Inbox<A>, private readonly onDropped: (count: number) => void) {}
   /** Queues `value` (synchronously, from the read loop); counts it as dropped when the consumer lags. */

@@ -5,6 +5,8 @@
  */
 import * as Describe from "../describe.js"
 import * as Bindings from "../postgres/bindings.js"
+import * as Result from "../result.js"
+import * as Topic from "../topic.js"
 
 /** What a channel's config says about the join (the edition's config type is assignable to it). */
 export interface ChannelConfig {
@@ -190,4 +192,57 @@ export const joinPayload = <B>(
     private: config.private ?? false
   }
   return options.token !== undefined ? { config: wire, access_token: options.token } : { config: wire }
+}
+
+/**
+ * Why a channel's name or config is refused (the `InvalidArgument` detail), or `undefined`: an empty
+ * topic, a blank presence key, replay on a public channel, a Postgres changes binding the server
+ * would refuse.
+ */
+export const checkChannel = (name: string, config: ChannelConfig): string | undefined => {
+  if (Topic.isEmpty(name)) return "a channel needs a topic name"
+  const presenceKey = config.presence?.key
+  if (presenceKey !== undefined && (typeof presenceKey !== "string" || presenceKey.trim() === "")) {
+    return `channel '${
+      Topic.topicOf(name)
+    }': presence.key must not be empty or blank (omit it for a key the server generates)`
+  }
+  if (config.broadcast?.replay !== undefined && !config.private) {
+    return `tried to use replay on public channel '${Topic.topicOf(name)}'. It must be a private channel.`
+  }
+  for (const binding of config.postgresChanges ?? []) {
+    const wire = Bindings.toWireChecked(binding)
+    if (!wire.ok) return wire.error
+  }
+  return undefined
+}
+
+/**
+ * How long a join waits for its reply, in milliseconds: the channel's timeout, or longer when the
+ * server waits for its Postgres changes bindings (`postgresChangesOptions.wait`): their timeout
+ * (15 s by default) and 10 s more.
+ */
+export const joinTimeoutMillis = (config: ChannelConfig, timeoutMillis: number): number => {
+  const options = config.postgresChangesOptions
+  return options?.wait && (config.postgresChanges?.length ?? 0) > 0
+    ? Math.max(timeoutMillis, (options.timeout ?? 15_000) + 10_000)
+    : timeoutMillis
+}
+
+/**
+ * Which of the channel's wire bindings `binding` is (its index), or why a stream cannot listen to it
+ * (the `InvalidArgument` detail): bindings are sent with the join, so only declared ones have events.
+ */
+export const bindingIndex = (
+  topic: string,
+  wireBindings: ReadonlyArray<Bindings.WireBinding>,
+  binding: Bindings.Binding
+): Result.Result<number, string> => {
+  const wanted = JSON.stringify(canonical(Bindings.toWire(binding)))
+  const index = wireBindings.findIndex((b) => JSON.stringify(canonical(b)) === wanted)
+  return index >= 0 ? Result.ok(index) : Result.err(
+    `${topic}: the binding ${wanted} is not in the channel's config.postgresChanges (${
+      JSON.stringify(wireBindings)
+    }); bindings are sent with the join, so declare them in the channel config`
+  )
 }

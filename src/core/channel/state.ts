@@ -1,9 +1,9 @@
 /**
  * The channel lifecycle as an explicit state machine, in plain TypeScript (no `effect` import, so
  * that every edition can share it). `step` takes the current state and what happened, and returns
- * the next state and what to do; each edition's shell (the Effect 3 one: `src/internal/channel.ts`)
- * carries the commands out and feeds back what they produce. The machine never performs I/O itself: the clock and the rejoin
- * backoff are injected (`Env`).
+ * the next state and what to do; the channel's shell (`shell.ts`, extended by each edition's
+ * `internal/channel.ts`) carries the commands out and feeds back what they produce. The machine never
+ * performs I/O itself: the clock and the rejoin backoff are injected (`Env`).
  *
  * States (the join ref lives inside the state that has one):
  *

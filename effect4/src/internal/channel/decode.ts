@@ -14,7 +14,7 @@ import type * as SchemaIssue from "effect/SchemaIssue"
 import * as Stream from "effect/Stream"
 import * as Struct from "effect/Struct"
 import * as Describe from "../../../../src/core/describe.js"
-import type * as Channel from "../../RealtimeChannel.js"
+import type * as RealtimeChannel from "../../RealtimeChannel.js"
 import type { PayloadDecodeError } from "../../RealtimeError.js"
 
 /**
@@ -64,7 +64,7 @@ export class Skipped {
  */
 export const decodeStream = <A, B>(
   stream: Stream.Stream<A>,
-  options: Channel.DecodeOptions | undefined,
+  options: RealtimeChannel.DecodeOptions | undefined,
   decode: (item: A) => B | Skipped,
   runFork: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
 ): Stream.Stream<B, PayloadDecodeError> => {

@@ -1,0 +1,247 @@
+/**
+ * A channel's join, in the Effect 4 edition: subscribing and releasing, the join's write and wait,
+ * its token, leaving and removal. The decisions are the core's state machine's; this carries out
+ * the parts that need a fiber.
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
+import * as Listeners from "../../../../src/core/channel/listeners.js"
+import * as Outbound from "../../../../src/core/channel/outbound.js"
+import type * as State from "../../../../src/core/channel/state.js"
+import type * as Protocol from "../../Protocol.js"
+import type * as RealtimeChannel from "../../RealtimeChannel.js"
+import { ChannelClosed, type ProtocolError, type PushTimeout, type SocketClosed } from "../../RealtimeError.js"
+import type * as Transport from "../../Transport.js"
+import type { ChannelImpl } from "../channel.js"
+import { Waiter } from "../waiter.js"
+
+type JoinFailure = RealtimeChannel.JoinError
+
+/**
+ * One wait for the join's outcome (a subscriber's, or a send's that waits for the join): settled
+ * once, by the join, a give-up or a leave.
+ */
+export type JoinWaiter = Waiter<void, JoinFailure>
+
+/** Dispatches from a fiber: a token fetch it wants runs in that fiber. */
+export const dispatchIn = (self: ChannelImpl, event: State.Event<JoinFailure>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    self.dispatch(event)
+    const attempt = self.takeTokenAttempt()
+    return attempt === undefined ? Effect.void : fetchToken(self, attempt)
+  })
+
+/**
+ * How many times a subscription's first join yields before it is written. In Effect 4 a forked fiber
+ * starts only when its parent yields, and a join answered from memory (the in-process server, a fake
+ * socket) resumes the subscriber on a microtask, ahead of it. A stream forked before `subscribe`
+ * (`stream.pipe(Effect.forkScoped)`, the usual way to listen before subscribing) listens once its
+ * fiber has run (`subscribe` yields once first for it); one that forks fibers of its own
+ * (`Stream.merge` of the channel's streams) listens one yield later, a merge of merges one more.
+ * The first join waits for these levels once its token is known, so that the streams obtained
+ * before `subscribe` see every event from the join on, as the same code does over a real socket and
+ * in the Effect 3 edition. The yields come after the token fetch, not before it: a test that forks
+ * `subscribe` and moves the `TestClock` sees the token fetch (and its sleeps) as before.
+ */
+const FORK_DEPTH = 3
+
+const yieldToForks: Effect.Effect<void> = (() => {
+  let yields: Effect.Effect<void> = Effect.yieldNow
+  for (let i = 1; i < FORK_DEPTH; i++) yields = Effect.andThen(Effect.yieldNow, yields)
+  return yields
+})()
+
+/** Fetches the token of join attempt `attempt` (the last known one if the source fails), then goes on. */
+export const fetchToken = (self: ChannelImpl, attempt: number): Effect.Effect<void> =>
+  Effect.catch(
+    self.deps.accessToken.refresh,
+    (error) =>
+      Effect.logWarning("access token source failed; joining with the last known token").pipe(
+        Effect.annotateLogs({ topic: self.topic, error: error.message }),
+        Effect.andThen(self.deps.accessToken.current)
+      )
+  ).pipe(Effect.flatMap((token) =>
+    // a first join is written once the streams forked before `subscribe` listen (see `FORK_DEPTH`)
+    Effect.andThen(
+      attempt === 0 ? yieldToForks : Effect.void,
+      Effect.sync(() => {
+        self.token = token
+        self.dispatchSync({ _tag: "TokenReady", attempt })
+      })
+    )
+  ))
+
+/** Resolves whoever waits for the join. */
+export const settle = (self: ChannelImpl, outcome: State.Outcome<JoinFailure>): void => {
+  const waiters = self.joinWaiters
+  if (waiters === undefined || waiters.length === 0) return
+  self.joinWaiters = undefined
+  // errors are built only when someone waits (PERFORMANCE.md: a Schema error is costly)
+  const exit: Exit.Exit<void, JoinFailure> = outcome._tag === "Joined"
+    ? Exit.void
+    : outcome._tag === "Failed"
+    ? Exit.fail(outcome.failure.error)
+    : Exit.fail(new ChannelClosed({ topic: self.topic, reason: outcome.reason }))
+  const wake = () => {
+    for (let i = 0; i < waiters.length; i++) waiters[i]!.settle(exit)
+  }
+  // after the statuses of the step: whoever waits for the join sees them first
+  if (self.dispatching) (self.settled ??= []).push(wake)
+  else self.later(wake)
+}
+
+/** Waits for the join's outcome; `subscribe` also asks for the join. */
+export const awaitJoin = (self: ChannelImpl, subscribe: boolean): Effect.Effect<void, JoinFailure> =>
+  Effect.suspend(() => {
+    if (self.machine.state._tag === "Joined") return Effect.void
+    const waiter: JoinWaiter = new Waiter()
+    self.joinWaiters = Listeners.adding(self.joinWaiters, waiter)
+    const wait = waiter.await(() => {
+      self.joinWaiters = Listeners.without(self.joinWaiters, waiter)
+    })
+    return subscribe ? Effect.andThen(dispatchIn(self, { _tag: "Subscribe" }), wait) : wait
+  })
+
+/** Writes the join `joinRef`; its reply feeds the machine. */
+export const writeJoin = (self: ChannelImpl, joinRef: string): void => {
+  const token = self.token
+  const payload = self.joinPayload(Option.getOrUndefined(token)) as Protocol.JoinPayload
+  self.lastSystemError = undefined
+  self.tokenSent = token
+  self.sentJoin = Option.some(
+    Option.isSome(token) ? { ...payload, access_token: "<redacted>" } as Protocol.JoinPayload : payload
+  )
+  const timeout = self.joinTimeout
+  self.forgetJoin = self.deps.transport.unsafeRequest(
+    { joinRef, ref: joinRef, topic: self.topic, event: "phx_join", payload },
+    timeout,
+    (exit) => {
+      self.forgetJoin = undefined
+      onJoinReply(self, joinRef, exit, Duration.toMillis(timeout))
+    }
+  )
+}
+
+const onJoinReply = (
+  self: ChannelImpl,
+  joinRef: string,
+  exit: Exit.Exit<Transport.Reply, SocketClosed | PushTimeout | ProtocolError>,
+  timeoutMillis: number
+): void => {
+  if (Exit.isSuccess(exit)) return self.joinReplied(joinRef, exit.value.status, exit.value.response)
+  const error = Cause.findErrorOption(exit.cause)
+  if (Option.isNone(error)) return
+  switch (error.value._tag) {
+    // the socket ended first: the transport's state change follows, and says why
+    case "SocketClosed":
+      return
+    case "PushTimeout":
+      return self.joinTimedOut(joinRef, timeoutMillis)
+    case "ProtocolError":
+      return self.joinBroken(joinRef, error.value)
+  }
+}
+
+/** Tells the server a new token (when subscribed and it changed); the server never replies. */
+export const onToken = (self: ChannelImpl, token: Option.Option<string>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const joinRef = self.joinRef
+    if (joinRef === null || self.currentStatus._tag !== "Subscribed") return Effect.void
+    if (Option.makeEquivalence<string>((a, b) => a === b)(token, self.tokenSent)) return Effect.void
+    self.tokenSent = token
+    // the server never replies to access_token: don't wait for one
+    return self.deps.transport.push(
+      Outbound.message(
+        self.topic,
+        joinRef,
+        self.deps.transport.makeRef(),
+        "access_token",
+        Outbound.accessTokenPayload(Option.getOrUndefined(token))
+      )
+    ).pipe(Effect.ignore)
+  })
+
+/**
+ * Joins (once for every subscriber) until the caller's scope closes. Traced when the app installed a
+ * tracer: Effect's default (native) tracer exports nothing, yet its span is about a third of a
+ * subscribe's own CPU (the fiber's context changes on entry and on exit): PERFORMANCE.md, Effect 4.
+ * No stack trace for the span: the frame it would capture is the library's, not the caller's.
+ */
+export const subscribe = (self: ChannelImpl): Effect.Effect<void, RealtimeChannel.JoinError, Scope.Scope> =>
+  Effect.flatMap(Effect.tracer, (tracer) =>
+    tracer === Tracer.nativeTracer
+      ? subscribeUntraced(self)
+      : Effect.withSpan(subscribeUntraced(self), "RealtimeChannel.subscribe", {
+        ...self.spanOptions,
+        captureStackTrace: false
+      }))
+
+// The yield first: a stream forked just before `subscribe` starts listening (see `FORK_DEPTH`).
+const subscribeUntraced = (self: ChannelImpl): Effect.Effect<void, RealtimeChannel.JoinError, Scope.Scope> =>
+  Effect.andThen(Effect.yieldNow, subscribeJoin(self))
+
+// The bookkeeping is uninterruptible; the wait is not (a caller may give up on it).
+const subscribeJoin = (self: ChannelImpl): Effect.Effect<void, RealtimeChannel.JoinError, Scope.Scope> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      if (self.removed) {
+        return Effect.fail(new ChannelClosed({ topic: self.topic, reason: "the channel was removed" }))
+      }
+      return Effect.flatMap(self.deps.register(self), () => {
+        self.addSubscriber()
+        self.waiting++
+        return Effect.matchCauseEffect(restore(awaitJoin(self, true)), {
+          onFailure: (cause) => {
+            self.waiting--
+            self.dropSubscriber()
+            if (self.subscribers > 0) {
+              // the last waiting one gave up: the others' channel is not its to give up on
+              return self.waiting > 0
+                ? Effect.failCause(cause)
+                : Effect.andThen(dispatchIn(self, { _tag: "NoneWaits" }), Effect.failCause(cause))
+            }
+            // no one is left: leave (a join that may still land is left on the server)
+            return Effect.andThen(leave(self, "the join failed"), Effect.failCause(cause))
+          },
+          // released when the caller's scope closes
+          onSuccess: () => {
+            self.waiting--
+            return Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, release(self)))
+          }
+        })
+      })
+    })
+  )
+
+/** A subscription ended: the last one leaves. */
+const release = (self: ChannelImpl): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (self.removed) return Effect.void
+    self.dropSubscriber()
+    return self.subscribers > 0 ? Effect.void : leave(self, "left")
+  })
+
+/** Leaves the topic (if joined) and ends the channel's join: written now, never awaited. */
+export const leave = (self: ChannelImpl, reason: string): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const retrack = self.retrackFiber
+    self.retrackFiber = undefined
+    self.leaveNow(reason)
+    const unregister = self.deps.unregister(self)
+    return retrack === undefined ? unregister : Effect.andThen(Fiber.interrupt(retrack), unregister)
+  }).pipe(Effect.uninterruptible)
+
+/** Removed from the client: leave and end every stream. */
+export const remove = (self: ChannelImpl, reason: string): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    self.markRemoved()
+    return leave(self, reason).pipe(Effect.andThen(Effect.sync(() => self.endStreams())))
+  })
