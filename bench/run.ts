@@ -4,9 +4,13 @@
  * `bench/results/latest.json` and `latest.md` after a full run.
  *
  * Options: `--reps N` (default 5), `--scenarios a,b`, `--clients a,b`, `--no-warmup` (floods measured
- * from the first frame, subscribe with no joins before), `--profile` (children run
- * compiled by tsc and profile their measured window into
- * `bench/profiles/<client>-<scenario>-<time>/*.cpuprofile`; summarise with `tsx bench/profile.ts <file>`).
+ * from the first frame, subscribe with no joins before), `--profile` (children profile their
+ * measured window into `bench/profiles/<client>-<scenario>-<time>/*.cpuprofile`; summarise with
+ * `tsx bench/profile.ts <file>`), `--tsx` (run the editions' TypeScript through tsx instead).
+ *
+ * The editions run as their packages ship, compiled by `tsc` (into a temporary folder): realtime-js
+ * runs its published JavaScript, and tsx's transform adds a `__name` call to every named closure it
+ * creates (a few percent of a subscribe's CPU).
  */
 import { execFileSync, fork } from "node:child_process"
 import * as Fs from "node:fs"
@@ -44,14 +48,12 @@ const reps = Number(option("reps") ?? 5)
 const selectedScenarios = (option("scenarios")?.split(",") ?? scenarios) as ReadonlyArray<ScenarioName>
 const selectedClients = (option("clients")?.split(",") ?? clients) as ReadonlyArray<ClientName>
 const profile = args.includes("--profile")
+const compiled = !args.includes("--tsx")
 // the children read the warm-up size from the environment (see `floodWarmup`)
 if (args.includes("--no-warmup")) process.env.BENCH_FLOOD_WARMUP = "0"
 const fullRun = selectedScenarios.length === scenarios.length && selectedClients.length === clients.length
 for (const s of selectedScenarios) if (!scenarios.includes(s)) throw new Error(`unknown scenario ${s}`)
 for (const c of selectedClients) if (!clients.includes(c)) throw new Error(`unknown client ${c}`)
-if (profile && selectedClients.includes("ours-effect4")) {
-  throw new Error("--profile compiles the Effect 3 tree only: add --clients ours,realtime-js,floor")
-}
 const selectedEditions = editions.filter((e) => selectedClients.includes(e))
 
 const floodCache = new Map<string, Buffer>()
@@ -67,34 +69,48 @@ const profileDir = Path.join(here, "profiles")
 // outside the repo (vitest and git must not see it), with what ESM resolution needs from it
 const buildDir = Path.join(Os.tmpdir(), "supabase-realtime-effect-bench")
 
-const compileForProfile = () => {
-  console.log("compiling for --profile …")
+const root = Path.join(here, "..")
+
+/** Compiles a project's tree (its bench and sources) into `buildDir`, paths kept from the repository root. */
+const compileProject = (project: string) =>
   execFileSync(
     process.execPath,
     [
-      Path.join(here, "..", "node_modules", "typescript", "bin", "tsc"),
-      ...["-p", Path.join(here, "..", "tsconfig.json"), "--noEmit", "false", "--rootDir", Path.join(here, "..")],
-      ...["--outDir", buildDir, "--sourceMap", "false", "--declaration", "false"]
+      Path.join(root, "node_modules", "typescript", "bin", "tsc"),
+      ...["-p", project, "--noEmit", "false", "--rootDir", root],
+      ...["--outDir", buildDir, "--sourceMap", "false", "--declaration", "false", "--incremental", "false"]
     ],
     { stdio: "inherit" }
   )
+
+const linkModules = (from: string, to: string) => {
+  if (!Fs.existsSync(to)) Fs.symlinkSync(from, to)
+}
+
+const compileAll = () => {
+  console.log("compiling the editions with tsc …")
+  Fs.rmSync(buildDir, { recursive: true, force: true })
+  compileProject(Path.join(root, "tsconfig.json"))
   Fs.writeFileSync(Path.join(buildDir, "package.json"), JSON.stringify({ type: "module" }))
-  if (!Fs.existsSync(Path.join(buildDir, "node_modules"))) {
-    Fs.symlinkSync(Path.join(here, "..", "node_modules"), Path.join(buildDir, "node_modules"))
+  linkModules(Path.join(root, "node_modules"), Path.join(buildDir, "node_modules"))
+  if (selectedEditions.includes("ours-effect4")) {
+    // under effect4/, where `effect` resolves to Effect 4
+    compileProject(Path.join(root, "effect4", "tsconfig.json"))
+    Fs.writeFileSync(Path.join(buildDir, "effect4", "package.json"), JSON.stringify({ type: "module" }))
+    linkModules(Path.join(root, "effect4", "node_modules"), Path.join(buildDir, "effect4", "node_modules"))
   }
 }
 
 const runChild = (server: BenchServer, client: ClientName, scenario: ScenarioName): Promise<RunResult> =>
   new Promise((resolve, reject) => {
-    // profiled runs use plain JS compiled by tsc (tsx puts each module on one line, which the
-    // profile cannot attribute)
-    const execArgv = profile ? ["--expose-gc"] : ["--import", "tsx", "--expose-gc"]
+    // plain JS compiled by tsc, as the packages ship (and a profile can attribute its lines)
+    const execArgv = compiled ? ["--expose-gc"] : ["--import", "tsx", "--expose-gc"]
     // extra V8/Node flags for the children, e.g. BENCH_CHILD_FLAGS=--trace-gc
     if (process.env.BENCH_CHILD_FLAGS) execArgv.push(...process.env.BENCH_CHILD_FLAGS.split(" "))
     const env = profile
       ? { ...process.env, BENCH_PROFILE_DIR: Path.join(profileDir, `${client}-${scenario}-${Date.now()}`) }
       : process.env
-    const entry = profile ? Path.join(buildDir, "bench", "child.js") : Path.join(here, "child.ts")
+    const entry = compiled ? Path.join(buildDir, "bench", "child.js") : Path.join(here, "child.ts")
     const child = fork(entry, [client, scenario, server.url], { execArgv, env, stdio: "inherit" })
     let result: RunResult | undefined
     let failure: Error | undefined
@@ -280,7 +296,7 @@ const fmt = (value: number | undefined, digits: number): string =>
     : value.toLocaleString("en", { minimumFractionDigits: digits, maximumFractionDigits: digits })
 
 const main = async () => {
-  if (profile) compileForProfile()
+  if (compiled) compileAll()
   const server = await startServer()
   // built before any run: the flood must start the moment a client is ready
   for (const scenario of selectedScenarios) {
@@ -351,6 +367,7 @@ const main = async () => {
   md.push(
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (${machine.platform}).`,
     `Medians of ${reps} repetitions, each client in its own process against a local flood server; ` +
+      `our editions ${compiled ? "compiled by tsc" : "through tsx"}, over their own Node WebSocket; ` +
       `realtime-js ${realtimeJsVersion()} over \`ws\`; the floor is \`ws\` + \`JSON.parse\` + a switch. ` +
       (floodWarmup() > 0
         ? `Floods are measured after a warm-up of ${
