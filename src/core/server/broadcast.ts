@@ -12,7 +12,7 @@ import * as Topic from "../topic.js"
 import type { Engine } from "./engine.js"
 import type * as RS from "./model.js"
 import { fail, isRecord, ok, payloadSize } from "./payload.js"
-import { type Channel, groupKey } from "./state.js"
+import { groupKey, type ServerChannel } from "./state.js"
 
 /** A broadcast as it enters the fan-out. */
 export type Origin =
@@ -33,7 +33,7 @@ const messageId = (origin: Origin): string | undefined => {
 }
 
 /** A client's `broadcast` push: counted, size-checked, write-checked on private channels, fanned out, acked if asked. */
-export const receive = (engine: Engine, channel: Channel, message: Model.Message, binary: boolean) => {
+export const receive = (engine: Engine, channel: ServerChannel, message: Model.Message, binary: boolean) => {
   engine.stats.broadcastsReceived++
   if (!engine.countEvent(channel)) return
   const payload = message.payload
@@ -71,7 +71,7 @@ export const fanOut = (
   isPrivate: boolean,
   subtopic: string,
   origin: Origin,
-  exclude?: Channel
+  exclude?: ServerChannel
 ): number => {
   const group = engine.groups.get(groupKey(isPrivate, subtopic))
   const topic = Topic.PREFIX + subtopic
@@ -190,7 +190,7 @@ export const dbSend = (engine: Engine, message: DbMessage): number => {
  * A replayed row, pushed by the channel: text `broadcast` `{type, event, payload, meta}` for JSON, kind 4
  * with the meta for binary (vsn 2.0.0; vsn 1.0.0 cannot carry it: skipped).
  */
-export const pushReplayed = (engine: Engine, channel: Channel, row: RS.StoredMessage) => {
+export const pushReplayed = (engine: Engine, channel: ServerChannel, row: RS.StoredMessage) => {
   if (row.payload instanceof Uint8Array && channel.connection.handshake.vsn === "1.0.0") return
   engine.push(channel, Constants.Events.broadcast, {
     type: Constants.Events.broadcast,

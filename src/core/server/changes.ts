@@ -6,7 +6,7 @@
 import * as Constants from "../protocol/constants.js"
 import type { Engine } from "./engine.js"
 import * as Postgres from "./postgres.js"
-import type { Channel } from "./state.js"
+import type { ServerChannel } from "./state.js"
 
 /** A row change to deliver as `postgres_changes` (what the server's CDC would see after a commit). */
 export interface ChangeInput {
@@ -53,7 +53,7 @@ export const fromInput = (change: ChangeInput, now: number): Postgres.Change => 
 }
 
 /** Subscribes a joined channel's bindings: `Subscribed to PostgreSQL`, or the first binding's error. */
-export const subscribe = (engine: Engine, channel: Channel) => {
+export const subscribe = (engine: Engine, channel: ServerChannel) => {
   const subscriptions: Array<Postgres.Subscription> = []
   for (const binding of channel.bindings) {
     const result = Postgres.subscribe(binding.params, binding.id)

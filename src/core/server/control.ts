@@ -13,7 +13,7 @@ import * as Inspect from "./inspect.js"
 import * as Jwt from "./jwt.js"
 import * as Keys from "./keys.js"
 import type * as RS from "./model.js"
-import type { Channel } from "./state.js"
+import type { ServerChannel } from "./state.js"
 
 /** Which channels an operation applies to: all, or those of a socket and/or a topic. */
 export interface Target {
@@ -55,7 +55,7 @@ export const acceptor = (engine: Engine) => (peer: MemoryPeer): MemoryAnswer => 
 }
 
 /** Applies `f` to the targeted channels; returns how many there were. */
-const forChannels = (engine: Engine, target: Target, f: (channel: Channel) => void): number => {
+const forChannels = (engine: Engine, target: Target, f: (channel: ServerChannel) => void): number => {
   const channels = engine.select(target)
   for (const channel of channels) f(channel)
   return channels.length

@@ -26,7 +26,7 @@ import type * as RS from "./model.js"
 import { fail, ok } from "./payload.js"
 import type * as Postgres from "./postgres.js"
 import * as Presence from "./presence.js"
-import { type Channel, Connection, groupKey, type Peer } from "./state.js"
+import { Connection, groupKey, type Peer, type ServerChannel } from "./state.js"
 import * as Tokens from "./tokens.js"
 
 /** What the engine needs from outside: the clock, timers, logging, events and randomness. */
@@ -46,7 +46,7 @@ export class Engine {
   readonly connections = new Map<string, Connection>()
   readonly closedConnections: Array<Connection> = []
   /** Fan-out groups: the channels of a `groupKey`. */
-  readonly groups = new Map<string, Set<Channel>>()
+  readonly groups = new Map<string, Set<ServerChannel>>()
   /** The payload of the last join of each topic (any socket, accepted or not). */
   readonly lastJoinPayloads = new Map<string, unknown>()
   readonly stats: { -readonly [K in keyof RS.Stats]: RS.Stats[K] } = {
@@ -229,12 +229,12 @@ export class Engine {
   }
 
   /** A server push to a channel: `[join_ref, null, topic, event, payload]`. */
-  push(channel: Channel, event: string, payload: unknown) {
+  push(channel: ServerChannel, event: string, payload: unknown) {
     this.send(channel.connection, { joinRef: channel.joinRef, ref: null, topic: channel.topic, event, payload })
   }
 
   /** `phx_close` or `phx_error` of a channel (`ref`: its join ref). */
-  close(channel: Channel, event: "phx_close" | "phx_error", payload: unknown) {
+  close(channel: ServerChannel, event: "phx_close" | "phx_error", payload: unknown) {
     this.send(channel.connection, {
       joinRef: channel.joinRef,
       ref: channel.joinRef,
@@ -245,7 +245,7 @@ export class Engine {
   }
 
   /** A `system` message `{extension, status, message, channel}` to a channel. */
-  system(channel: Channel, extension: string, status: string, message: string) {
+  system(channel: ServerChannel, extension: string, status: string, message: string) {
     this.push(channel, Constants.Events.system, { extension, status, message, channel: channel.subtopic })
   }
 
@@ -327,7 +327,7 @@ export class Engine {
   }
 
   /** Counts a client event toward the events/s limit; shuts the channel down past it. */
-  countEvent(channel: Channel): boolean {
+  countEvent(channel: ServerChannel): boolean {
     if (this.eventCounter.hit(this.env.now()) > this.config.limits.maxEventsPerSecond) {
       this.shutdown(channel, "Too many messages per second")
       return false
@@ -370,7 +370,7 @@ export class Engine {
   // ---------------------------------------------------------------------------------
 
   /** Removes a channel (no frames sent): presence untracked (diff to others), timers cancelled. */
-  teardown(channel: Channel, reason: RS.ChannelCloseReason) {
+  teardown(channel: ServerChannel, reason: RS.ChannelCloseReason) {
     if (channel.closed) return
     channel.closed = true
     const connection = channel.connection
@@ -394,7 +394,7 @@ export class Engine {
   }
 
   /** The server's channel shutdown: a `system` error, then `phx_close`. */
-  shutdown(channel: Channel, message: string) {
+  shutdown(channel: ServerChannel, message: string) {
     if (channel.closed) return
     this.system(channel, "system", "error", message)
     this.close(channel, Constants.Events.close, {})
@@ -402,14 +402,14 @@ export class Engine {
   }
 
   /** The channel process crashed: `phx_error`. */
-  crash(channel: Channel, payload: unknown) {
+  crash(channel: ServerChannel, payload: unknown) {
     if (channel.closed) return
     this.close(channel, Constants.Events.error, payload)
     this.teardown(channel, "crash")
   }
 
   /** Forces the token-expiry path now. */
-  expireToken(channel: Channel) {
+  expireToken(channel: ServerChannel) {
     Tokens.expire(this, channel)
   }
 
@@ -418,7 +418,7 @@ export class Engine {
   // ---------------------------------------------------------------------------------
 
   /** Delivers a broadcast to the group `(isPrivate, subtopic)`, except `exclude`. */
-  fanOut(isPrivate: boolean, subtopic: string, origin: Broadcast.Origin, exclude?: Channel): number {
+  fanOut(isPrivate: boolean, subtopic: string, origin: Broadcast.Origin, exclude?: ServerChannel): number {
     return Broadcast.fanOut(this, isPrivate, subtopic, origin, exclude)
   }
 
@@ -447,14 +447,16 @@ export class Engine {
   // ---------------------------------------------------------------------------------
 
   /** Every joined channel. */
-  *channels(): Iterable<Channel> {
+  *channels(): Iterable<ServerChannel> {
     for (const connection of this.connections.values()) yield* connection.channels.values()
   }
 
   /** Channels matching the target (all when empty). */
-  select(target: { readonly connection?: string | undefined; readonly topic?: string | undefined }): Array<Channel> {
+  select(
+    target: { readonly connection?: string | undefined; readonly topic?: string | undefined }
+  ): Array<ServerChannel> {
     const topic = target.topic === undefined ? undefined : Topic.topicOf(target.topic)
-    const out: Array<Channel> = []
+    const out: Array<ServerChannel> = []
     for (const channel of this.channels()) {
       if (target.connection !== undefined && channel.connection.id !== target.connection) continue
       if (topic !== undefined && channel.topic !== topic) continue

@@ -6,7 +6,7 @@ import type * as Model from "../protocol/model.js"
 import * as Topic from "../topic.js"
 import type { Engine } from "./engine.js"
 import type * as RS from "./model.js"
-import type { Channel, Connection } from "./state.js"
+import type { Connection, ServerChannel } from "./state.js"
 
 /** One socket. */
 export interface ConnectionInfo {
@@ -114,7 +114,7 @@ export const connectionInfo = (c: Connection): ConnectionInfo => ({
 })
 
 /** The view of a channel. */
-export const channelInfo = (ch: Channel): ChannelInfo => ({
+export const channelInfo = (ch: ServerChannel): ChannelInfo => ({
   connection: ch.connection.id,
   topic: ch.topic,
   subtopic: ch.subtopic,

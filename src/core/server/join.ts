@@ -16,7 +16,7 @@ import * as Jwt from "./jwt.js"
 import * as Messages from "./messages.js"
 import { fail, isRecord, ok } from "./payload.js"
 import * as Postgres from "./postgres.js"
-import { Channel, type Connection } from "./state.js"
+import { type Connection, ServerChannel } from "./state.js"
 import * as Tokens from "./tokens.js"
 
 /** A join rule: the next `remaining` joins (of `topic`, or any) wait `delayMillis`, then fail with `reject` if given. */
@@ -153,7 +153,7 @@ const accept = (engine: Engine, connection: Connection, message: Model.Message, 
   // accepted
   const key = presenceKeyOf(engine, config.presenceKey)
   const bindings = config.postgresChanges.map((params) => ({ id: Postgres.bindingId(params), params }))
-  const channel = new Channel(
+  const channel = new ServerChannel(
     connection,
     topic,
     message.joinRef,

@@ -8,7 +8,7 @@ import type * as Model from "../protocol/model.js"
 import type { Engine } from "./engine.js"
 import { WindowCounter } from "./limits.js"
 import { deepEqual, fail, isRecord, ok, payloadSize } from "./payload.js"
-import type { Channel, PresenceEntry } from "./state.js"
+import type { PresenceEntry, ServerChannel } from "./state.js"
 
 /** `Phoenix.Presence` state: metas per key, each with its `phx_ref`. */
 export type State = Record<string, { readonly metas: ReadonlyArray<Record<string, unknown>> }>
@@ -38,7 +38,7 @@ export class Tables {
 }
 
 /** A client's `presence` push: `track` or `untrack`, after the rate limits and the write permission. */
-export const receive = (engine: Engine, channel: Channel, message: Model.Message) => {
+export const receive = (engine: Engine, channel: ServerChannel, message: Model.Message) => {
   const limits = engine.config.limits
   const now = engine.env.now()
   if (channel.presenceCalls.hit(now) > limits.clientPresenceMaxCalls) {
@@ -69,7 +69,7 @@ export const receive = (engine: Engine, channel: Channel, message: Model.Message
 }
 
 /** Tracks (or updates) the channel's presence. */
-export const track = (engine: Engine, channel: Channel, payload: Record<string, unknown>) => {
+export const track = (engine: Engine, channel: ServerChannel, payload: Record<string, unknown>) => {
   const previous = channel.tracked
   if (previous !== undefined && deepEqual(previous.payload, payload)) return
   const tables = engine.presence
@@ -101,7 +101,7 @@ export const track = (engine: Engine, channel: Channel, payload: Record<string, 
 }
 
 /** Untracks the channel's presence, if tracked. */
-export const untrack = (engine: Engine, channel: Channel) => {
+export const untrack = (engine: Engine, channel: ServerChannel) => {
   const previous = channel.tracked
   if (previous === undefined) return
   channel.tracked = undefined
@@ -118,7 +118,7 @@ export const untrack = (engine: Engine, channel: Channel) => {
 }
 
 /** `presence_diff` to the channel's group (those who may read presence), each encoding made once. */
-const diff = (engine: Engine, channel: Channel, joins: object, leaves: object) => {
+const diff = (engine: Engine, channel: ServerChannel, joins: object, leaves: object) => {
   const group = engine.groups.get(channel.groupKey)
   const payload = { joins, leaves }
   let frames: Partial<Record<Model.Vsn, Model.Frame | null>> = {}

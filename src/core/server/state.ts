@@ -28,7 +28,7 @@ export class Connection {
   heartbeatsPaused = false
   lastActivity: number
   idleCancel: (() => void) | undefined = undefined
-  readonly channels = new Map<string, Channel>()
+  readonly channels = new Map<string, ServerChannel>()
   /** Joins held back by a join rule, per topic, with the leaves that came after them. */
   readonly pendingJoins = new Map<string, {
     readonly cancel: () => void
@@ -52,7 +52,7 @@ export class Connection {
 
 /** A channel's entry in a presence table: the meta it tracks (with `phx_ref`). */
 export interface PresenceEntry {
-  readonly channel: Channel
+  readonly channel: ServerChannel
   readonly meta: Record<string, unknown>
 }
 
@@ -62,7 +62,7 @@ const noIds: ReadonlySet<string> = new Set()
 export const groupKey = (isPrivate: boolean, subtopic: string) => `${isPrivate ? "private" : "public"}:${subtopic}`
 
 /** One joined channel's state. */
-export class Channel {
+export class ServerChannel {
   closed = false
   token: string
   claims: Jwt.Claims

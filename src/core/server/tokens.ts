@@ -6,10 +6,10 @@
 import type { Engine } from "./engine.js"
 import * as Jwt from "./jwt.js"
 import { isRecord } from "./payload.js"
-import type { Channel } from "./state.js"
+import type { ServerChannel } from "./state.js"
 
 /** Schedules the channel's next token check (at its `exp`, or after `tokenCheckMillis`). */
-export const scheduleCheck = (engine: Engine, channel: Channel) => {
+export const scheduleCheck = (engine: Engine, channel: ServerChannel) => {
   channel.tokenCancel?.()
   channel.tokenCancel = undefined
   const exp = channel.claims.exp
@@ -25,7 +25,7 @@ export const scheduleCheck = (engine: Engine, channel: Channel) => {
 }
 
 /** Forces the token-expiry path now. */
-export const expire = (engine: Engine, channel: Channel) => {
+export const expire = (engine: Engine, channel: ServerChannel) => {
   const exp = channel.claims.exp
   const now = Math.floor(engine.env.now() / 1000)
   const seconds = typeof exp === "number" && exp <= now ? Math.floor(now - exp) : 0
@@ -33,7 +33,7 @@ export const expire = (engine: Engine, channel: Channel) => {
 }
 
 /** An `access_token` push: a new valid token replaces the channel's (opaque keys and the same token are ignored). */
-export const refresh = (engine: Engine, channel: Channel, payload: unknown) => {
+export const refresh = (engine: Engine, channel: ServerChannel, payload: unknown) => {
   const token = isRecord(payload) ? payload.access_token : undefined
   if (typeof token !== "string" || token.startsWith("sb_") || token === channel.token) return
   const verified = Jwt.verify(token, engine.config.jwtSecret, engine.env.now())
