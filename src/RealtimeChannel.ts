@@ -55,33 +55,7 @@ export type TypeId = typeof TypeId
  * @since 0.1.0
  * @category models
  */
-export interface ChannelConfig {
-  readonly broadcast?: {
-    /** Receive your own broadcasts. Default false. */
-    readonly self?: boolean | undefined
-    /** The server acknowledges each broadcast; `send` waits for it. Default false. */
-    readonly ack?: boolean | undefined
-    /** Replay stored messages from `since` (epoch ms) on join; private channels only. */
-    readonly replay?: { readonly since: number; readonly limit?: number | undefined } | undefined
-    /** The server emits a `system` message once its replication connection is up. */
-    readonly replicationReady?: boolean | undefined
-  } | undefined
-  readonly presence?: {
-    /** The presence key; the server generates one when absent. Empty or blank: `InvalidArgument`. */
-    readonly key?: string | undefined
-    /** Receive presence state and diffs. Default: true when `presence` is given. */
-    readonly enabled?: boolean | undefined
-  } | undefined
-  /** An RLS-authorized channel (policies on `realtime.messages`). */
-  readonly private?: boolean | undefined
-  /** The Postgres changes to listen to, sent with the join. */
-  readonly postgresChanges?: ReadonlyArray<PostgresChanges.Binding> | undefined
-  /** `wait`: the server answers the join once the change feed is live. */
-  readonly postgresChangesOptions?: {
-    readonly wait?: boolean | undefined
-    readonly timeout?: number | undefined
-  } | undefined
-}
+export interface ChannelConfig extends Config.ChannelConfig<PostgresChanges.Binding> {}
 
 /**
  * Per-channel options that are not part of the join (they do not make two configs differ).

@@ -8,20 +8,32 @@ import * as Bindings from "../postgres/bindings.js"
 import * as Result from "../result.js"
 import * as Topic from "../topic.js"
 
-/** What a channel's config says about the join (the edition's config type is assignable to it). */
-export interface ChannelConfig {
+/**
+ * A channel's configuration: what realtime-js calls `config`, in camelCase (each edition's
+ * `RealtimeChannel.ChannelConfig`, with its own Postgres changes binding).
+ */
+export interface ChannelConfig<Binding = Bindings.Binding> {
   readonly broadcast?: {
+    /** Receive your own broadcasts. Default false. */
     readonly self?: boolean | undefined
+    /** The server acknowledges each broadcast; `send` waits for it. Default false. */
     readonly ack?: boolean | undefined
+    /** Replay stored messages from `since` (epoch ms) on join; private channels only. */
     readonly replay?: { readonly since: number; readonly limit?: number | undefined } | undefined
+    /** The server emits a `system` message once its replication connection is up. */
     readonly replicationReady?: boolean | undefined
   } | undefined
   readonly presence?: {
+    /** The presence key; the server generates one when absent. Empty or blank: `InvalidArgument`. */
     readonly key?: string | undefined
+    /** Receive presence state and diffs. Default: true when `presence` is given. */
     readonly enabled?: boolean | undefined
   } | undefined
+  /** An RLS-authorized channel (policies on `realtime.messages`). */
   readonly private?: boolean | undefined
-  readonly postgresChanges?: ReadonlyArray<Bindings.Binding> | undefined
+  /** The Postgres changes to listen to, sent with the join. */
+  readonly postgresChanges?: ReadonlyArray<Binding> | undefined
+  /** `wait`: the server answers the join once the change feed is live. */
   readonly postgresChangesOptions?: {
     readonly wait?: boolean | undefined
     readonly timeout?: number | undefined
