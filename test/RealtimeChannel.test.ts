@@ -796,6 +796,35 @@ describe("RealtimeChannel", () => {
         yield* Fiber.join(fiber)
       }))
 
+    it.scoped("a subscriber interrupted while the join's token is fetched does not strand the others", () =>
+      Effect.gen(function*() {
+        const tokenLayer = AccessToken.layerEffect(Effect.as(Effect.sleep("3 seconds"), "slow-token"))
+        const harness = yield* setup({}, tokenLayer)
+        // the socket is open (another channel joined): a subscribe fetches the token in its own fiber
+        const other = yield* harness.client.channel("other")
+        const warm = yield* Effect.fork(other.subscribe)
+        yield* TestClock.adjust("3 seconds")
+        const connection = yield* Queue.take(harness.server.connections)
+        yield* reply(connection, yield* nextOf(connection, "phx_join"), "ok", { postgres_changes: [] })
+        yield* Fiber.join(warm)
+        const room = yield* harness.client.channel("room")
+        const first = yield* Effect.fork(room.subscribe)
+        yield* Effect.yieldNow()
+        const second = yield* Effect.fork(room.subscribe)
+        yield* Effect.yieldNow()
+        // the first subscriber gives up while its fetch is under way: the join is still written
+        // (the token source finishes a fetch it started before the interruption lands)
+        const interrupting = yield* Effect.fork(Fiber.interrupt(first))
+        yield* TestClock.adjust("3 seconds")
+        yield* Fiber.join(interrupting)
+        yield* TestClock.adjust("3 seconds")
+        const join = yield* nextOf(connection, "phx_join")
+        assert.strictEqual(join.topic, "realtime:room")
+        assert.strictEqual((join.payload as { access_token: string }).access_token, "slow-token")
+        yield* reply(connection, join, "ok", { postgres_changes: [] })
+        yield* Fiber.join(second)
+      }))
+
     it.scoped("setAuth pushes access_token to joined channels, only when it changed", () =>
       Effect.gen(function*() {
         const harness = yield* setup({}, AccessToken.layerStatic("t1"))

@@ -328,6 +328,12 @@ export interface RealtimeChannel {
   /**
    * Joins (once per channel however many subscribe) and succeeds when the server accepted the
    * join. When the scope closes and no other subscription holds the channel, it leaves.
+   *
+   * A stream forked before `subscribe` sees every event after the join. In Effect 4 a forked fiber
+   * starts a scheduler turn later, and each fork inside a stream (a `Stream.merge`) one more: the
+   * first join waits three turns, so a merge of merges is listening in time even when the server
+   * answers at once (the in-process test server in memory). Deeper nesting can miss the first
+   * events of such an instant answer; an answer over a network comes turns later.
    */
   readonly subscribe: Effect.Effect<void, JoinError, Scope.Scope>
 

@@ -119,7 +119,8 @@ export class ChannelImpl extends Shell.ChannelShell<EditionTypes> implements Rea
   readonly [RealtimeChannel.TypeId]: RealtimeChannel.TypeId = RealtimeChannel.TypeId
   readonly timeout: Duration.Duration
   backoff: Backoff.Backoff | undefined
-  joinWaiters: ReadonlyArray<Lifecycle.JoinWaiter> | undefined
+  // a set (see `lossWaiters`): `settle` detaches it before waking them
+  joinWaiters: Set<Lifecycle.JoinWaiter> | undefined
   token: Option.Option<string> = Option.none()
   /** The token the server has (sent with the join or after it). */
   tokenSent: Option.Option<string> = Option.none()

@@ -142,7 +142,8 @@ export class ChannelImpl extends Shell.ChannelShell<EditionTypes> implements Rea
   readonly [RealtimeChannel.TypeId]: RealtimeChannel.TypeId = RealtimeChannel.TypeId
   readonly timeout: Duration.Duration
   backoff: Backoff.Backoff | undefined
-  joinWaiters: ReadonlyArray<Lifecycle.JoinWaiter> | undefined
+  // a set (see `lossWaiters`): `settle` detaches it before waking them
+  joinWaiters: Set<Lifecycle.JoinWaiter> | undefined
   /** Join waiters settled by the step that runs, woken once it has run. */
   settled: Array<() => void> | undefined
   token: Option.Option<string> = Option.none()

@@ -133,7 +133,9 @@ export abstract class ChannelShell<T extends Types> {
   readonly env: State.Env
   lastSystemError: string | undefined
   /** Pushes waiting for a reply on the current join, failed at once when the server ends it. */
-  lossWaiters: ReadonlyArray<(reason: string) => void> | undefined
+  // a set, not a copy-on-write array: thousands of waits (sends during a join) stay linear; `lost`
+  // detaches it before calling them
+  lossWaiters: Set<(reason: string) => void> | undefined
   /** The server's ids of the bindings, per binding (set by the join). */
   matchedIds: ReadonlyArray<ReadonlyArray<number>> | undefined
   tracked: object | undefined

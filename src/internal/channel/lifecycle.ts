@@ -12,7 +12,6 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as Listeners from "../../core/channel/listeners.js"
 import * as Outbound from "../../core/channel/outbound.js"
 import type * as State from "../../core/channel/state.js"
 import type * as Protocol from "../../Protocol.js"
@@ -35,8 +34,28 @@ export const dispatchIn = (self: ChannelImpl, event: State.Event<JoinFailure>): 
   Effect.suspend(() => {
     self.dispatch(event)
     const attempt = self.takeTokenAttempt()
-    return attempt === undefined ? Effect.void : fetchToken(self, attempt)
+    return attempt === undefined ? Effect.void : fetchTokenFor(self, attempt)
   })
+
+/**
+ * The token fetch of a join, in the subscriber's fiber. If that fiber is interrupted before the
+ * token is in (the subscriber gave up), the fetch starts over in a fiber of the channel's: the other
+ * waiters of the join must not wait for a join nobody writes.
+ */
+const fetchTokenFor = (self: ChannelImpl, attempt: number): Effect.Effect<void> => {
+  let delivered = false
+  return Effect.ensuring(
+    Effect.andThen(
+      fetchToken(self, attempt),
+      Effect.sync(() => {
+        delivered = true
+      })
+    ),
+    Effect.sync(() => {
+      if (!delivered) self.fetchTokenDetached(attempt)
+    })
+  )
+}
 
 /** Fetches the token of join attempt `attempt` (the last known one if the source fails), then goes on. */
 export const fetchToken = (self: ChannelImpl, attempt: number): Effect.Effect<void> =>
@@ -57,7 +76,7 @@ export const fetchToken = (self: ChannelImpl, attempt: number): Effect.Effect<vo
 /** Resolves whoever waits for the join. */
 export const settle = (self: ChannelImpl, outcome: State.Outcome<JoinFailure>): void => {
   const waiters = self.joinWaiters
-  if (waiters === undefined || waiters.length === 0) return
+  if (waiters === undefined || waiters.size === 0) return
   self.joinWaiters = undefined
   // errors are built only when someone waits (PERFORMANCE.md: a Schema error is costly)
   const exit: Exit.Exit<void, JoinFailure> = outcome._tag === "Joined"
@@ -65,7 +84,7 @@ export const settle = (self: ChannelImpl, outcome: State.Outcome<JoinFailure>): 
     : outcome._tag === "Failed"
     ? Exit.fail(outcome.failure.error)
     : Exit.fail(new ChannelClosed({ topic: self.topic, reason: outcome.reason }))
-  for (let i = 0; i < waiters.length; i++) waiters[i]!.settle(exit)
+  for (const waiter of waiters) waiter.settle(exit)
 }
 
 /** Waits for the join's outcome; `subscribe` also asks for the join. */
@@ -73,9 +92,9 @@ export const awaitJoin = (self: ChannelImpl, subscribe: boolean): Effect.Effect<
   Effect.suspend(() => {
     if (self.machine.state._tag === "Joined") return Effect.void
     const waiter: JoinWaiter = new Waiter()
-    self.joinWaiters = Listeners.adding(self.joinWaiters, waiter)
+    ;(self.joinWaiters ??= new Set()).add(waiter)
     const wait = waiter.await(() => {
-      self.joinWaiters = Listeners.without(self.joinWaiters, waiter)
+      self.joinWaiters?.delete(waiter)
     })
     return subscribe ? Effect.zipRight(dispatchIn(self, { _tag: "Subscribe" }), wait) : wait
   })

@@ -10,7 +10,6 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Config from "../../../../src/core/channel/config.js"
-import * as Listeners from "../../../../src/core/channel/listeners.js"
 import * as Outbound from "../../../../src/core/channel/outbound.js"
 import type * as RealtimeChannel from "../../RealtimeChannel.js"
 import { ChannelClosed, InvalidArgument, PayloadTooLarge, PushRejected } from "../../RealtimeError.js"
@@ -136,9 +135,9 @@ const orLost = <A, E>(
           ? new PayloadTooLarge({ topic: self.topic, event: "presence" })
           : new ChannelClosed({ topic: self.topic, reason })
       ))
-    self.lossWaiters = Listeners.adding(self.lossWaiters, fail)
+    ;(self.lossWaiters ??= new Set()).add(fail)
     return Effect.sync(() => {
-      self.lossWaiters = Listeners.without(self.lossWaiters, fail)
+      self.lossWaiters?.delete(fail)
     })
   })
   return Effect.raceFirst(effect, lost)

@@ -23,6 +23,6 @@ export const lift = <Args, A>(
 /** A serializer of the core (client or server side) as this edition's. */
 export const fromCore = (core: Model.Serializer): Protocol.Serializer => ({
   vsn: core.vsn,
-  encode: lift(core.encode),
-  decode: lift(core.decode)
+  encode: lift((message) => core.encode(message)),
+  decode: lift((frame) => core.decode(frame))
 })
