@@ -81,7 +81,7 @@ describe("browser", () => {
             Stream.map(({ payload }) => `${payload.from}: ${payload.text}`),
             Stream.take(6),
             Stream.runCollect,
-            Effect.timeout("10 seconds"),
+            Effect.timeout("30 seconds"),
             Effect.forkIn(scope)
           )
         )
@@ -120,13 +120,13 @@ describe("browser", () => {
         }
         const [ada, bob] = await Promise.all([open("ada"), open("bob")])
         const shows = (page: Page, selector: string, text: string) =>
-          page.locator(selector, { hasText: text }).first().waitFor({ timeout: 10_000 })
+          page.locator(selector, { hasText: text }).first().waitFor({ timeout: 30_000 })
         const texts = (page: Page, selector: string) => page.locator(selector).allTextContents()
 
         // subscribed, the socket open
         for (const page of [ada, bob]) {
-          await page.locator("#status[data-state=Subscribed]").waitFor({ timeout: 10_000 })
-          await page.locator("#connection[data-state=Open]").waitFor({ timeout: 10_000 })
+          await page.locator("#status[data-state=Subscribed]").waitFor({ timeout: 30_000 })
+          await page.locator("#connection[data-state=Open]").waitFor({ timeout: 30_000 })
         }
         // presence: both tabs and the Node client, in each tab and on the server
         for (const page of [ada, bob]) {
@@ -219,23 +219,23 @@ describe("browser", () => {
         await network(true)
         expect(await ada.evaluate(() => navigator.onLine)).toBe(false)
         await run(server.dropConnection({ connection: await adaSocket(), abrupt: true }))
-        await ada.locator("#connection[data-state=Offline]").waitFor({ timeout: 10_000 })
+        await ada.locator("#connection[data-state=Offline]").waitFor({ timeout: 30_000 })
         const openedOffline = await opened()
         // the network back: a reconnect at once, not in an hour, and the channel subscribed again
         await network(false)
-        await ada.locator("#connection[data-state=Open]").waitFor({ timeout: 10_000 })
-        await ada.locator("#status[data-state=Subscribed]").waitFor({ timeout: 10_000 })
+        await ada.locator("#connection[data-state=Open]").waitFor({ timeout: 30_000 })
+        await ada.locator("#status[data-state=Subscribed]").waitFor({ timeout: 30_000 })
         expect(await opened()).toBe(openedOffline + 1)
         // online, the socket lost: Reconnecting for an hour, until the page resumes
         await run(server.dropConnection({ connection: await adaSocket(), abrupt: true }))
-        await ada.locator("#connection[data-state=Reconnecting]").waitFor({ timeout: 10_000 })
+        await ada.locator("#connection[data-state=Reconnecting]").waitFor({ timeout: 30_000 })
         // headless Chromium neither hides nor freezes a page (Page.setWebLifecycleState refuses a
         // visible one), so the page's own `resume` event is dispatched as Chrome does after a freeze
         // (a resume ends a backoff only a second or more after the last attempt began)
         await ada.waitForTimeout(1_100)
         await ada.evaluate(() => document.dispatchEvent(new Event("resume")))
-        await ada.locator("#connection[data-state=Open]").waitFor({ timeout: 10_000 })
-        await ada.locator("#status[data-state=Subscribed]").waitFor({ timeout: 10_000 })
+        await ada.locator("#connection[data-state=Open]").waitFor({ timeout: 30_000 })
+        await ada.locator("#status[data-state=Subscribed]").waitFor({ timeout: 30_000 })
 
         await ada.bringToFront()
         await ada.screenshot({ path: screenshot, fullPage: true })
@@ -252,6 +252,6 @@ describe("browser", () => {
         for (const dir of temp) Fs.rmSync(dir, { recursive: true, force: true })
       }
     },
-    40_000
+    180_000
   )
 })
