@@ -431,7 +431,7 @@ describe("NodeWebSocket", () => {
     })
   })
 
-  it("a large frame that trickles in is assembled in one buffer, and arrives whole", async () => {
+  it("a large frame that trickles in (pieces of 1 byte to 30 KB) arrives whole, and the frame after it", async () => {
     await withRawServer(async (url, peerPromise) => {
       const ws = new NodeWebSocket(url)
       const seen = record(ws)

@@ -125,6 +125,23 @@ export const readUserPayload = (bytes: Uint8Array, start: number, encoding: numb
     ? copy(bytes, start, bytes.length)
     : readJson(bytes, start, bytes.length, "broadcast payload")
 
+/** The message of a kind 4 frame: a `broadcast`, with `meta` when the frame has metadata (parsed JSON, never `undefined`). */
+const userBroadcast = (
+  topic: string,
+  event: string,
+  payload: unknown,
+  meta: unknown | undefined
+): Result.Result<Message, ProtocolIssue> =>
+  Result.ok({
+    joinRef: null,
+    ref: null,
+    topic,
+    event: Events.broadcast,
+    payload: meta === undefined
+      ? { type: Events.broadcast, event, payload }
+      : { type: Events.broadcast, event, payload, meta }
+  })
+
 /** kind 4: `4, topic len, event len, metadata len, encoding, topic, event, metadata, payload`. */
 export const decodeUserBroadcast = (bytes: Uint8Array): Result.Result<Message, ProtocolIssue> => {
   const length = bytes.length
@@ -148,23 +165,11 @@ export const decodeUserBroadcast = (bytes: Uint8Array): Result.Result<Message, P
   const payload = readUserPayload(bytes, metaEnd, encoding)
   if (payload instanceof ProtocolIssue) return Result.err(payload)
   if (metaLength === 0) {
-    return Result.ok({
-      joinRef: null,
-      ref: null,
-      topic,
-      event: Events.broadcast,
-      payload: { type: Events.broadcast, event, payload }
-    })
+    return userBroadcast(topic, event, payload, undefined)
   }
   const meta = readMeta(bytes, region, 5, eventEnd, metaEnd)
   if (meta instanceof ProtocolIssue) return Result.err(meta)
-  return Result.ok({
-    joinRef: null,
-    ref: null,
-    topic,
-    event: Events.broadcast,
-    payload: { type: Events.broadcast, event, payload, meta }
-  })
+  return userBroadcast(topic, event, payload, meta)
 }
 
 /**
@@ -189,23 +194,11 @@ const decodeJsonUserBroadcast = (
   const payload = parseJson(text.slice(metaEnd - 5), "broadcast payload")
   if (payload instanceof ProtocolIssue) return Result.err(payload)
   if (metaEnd === eventEnd) {
-    return Result.ok({
-      joinRef: null,
-      ref: null,
-      topic,
-      event: Events.broadcast,
-      payload: { type: Events.broadcast, event, payload }
-    })
+    return userBroadcast(topic, event, payload, undefined)
   }
   const meta = parseJson(text.slice(eventEnd - 5, metaEnd - 5), "broadcast metadata")
   if (meta instanceof ProtocolIssue) return Result.err(meta)
-  return Result.ok({
-    joinRef: null,
-    ref: null,
-    topic,
-    event: Events.broadcast,
-    payload: { type: Events.broadcast, event, payload, meta }
-  })
+  return userBroadcast(topic, event, payload, meta)
 }
 
 /** Decodes a binary frame a server sent (kinds 0, 1, 2 and 4). */
