@@ -6,7 +6,7 @@
  * until the first join waited for them (`FORK_DEPTH` in `src/internal/channel/lifecycle.ts`).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Option, Schema, Stream } from "effect"
+import { Effect, Fiber, Option, Scheduler, Schema, Stream } from "effect"
 import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as RealtimeTest from "../src/testing/RealtimeTest.js"
@@ -107,4 +107,62 @@ describe("streams forked before subscribe (in-process server, in memory)", () =>
       const head = yield* within(seen)
       assert.deepStrictEqual(Option.flatten(head), Option.some("Sync"))
     }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+})
+
+// The default scheduler, counting its wake-ups (a `setImmediate` each, on Node).
+const countingScheduler = () => {
+  const counter = { wakeUps: 0 }
+  const scheduler = new Scheduler.MixedScheduler("async", (f) => {
+    counter.wakeUps++
+    const immediate = setImmediate(f)
+    return () => clearImmediate(immediate)
+  })
+  return { counter, scheduler }
+}
+
+describe("many first joins at once (in-process server, in memory)", () => {
+  const rooms = 100
+
+  it.live("each channel's merge of merges forked before subscribe sees its first broadcast", () =>
+    Effect.gen(function*() {
+      const client = yield* RealtimeClient.RealtimeClient
+      const heard = yield* Effect.forEach(Array.from({ length: rooms }, (_, i) => i), (i) =>
+        Effect.gen(function*() {
+          const room = yield* client.channel(`many-${i}`, { broadcast: { self: true, ack: true } })
+          const merged = Stream.merge(
+            Stream.merge(
+              room.broadcast(Chat).pipe(Stream.map((b) => `typed:${b.payload.text}`)),
+              room.broadcast("chat").pipe(Stream.map((b) => `named:${b.event}`))
+            ),
+            room.broadcast("*").pipe(Stream.map((b) => `any:${b.event}`))
+          )
+          const seen = yield* merged.pipe(Stream.take(3), Stream.runCollect, Effect.forkScoped)
+          yield* room.subscribe
+          yield* room.send(Chat, { text: `${i}` })
+          return Option.map(yield* within(seen), (as) => [...as].sort())
+        }), { concurrency: "unbounded" })
+      heard.forEach((items, i) =>
+        assert.deepStrictEqual(items, Option.some(["any:chat", "named:chat", `typed:${i}`]), `room ${i}`)
+      )
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
+  it.live("they wait for the forks in turns shared by all, not in yields of each subscriber", () => {
+    const { counter, scheduler } = countingScheduler()
+    return Effect.gen(function*() {
+      const client = yield* RealtimeClient.RealtimeClient
+      const channels = yield* Effect.forEach(
+        Array.from({ length: rooms }, (_, i) => i),
+        (i) => client.channel(`costs-${i}`, { broadcast: { self: true } })
+      )
+      const before = counter.wakeUps
+      yield* Effect.forEach(channels, (room) => room.subscribe, { concurrency: "unbounded", discard: true })
+      const perSubscribe = (counter.wakeUps - before) / rooms
+      // each subscriber's first yield, and a few turns shared by all (a fiber's yields wake it alone)
+      assert.isBelow(perSubscribe, 1.5, `${perSubscribe} scheduler wake-ups per subscribe`)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(RealtimeTest.layer()),
+      Effect.provideService(Scheduler.Scheduler, scheduler)
+    )
+  })
 })

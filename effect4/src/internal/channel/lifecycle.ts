@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Scheduler from "effect/Scheduler"
 import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import * as Outbound from "../../../../src/core/channel/outbound.js"
@@ -20,6 +21,7 @@ import type * as RealtimeChannel from "../../RealtimeChannel.js"
 import { ChannelClosed, type ProtocolError, type PushTimeout, type SocketClosed } from "../../RealtimeError.js"
 import type * as Transport from "../../Transport.js"
 import type { ChannelImpl } from "../channel.js"
+import * as Turns from "../turns.js"
 import { Waiter } from "../waiter.js"
 
 type JoinFailure = RealtimeChannel.JoinError
@@ -59,24 +61,21 @@ const fetchTokenFor = (self: ChannelImpl, attempt: number): Effect.Effect<void> 
 }
 
 /**
- * How many times a subscription's first join yields before it is written. In Effect 4 a forked fiber
- * starts only when its parent yields, and a join answered from memory (the in-process server, a fake
- * socket) resumes the subscriber on a microtask, ahead of it. A stream forked before `subscribe`
- * (`stream.pipe(Effect.forkScoped)`, the usual way to listen before subscribing) listens once its
- * fiber has run (`subscribe` yields once first for it); one that forks fibers of its own
- * (`Stream.merge` of the channel's streams) listens one yield later, a merge of merges one more.
- * The first join waits for these levels once its token is known, so that the streams obtained
- * before `subscribe` see every event from the join on, as the same code does over a real socket and
- * in the Effect 3 edition. The yields come after the token fetch, not before it: a test that forks
+ * How many levels of forks a subscription's first join waits for before it is written. In Effect 4
+ * a forked fiber starts only when its parent yields, and a join answered from memory (the
+ * in-process server, a fake socket) resumes the subscriber on a microtask, ahead of it. A stream
+ * forked before `subscribe` (`stream.pipe(Effect.forkScoped)`, the usual way to listen before
+ * subscribing) listens once its fiber has run; one that forks fibers of its own (`Stream.merge` of
+ * the channel's streams) listens one turn later, a merge of merges one more. The first join waits
+ * for these turns once its token is known, so that the streams obtained before `subscribe` see
+ * every event from the join on, as the same code does over a real socket and in the Effect 3
+ * edition. The turns are counted after the token fetch, not before it: a test that forks
  * `subscribe` and moves the `TestClock` sees the token fetch (and its sleeps) as before.
+ *
+ * The turns are the scheduler's, counted without the subscriber's fiber (`internal/turns.ts`): a
+ * yield per level in each subscriber was most of the CPU of subscribing to many channels at once.
  */
 const FORK_DEPTH = 3
-
-const yieldToForks: Effect.Effect<void> = (() => {
-  let yields: Effect.Effect<void> = Effect.yieldNow
-  for (let i = 1; i < FORK_DEPTH; i++) yields = Effect.andThen(Effect.yieldNow, yields)
-  return yields
-})()
 
 /** Fetches the token of join attempt `attempt` (the last known one if the source fails), then goes on. */
 export const fetchToken = (self: ChannelImpl, attempt: number): Effect.Effect<void> =>
@@ -88,14 +87,16 @@ export const fetchToken = (self: ChannelImpl, attempt: number): Effect.Effect<vo
         Effect.andThen(self.deps.accessToken.current)
       )
   ).pipe(Effect.flatMap((token) =>
-    // a first join is written once the streams forked before `subscribe` listen (see `FORK_DEPTH`)
-    Effect.andThen(
-      attempt === 0 ? yieldToForks : Effect.void,
-      Effect.sync(() => {
+    Effect.withFiber((fiber) => {
+      const ready = () => {
         self.token = token
         self.dispatchSync({ _tag: "TokenReady", attempt })
-      })
-    )
+      }
+      // a first join is written once the streams forked before `subscribe` listen (see `FORK_DEPTH`)
+      if (attempt === 0) Turns.afterTurns(fiber.getRef(Scheduler.Scheduler), FORK_DEPTH + 1, ready)
+      else ready()
+      return Effect.void
+    })
   ))
 
 /** Resolves whoever waits for the join. */
