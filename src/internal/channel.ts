@@ -77,14 +77,18 @@ interface EditionTypes extends Shell.Types {
   readonly deps: Deps
 }
 
+// The statuses every subscribe goes through, built once (they are immutable values)
+const idleStatus = RealtimeChannel.ChannelStatus.Idle()
+const firstJoiningStatus = RealtimeChannel.ChannelStatus.Joining({ attempt: 0 })
+const subscribedStatus = RealtimeChannel.ChannelStatus.Subscribed({ rejoined: false, downtime: Duration.millis(0) })
+
 const statuses: Status.StatusConstructors<RealtimeChannel.ChannelStatus> = {
-  idle: () => RealtimeChannel.ChannelStatus.Idle(),
-  joining: (attempt) => RealtimeChannel.ChannelStatus.Joining({ attempt }),
+  idle: () => idleStatus,
+  joining: (attempt) => attempt === 0 ? firstJoiningStatus : RealtimeChannel.ChannelStatus.Joining({ attempt }),
   subscribed: (downtimeMillis) =>
-    RealtimeChannel.ChannelStatus.Subscribed({
-      rejoined: downtimeMillis !== undefined,
-      downtime: Duration.millis(downtimeMillis ?? 0)
-    }),
+    downtimeMillis === undefined
+      ? subscribedStatus
+      : RealtimeChannel.ChannelStatus.Subscribed({ rejoined: true, downtime: Duration.millis(downtimeMillis) }),
   errored: (reason) => RealtimeChannel.ChannelStatus.Errored({ reason }),
   timedOut: (timeoutMillis) => RealtimeChannel.ChannelStatus.TimedOut({ timeoutMillis }),
   rejoining: (attempt, delayMillis) =>
@@ -176,8 +180,9 @@ export class ChannelImpl extends Shell.ChannelShell<EditionTypes> implements Rea
     return Status.toStatus(status, downtimeMillis, statuses)
   }
 
+  // `Equal.equals` hashes a status's fields (Hash.structure, every key): a new tag is never equal
   sameStatus(a: RealtimeChannel.ChannelStatus, b: RealtimeChannel.ChannelStatus): boolean {
-    return Equal.equals(a, b)
+    return a._tag === b._tag && Equal.equals(a, b)
   }
 
   makeGap(downtimeMillis: number, replayed: number, reason: string): RealtimeChannel.Gap {

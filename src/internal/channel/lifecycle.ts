@@ -158,9 +158,23 @@ export const onToken = (self: ChannelImpl, token: Option.Option<string>): Effect
     ).pipe(Effect.ignore)
   })
 
-/** Joins (once for every subscriber) until the caller's scope closes. */
+// Effect's default tracer (its native one, which exports nothing): the tracer of the default services
+const defaultTracer = Effect.runSync(Effect.tracer)
+
+/**
+ * Joins (once for every subscriber) until the caller's scope closes. Traced when the app installed a
+ * tracer: with Effect's default one the span exports nothing, yet it and its stack capture cost a
+ * tenth of a subscribe's CPU (PERFORMANCE.md). No stack trace for the span: the frame it would
+ * capture is the library's, not the caller's.
+ */
 export const subscribe = (self: ChannelImpl): Effect.Effect<void, RealtimeChannel.JoinError, Scope.Scope> =>
-  Effect.withSpan(subscribeUntraced(self), "RealtimeChannel.subscribe", self.spanOptions)
+  Effect.flatMap(Effect.tracer, (tracer) =>
+    tracer === defaultTracer
+      ? subscribeUntraced(self)
+      : Effect.withSpan(subscribeUntraced(self), "RealtimeChannel.subscribe", {
+        ...self.spanOptions,
+        captureStackTrace: false
+      }))
 
 // The bookkeeping is uninterruptible; the wait is not (a caller may give up on it).
 const subscribeUntraced = (self: ChannelImpl): Effect.Effect<void, RealtimeChannel.JoinError, Scope.Scope> =>
