@@ -15,8 +15,15 @@ export const afterTurns = (scheduler: Scheduler.Scheduler, turns: number, f: () 
   const dispatcher = dispatcherOf(scheduler)
   let left = turns
   const turn = (): void => {
-    if (--left === 0) f()
-    else dispatcher.scheduleTask(turn, 0)
+    if (--left > 0) return dispatcher.scheduleTask(turn, 0)
+    try {
+      f()
+    } catch (error) {
+      // the other callbacks of the batch still run; the throw is not swallowed
+      queueMicrotask(() => {
+        throw error
+      })
+    }
   }
   dispatcher.scheduleTask(turn, 0)
 }
