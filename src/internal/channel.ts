@@ -77,24 +77,21 @@ interface EditionTypes extends Shell.Types {
   readonly deps: Deps
 }
 
-// The statuses every subscribe goes through, built once (they are immutable values)
-const idleStatus = RealtimeChannel.ChannelStatus.Idle()
-const firstJoiningStatus = RealtimeChannel.ChannelStatus.Joining({ attempt: 0 })
-const subscribedStatus = RealtimeChannel.ChannelStatus.Subscribed({ rejoined: false, downtime: Duration.millis(0) })
-
-const statuses: Status.StatusConstructors<RealtimeChannel.ChannelStatus> = {
-  idle: () => idleStatus,
-  joining: (attempt) => attempt === 0 ? firstJoiningStatus : RealtimeChannel.ChannelStatus.Joining({ attempt }),
+// the statuses every subscribe goes through are built once (PERFORMANCE.md)
+const statuses = Status.buildingCommonOnce<RealtimeChannel.ChannelStatus>({
+  idle: () => RealtimeChannel.ChannelStatus.Idle(),
+  joining: (attempt) => RealtimeChannel.ChannelStatus.Joining({ attempt }),
   subscribed: (downtimeMillis) =>
-    downtimeMillis === undefined
-      ? subscribedStatus
-      : RealtimeChannel.ChannelStatus.Subscribed({ rejoined: true, downtime: Duration.millis(downtimeMillis) }),
+    RealtimeChannel.ChannelStatus.Subscribed({
+      rejoined: downtimeMillis !== undefined,
+      downtime: Duration.millis(downtimeMillis ?? 0)
+    }),
   errored: (reason) => RealtimeChannel.ChannelStatus.Errored({ reason }),
   timedOut: (timeoutMillis) => RealtimeChannel.ChannelStatus.TimedOut({ timeoutMillis }),
   rejoining: (attempt, delayMillis) =>
     RealtimeChannel.ChannelStatus.Rejoining({ attempt, delay: Duration.millis(delayMillis) }),
   closed: (reason) => RealtimeChannel.ChannelStatus.Closed({ reason })
-}
+})
 
 const counters: { readonly [K in Shell.Metric]: (typeof metrics)[K] } = {
   stale: metrics.stale,

@@ -16,6 +16,23 @@ export interface StatusConstructors<S> {
   readonly closed: (reason: string) => S
 }
 
+/**
+ * `make` with the statuses every subscribe goes through (`Idle`, the first `Joining`, a first
+ * `Subscribed`) built once: they are immutable values, and building one costs (a tagged enum's
+ * constructor; in Effect 4 a Proxy and an object spread).
+ */
+export const buildingCommonOnce = <S>(make: StatusConstructors<S>): StatusConstructors<S> => {
+  const idle = make.idle()
+  const firstJoining = make.joining(0)
+  const firstSubscribed = make.subscribed(undefined)
+  return {
+    ...make,
+    idle: () => idle,
+    joining: (attempt) => attempt === 0 ? firstJoining : make.joining(attempt),
+    subscribed: (downtimeMillis) => downtimeMillis === undefined ? firstSubscribed : make.subscribed(downtimeMillis)
+  }
+}
+
 /** The public status of `status` (`downtimeMillis`: since the join was lost, on a rejoin). */
 export const toStatus = <S>(
   status: State.Status,
