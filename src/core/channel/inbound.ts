@@ -3,7 +3,10 @@
  * loop. A frame of an earlier join is dropped (counted); a broadcast, Postgres change, `system`
  * message or presence state or diff goes to the streams that want it (one shared item per frame, no
  * other allocation); the server's end of the join (`phx_close`, `phx_error`) feeds the state machine.
+ * A frame it cannot use (malformed, matching no binding, answering no request) is dropped, never
+ * thrown, and logged (throttled, see {@link ignored}).
  */
+import * as Describe from "../describe.js"
 import * as Sync from "../presence/sync.js"
 import type * as Model from "../protocol/model.js"
 import * as Config from "./config.js"
@@ -27,11 +30,19 @@ export const route = (self: ChannelShell<any>, message: Model.Message): void => 
       return presence(self, message.payload, false)
     case "system":
       return system(self, message.payload)
+    case "phx_reply":
+      // a reply the transport matched to no request while joined: late (its request timed out) or
+      // unknown; out of a join, the reply to its `phx_leave` (never awaited) on a v1 socket
+      if (self.joinRef === null) return
+      return ignored(self, message.event, "it answers no pending request", { ref: message.ref })
     case "phx_close":
     case "phx_error": {
       const joinRef = self.joinRef
       if (joinRef === null) return
-      if (message.ref !== null && message.ref !== joinRef) return
+      if (message.ref !== null && message.ref !== joinRef) {
+        self.count("stale", 1)
+        return
+      }
       if (self.machine.state._tag === "Joining") {
         // the join's process ended before it replied: a failed attempt
         const reason = self.lastSystemError ?? `the server ended the join (${message.event})`
@@ -70,14 +81,13 @@ export const dropped = (self: ChannelShell<any>, count: number): void => {
 // One item per frame, shared by every stream that wants it (they are read-only); the event is
 // lower-cased only when some stream listens to a specific event.
 const broadcast = (self: ChannelShell<any>, payload: unknown): void => {
-  if (typeof payload !== "object" || payload === null) return
+  // the server relays a peer's broadcast as the peer sent it
+  const event = typeof payload === "object" && payload !== null ? (payload as { event?: unknown }).event : undefined
+  if (typeof event !== "string") return ignored(self, "broadcast", "it has no string `event`", payload)
   const p = payload as {
-    readonly event?: unknown
     readonly payload?: unknown
     readonly meta?: Listeners.BroadcastItem["meta"]
   }
-  const event = p.event
-  if (typeof event !== "string") return
   if (self.seen !== undefined && !admitReplayable(self, p.meta)) return
   const listeners = self.broadcastListeners
   const all = listeners.get("*")
@@ -86,6 +96,40 @@ const broadcast = (self: ChannelShell<any>, payload: unknown): void => {
   const item: Listeners.BroadcastItem = { event, payload: p.payload, meta: p.meta }
   if (all !== undefined) { for (let i = 0; i < all.length; i++) all[i]!.unsafeOffer(item) }
   if (some !== undefined) { for (let i = 0; i < some.length; i++) some[i]!.unsafeOffer(item) }
+}
+
+/** At most one log line a minute about the frames a channel ignores (after the first). */
+export const IGNORED_LOG_INTERVAL = 60_000
+
+/** What a channel ignored: in all, since its last log line, and when it logged it. */
+export interface IgnoredLog {
+  total: number
+  unlogged: number
+  loggedAt: number
+}
+
+/**
+ * Frames of the channel's topic it cannot use (`why`; `n` of them): dropped, never thrown, and
+ * logged with what the server sent (bounded), at most a line a minute (by the channel's clock), each
+ * line counting those ignored since the previous one.
+ */
+export const ignored = (self: ChannelShell<any>, event: string, why: string, sent: unknown, n = 1): void => {
+  const log = self.ignoredLog
+  log.total += n
+  const now = self.deps.now()
+  if (now - log.loggedAt < IGNORED_LOG_INTERVAL) {
+    log.unlogged += n
+    return
+  }
+  self.log("Warning", `ignored a ${event} frame: ${why}`, {
+    topic: self.topic,
+    event,
+    ignored: log.total,
+    unloggedBefore: log.unlogged,
+    sent: Describe.describe(sent, { maxLength: 300 })
+  })
+  log.loggedAt = now
+  log.unlogged = 0
 }
 
 /** Replay bookkeeping (replay enabled only): counts replayed broadcasts, refuses a second copy. */
@@ -110,8 +154,11 @@ const postgresChanges = (self: ChannelShell<any>, payload: unknown): void => {
   const ids = self.matchedIds
   if (listeners === undefined || listeners.length === 0 || ids === undefined) return
   const p = payload as { readonly ids?: unknown; readonly data?: { readonly type?: unknown } }
-  if (!Array.isArray(p?.ids) || typeof p.data !== "object" || p.data === null) return
+  if (!Array.isArray(p?.ids) || typeof p.data !== "object" || p.data === null) {
+    return ignored(self, "postgres_changes", "it has no `ids` list or no `data` object", payload)
+  }
   const type = typeof p.data.type === "string" ? p.data.type.toUpperCase() : ""
+  let delivered = false
   for (const listener of listeners) {
     if (listener.index >= 0) {
       const binding = self.wireBindings[listener.index]!
@@ -119,14 +166,27 @@ const postgresChanges = (self: ChannelShell<any>, payload: unknown): void => {
       const mine = ids[listener.index]!
       if (!p.ids.some((id) => mine.includes(id as number))) continue
     }
+    delivered = true
     listener.listener.unsafeOffer(payload)
+  }
+  if (!delivered && !p.ids.some((id) => ids.some((mine) => mine.includes(id as number)))) {
+    ignored(self, "postgres_changes", "its `ids` match none of the channel's bindings", p.ids)
   }
 }
 
 const system = (self: ChannelShell<any>, payload: unknown): void => {
   const message = Config.decodeSystem(payload)
-  if (message === undefined) return
-  if (message.extension === "system" && message.status === "error") self.lastSystemError = message.message
+  if (message === undefined) return ignored(self, "system", "its payload is not an object", payload)
+  if (message.status === "error") {
+    if (message.extension === "system") self.lastSystemError = message.message
+    // the channel stays joined, but its Postgres changes will not come: say why
+    else if (message.extension === "postgres_changes") {
+      self.log("Warning", "the server could not subscribe to Postgres changes", {
+        topic: self.topic,
+        reason: message.message
+      })
+    }
+  }
   const listeners = self.systemListeners
   if (listeners !== undefined) { for (const listener of listeners) listener.unsafeOffer(message) }
 }
@@ -134,15 +194,34 @@ const system = (self: ChannelShell<any>, payload: unknown): void => {
 const presence = (self: ChannelShell<any>, payload: unknown, isState: boolean): void => {
   const joinRef = self.joinRef
   if (joinRef === null) return
-  let result: Sync.SyncerResult
-  if (isState) {
-    if (!Sync.isRawState(payload)) return
-    result = Sync.receiveState(self.syncer, joinRef, payload, self.presenceEvents)
-  } else {
-    if (!Sync.isRawDiff(payload)) return
-    result = Sync.receiveDiff(self.syncer, joinRef, payload, self.presenceEvents)
+  const event = isState ? "presence_state" : "presence_diff"
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+    return ignored(self, event, "its payload is not an object", payload)
   }
+  // the sync skips malformed entries: the rest is applied, and what was skipped is logged
+  if (!(isState ? Sync.isRawState(payload) : Sync.isRawDiff(payload))) {
+    ignored(
+      self,
+      event,
+      "malformed entries skipped (each needs `metas`, a list of objects with a string `phx_ref`)",
+      payload
+    )
+  }
+  const result = isState
+    ? Sync.receiveState(self.syncer, joinRef, payload as Sync.RawState, self.presenceEvents)
+    : Sync.receiveDiff(self.syncer, joinRef, payload as Sync.RawDiff, self.presenceEvents)
   self.syncer = result.syncer
+  // without presence enabled, a public topic's diffs come with no presence_state ever: dropping
+  // them is the plan, not news
+  if (result.dropped > 0 && self.presenceEnabled) {
+    ignored(
+      self,
+      "presence_diff",
+      `${result.dropped} diff(s) waiting for a presence_state dropped (another join's, or over the bound of ${self.syncer.maxPending})`,
+      undefined,
+      result.dropped
+    )
+  }
   const listeners = self.presenceListeners
   if (!result.synced || listeners === undefined) return
   for (const listener of listeners) {

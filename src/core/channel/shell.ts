@@ -151,6 +151,8 @@ export abstract class ChannelShell<T extends Types> {
   systemListeners: ReadonlyArray<Listeners.Sink<Listeners.SystemItem>> | undefined
   presenceListeners: ReadonlyArray<Listeners.Sink<PresenceItems.Item>> | undefined
   dropsLogged = 0
+  /** Frames of the topic the channel could not use (see `Inbound.ignored`). */
+  readonly ignoredLog: Inbound.IgnoredLog = { total: 0, unlogged: 0, loggedAt: -Infinity }
   /** When the channel last lost a join it held (cleared when it leaves): the next join is a rejoin. */
   lostAt: number | undefined
   /**

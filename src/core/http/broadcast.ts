@@ -285,12 +285,15 @@ const formatErrors = (u: unknown, depth = 0): string => {
   return Describe.describe(u)
 }
 
+// the server's words, cut to 500 characters: a body is the server's to size
+const bounded = (text: string): string => text.length > 500 ? `${text.slice(0, 500)}…` : text
+
 /** The server's message in a response body (`message`, `error` or `errors`), bounded; none when absent. */
 export const detailOf = (body: unknown): string | undefined => {
-  if (typeof body === "string") return body.length > 500 ? `${body.slice(0, 500)}…` : body
+  if (typeof body === "string") return bounded(body)
   if (!Guards.isRecord(body)) return undefined
-  if (typeof body.message === "string" && body.message !== "") return body.message
-  if (typeof body.error === "string" && body.error !== "") return body.error
+  if (typeof body.message === "string" && body.message !== "") return bounded(body.message)
+  if (typeof body.error === "string" && body.error !== "") return bounded(body.error)
   if (body.errors !== undefined && body.errors !== null) return Describe.truncate(formatErrors(body.errors))
   return undefined
 }
