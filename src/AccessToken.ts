@@ -60,6 +60,8 @@ export const AccessToken: Context.Tag<AccessToken, AccessToken> = Context.Generi
   "supabase-realtime-effect/AccessToken"
 )
 
+const sameToken = Option.getEquivalence<string>((a, b) => a === b)
+
 /**
  * Builds a token source. Without `fetch` the source is manual: `refresh` returns the token last set.
  *
@@ -77,8 +79,13 @@ export const make = <E = never, R = never>(options: {
     let generation = 0
     let inflight: Deferred.Deferred<Option.Option<string>, AccessTokenError> | undefined
 
-    const store = (token: Option.Option<string>) =>
-      SubscriptionRef.update(ref, (old) => Option.getEquivalence<string>((a, b) => a === b)(old, token) ? old : token)
+    // subscribers see changes only: storing the same token again publishes nothing (`update` would
+    // publish it, even unchanged)
+    const store = (token: Option.Option<string>): Effect.Effect<void> =>
+      Effect.flatMap(
+        SubscriptionRef.get(ref),
+        (old) => sameToken(old, token) ? Effect.void : SubscriptionRef.set(ref, token)
+      )
 
     const fetchOnce = (fetch: Effect.Effect<string | null, E, R>) =>
       Effect.suspend(() => {

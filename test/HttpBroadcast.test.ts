@@ -17,6 +17,7 @@ import * as TestClock from "effect/TestClock"
 import * as AccessToken from "../src/AccessToken.js"
 import * as HttpBroadcast from "../src/HttpBroadcast.js"
 import { HttpBroadcastFailed, InvalidArgument } from "../src/RealtimeError.js"
+import { settle } from "./support/turns.js"
 
 const API_KEY = "anon-key-secret"
 const PROJECT = "https://abc.supabase.co"
@@ -236,6 +237,16 @@ describe("HttpBroadcast.send (single-event endpoint)", () => {
       const { requests, run } = setup([{ status: 202 }, { status: 200, body: "{}" }, { status: 204 }])
       yield* run((http) => Effect.all([http.send("r", "e", {}), http.send("r", "e", {}), http.send("r", "e", {})]))
       assert.strictEqual(requests.length, 3)
+    }))
+
+  it.effect("the service carries its TypeId and its endpoint", () =>
+    Effect.gen(function*() {
+      const { run } = setup()
+      const http = yield* run((http) => Effect.succeed(http))
+      assert.strictEqual(http[HttpBroadcast.TypeId], HttpBroadcast.TypeId)
+      // the same id as the Effect 4 edition's: one symbol in the global registry
+      assert.strictEqual(HttpBroadcast.TypeId, Symbol.for("supabase-realtime-effect/HttpBroadcast"))
+      assert.strictEqual(http.endpoint, BASE)
     }))
 })
 
@@ -547,6 +558,17 @@ describe("responses", () => {
       })
   )
 
+  it.effect("a deeply nested error body is described bounded, never a crash", () =>
+    Effect.gen(function*() {
+      // a body nested deeper than JSON.stringify can go (the server chooses it)
+      const depth = 100_000
+      const body = `{"errors":${"{\"a\":".repeat(depth)}"bottom"${"}".repeat(depth)}}`
+      const { run } = setup([{ status: 422, body, contentType: "application/json" }])
+      const error = (yield* failure(run((http) => http.send("room", "e", {})))) as HttpBroadcastFailed
+      assert.strictEqual(error.reason, "Invalid")
+      assert.isBelow(error.detail.length, 2_000)
+    }))
+
   it.effect("404 on the single endpoint says the server needs v2.97.0; on the batch endpoint it does not", () =>
     Effect.gen(function*() {
       const notFound = json(404, { errors: { detail: "Not Found" } })
@@ -619,7 +641,7 @@ describe("retry", () => {
       assert.strictEqual(requests.length, 1)
     }))
 
-  it.effect("the retry schedule applies to 429, 5xx and transport errors", () =>
+  it.effect("the retry schedule applies to 429, 5xx and transport errors, at the schedule's pace", () =>
     Effect.gen(function*() {
       const { requests, run } = setup(
         [json(429, { message: "Too many requests" }), json(500, { message: "RPC error" }), {
@@ -628,7 +650,15 @@ describe("retry", () => {
         { retry: Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(5))) }
       )
       const fiber = yield* run((http) => http.send("r", "e", { a: 1 })).pipe(Effect.fork)
-      yield* TestClock.adjust("3 seconds")
+      yield* settle
+      assert.strictEqual(requests.length, 1)
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      assert.strictEqual(requests.length, 2)
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      assert.strictEqual(requests.length, 3)
+      yield* TestClock.adjust("1 second")
       yield* Fiber.join(fiber)
       assert.strictEqual(requests.length, 4)
       assert.isTrue(requests.every((r) => decodeText(r.body) === "{\"a\":1}"))
@@ -707,6 +737,25 @@ describe("invalid arguments make no request", () => {
       const error = yield* failure(run(f))
       assert.instanceOf(error, InvalidArgument)
       assert.strictEqual(requests.length, 0)
+    }))
+
+  it.effect("dot segments are refused with a message that says why", () =>
+    Effect.gen(function*() {
+      const { run } = setup()
+      const error = (yield* failure(run((http) => http.send("realtime:..", "e", {})))) as InvalidArgument
+      assert.strictEqual(
+        error.detail,
+        "HttpBroadcast.send: the topic '..' cannot be a URL path segment (use sendBatch, or another topic)"
+      )
+      // the batch endpoint carries the topic in the body: a dot topic is fine there
+      const { requests, run: runBatch } = setup()
+      yield* runBatch((http) => http.sendBatch([{ topic: "..", event: ".", payload: {} }]))
+      assert.deepStrictEqual(JSON.parse(decodeText(requests[0]!.body)).messages[0], {
+        topic: "..",
+        event: ".",
+        payload: {},
+        private: false
+      })
     }))
 
   it.effect("the batch error names the message", () =>

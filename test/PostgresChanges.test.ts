@@ -3,11 +3,14 @@ import * as Transformers from "@supabase/realtime-js/dist/main/lib/transformers.
 import { Either } from "effect"
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
+import * as Convert from "../src/core/postgres/convert.js"
 import * as Filter from "../src/core/postgres/filter.js"
 import type * as Result from "../src/core/result.js"
 import * as ServerFilter from "../src/core/server/filter.js"
+import { withExactPostgresNumbers } from "../src/internal/exactNumbers.js"
 import * as PostgresChanges from "../src/PostgresChanges.js"
 import type { Binding, FilterBuilder, FilterOperator } from "../src/PostgresChanges.js"
+import * as Protocol from "../src/Protocol.js"
 import { InvalidArgument, PostgresBindingMismatch, ProtocolError } from "../src/RealtimeError.js"
 
 const convertChangeData = Transformers.convertChangeData as (
@@ -1092,5 +1095,43 @@ describe("conversion", () => {
       right(PostgresChanges.convertChange(PostgresChanges.parseJsonPreservingPrecision(frame), { int8: "bigint" })).new
     )
       .toEqual({ id: 9223372036854775807n })
+  })
+
+  it("the pure conversions are the core's", () => {
+    expect(PostgresChanges.convertCell).toBe(Convert.convertCell)
+    expect(PostgresChanges.convertRow).toBe(Convert.convertRow)
+    expect(PostgresChanges.convertRawChange).toBe(Convert.convertRawChange)
+    expect(PostgresChanges.parseJsonPreservingPrecision).toBe(Convert.parseJsonPreservingPrecision)
+    expect(PostgresChanges.convertCell("int8", "9223372036854775807")).toBe("9223372036854775807")
+  })
+})
+
+// -----------------------------------------------------------------------------
+// exact numbers on the edition's serializer
+// -----------------------------------------------------------------------------
+
+describe("withExactPostgresNumbers", () => {
+  const serializer = withExactPostgresNumbers(Protocol.makeV1())
+  const frame = (event: string, record: string) =>
+    `{"join_ref":"1","ref":null,"topic":"realtime:db","event":"${event}","payload":{"ids":[1],"data":{"schema":"public","table":"t","commit_timestamp":"x","type":"INSERT","columns":[{"name":"id","type":"int8"}],"record":${record},"errors":null}}}`
+
+  it("a postgres_changes frame with a long digit run keeps its int8 exact", () => {
+    const decoded = right(serializer.decode(frame("postgres_changes", "{\"id\":9223372036854775807}")))
+    const data = (decoded.payload as { readonly data: unknown }).data
+    expect(right(PostgresChanges.convertChange(data)).new).toEqual({ id: "9223372036854775807" })
+  })
+
+  it("other frames are the serializer's own result; failures pass through", () => {
+    const plain = Protocol.makeV1()
+    const other = frame("broadcast", "{\"id\":9223372036854775807}")
+    expect(serializer.decode(other)).toEqual(plain.decode(other))
+    const small = frame("postgres_changes", "{\"id\":1}")
+    expect(serializer.decode(small)).toEqual(plain.decode(small))
+    const broken = serializer.decode("{not json")
+    expect(Either.isLeft(broken)).toBe(true)
+    expect(left(broken)).toBeInstanceOf(ProtocolError)
+    expect(serializer.vsn).toBe(plain.vsn)
+    const heartbeat = { joinRef: null, ref: "1", topic: "phoenix", event: "heartbeat", payload: {} }
+    expect(serializer.encode(heartbeat)).toEqual(plain.encode(heartbeat))
   })
 })

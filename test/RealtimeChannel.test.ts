@@ -293,7 +293,7 @@ describe("RealtimeChannel", () => {
       assert.strictEqual((yield* harness.client.state)._tag, "Closed")
     }))
 
-  it.scoped("an empty or blank presence key is an InvalidArgument (omit it for a server-generated key)", () =>
+  it.scoped("an empty or blank presence key, or replay on a public channel, is an InvalidArgument", () =>
     Effect.gen(function*() {
       const harness = yield* setup()
       for (const key of ["", "  "]) {
@@ -305,6 +305,9 @@ describe("RealtimeChannel", () => {
           assert.include(invalid.left.message, "presence.key")
         }
       }
+      const replay = yield* Effect.flip(harness.client.channel("room", { broadcast: { replay: { since: 0 } } }))
+      assert.strictEqual(replay._tag, "InvalidArgument")
+      assert.include(replay.message, "must be a private channel")
       assert.strictEqual((yield* harness.client.channels).length, 0)
     }))
 
@@ -369,6 +372,50 @@ describe("RealtimeChannel", () => {
       assert.strictEqual(rejoin.joinRef, rejoin.ref)
       yield* reply(connection, rejoin, "ok", { postgres_changes: [] })
       yield* awaitStatus(channel, "Subscribed")
+    }))
+
+  it.scoped("replay after a rejoin: replayed broadcasts arrive once, and the gap counts them once they end", () =>
+    Effect.gen(function*() {
+      const harness = yield* setup()
+      const duplicatesBefore = (yield* Metric.value(RealtimeChannel.metrics.duplicates)).count
+      const channel = yield* harness.client.channel("room", { private: true, broadcast: { replay: { since: 0 } } })
+      const received = yield* channel.broadcast("*").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+      const gaps = yield* channel.gaps.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      const { connection, join } = yield* joined(harness, channel)
+      const stored = (id: string, replayed: boolean): Protocol.Message => ({
+        joinRef: null,
+        ref: null,
+        topic: "realtime:room",
+        event: "broadcast",
+        payload: { type: "broadcast", event: "e", payload: { id }, meta: replayed ? { id, replayed } : { id } }
+      })
+      yield* serverSend(connection, stored("m1", false))
+      yield* serverSend(connection, {
+        joinRef: join.ref,
+        ref: join.ref,
+        topic: join.topic,
+        event: "phx_error",
+        payload: {}
+      })
+      yield* awaitStatus(channel, "Rejoining")
+      yield* TestClock.adjust("1 second")
+      const rejoin = yield* nextOf(connection, "phx_join")
+      const config = (rejoin.payload as { config: { broadcast: { replay: { since: number } } } }).config
+      assert.strictEqual(config.broadcast.replay.since, 0)
+      yield* reply(connection, rejoin, "ok", { postgres_changes: [] })
+      yield* awaitStatus(channel, "Subscribed")
+      // the server replays what it stored since: m1 had arrived already
+      yield* serverSend(connection, stored("m1", true))
+      yield* serverSend(connection, stored("m2", true))
+      const events = Chunk.toReadonlyArray(yield* Fiber.join(received))
+      assert.deepStrictEqual(events.map((b) => [b.meta?.id, b.meta?.replayed ?? false]), [["m1", false], [
+        "m2",
+        true
+      ]])
+      yield* TestClock.adjust("1 second")
+      const [gap] = Chunk.toReadonlyArray(yield* Fiber.join(gaps))
+      assert.deepStrictEqual([gap!.replayed, gap!.complete, gap!.reason], [1, true, ""])
+      assert.strictEqual((yield* Metric.value(RealtimeChannel.metrics.duplicates)).count - duplicatesBefore, 1)
     }))
 
   it.scoped("after a socket drop, the channel rejoins on reconnect with a freshly fetched token", () =>
@@ -611,7 +658,44 @@ describe("RealtimeChannel", () => {
         assert.strictEqual((yield* Metric.value(RealtimeChannel.metrics.decodeFailures)).count - failuresBefore, 1)
       }))
 
-    it.scoped("send without ack writes a kind-3 frame and succeeds once written", () =>
+    it.scoped("onDecodeError: \"fail\" emits what came before the mismatch, then fails with PayloadDecodeError", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const channel = yield* harness.client.channel("room")
+        const typed = yield* channel.broadcast(Cursor, { onDecodeError: "fail" }).pipe(
+          Stream.runCollect,
+          Effect.flip,
+          Effect.fork
+        )
+        const before = yield* channel.broadcast(Cursor, { onDecodeError: "fail" }).pipe(
+          Stream.take(1),
+          Stream.runCollect,
+          Effect.fork
+        )
+        const { connection } = yield* joined(harness, channel)
+        const cursor = (payload: unknown): Protocol.Message => ({
+          joinRef: null,
+          ref: null,
+          topic: "realtime:room",
+          event: "broadcast",
+          payload: { type: "broadcast", event: "cursor", payload }
+        })
+        yield* serverSend(connection, cursor({ x: 1, y: 2 }))
+        yield* serverSend(connection, cursor({ x: "bad" }))
+        const error = yield* Fiber.join(typed)
+        assert.instanceOf(error, RealtimeError.PayloadDecodeError)
+        assert.strictEqual(error.topic, "realtime:room")
+        assert.strictEqual(error.event, "cursor")
+        assert.isDefined(error.issue)
+        assert.include(error.message, "does not match its schema")
+        assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(before)), [{
+          event: "cursor",
+          payload: { x: 1, y: 2 },
+          meta: undefined
+        }])
+      }))
+
+    it.scoped("send without ack writes a kind-3 frame; a payload that does not encode is InvalidArgument", () =>
       Effect.gen(function*() {
         const harness = yield* setup()
         const channel = yield* harness.client.channel("room")
@@ -632,7 +716,7 @@ describe("RealtimeChannel", () => {
         assert.strictEqual(invalid._tag, "InvalidArgument")
       }))
 
-    it.scoped("send with ack waits for the reply; payload_size_exceeded is PayloadTooLarge", () =>
+    it.scoped("send with ack waits for the reply; payload_size_exceeded is PayloadTooLarge; no reply is PushTimeout", () =>
       Effect.gen(function*() {
         const harness = yield* setup()
         const channel = yield* harness.client.channel("room", { broadcast: { ack: true } })

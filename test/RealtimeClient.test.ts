@@ -15,9 +15,7 @@ import {
   Layer,
   Option,
   Queue,
-  Schedule,
-  ScheduleDecision,
-  ScheduleIntervals as Intervals,
+  Redacted,
   Scope,
   Stream,
   TestClock
@@ -50,23 +48,6 @@ const setup = (
 const drain = (connection: FakeSocket.FakeConnection) =>
   Effect.map(Queue.takeAll(connection.sent), (frames) => Chunk.toReadonlyArray(frames).map(decode))
 
-/** The delays a schedule would wait before its first `n` recurrences (fewer when it ends sooner). */
-const delaysOf = (schedule: Schedule.Schedule<unknown, unknown>, n: number) =>
-  Effect.gen(function*() {
-    const delays: Array<number> = []
-    let state = schedule.initial
-    let now = 0
-    while (delays.length < n) {
-      const [next, , decision] = yield* schedule.step(now, undefined, state)
-      if (ScheduleDecision.isDone(decision)) break
-      const at = Intervals.start(decision.intervals)
-      delays.push(at - now)
-      now = at
-      state = next
-    }
-    return delays
-  })
-
 describe("RealtimeClient", () => {
   it.scoped("the services carry their type ids: a client, its transport and its token source are recognised", () =>
     Effect.gen(function*() {
@@ -83,6 +64,19 @@ describe("RealtimeClient", () => {
         )
       )
       assert.isTrue(Transport.isTransport(transport))
+    }))
+
+  it.scoped("an empty or blank apiKey, plain or Redacted, fails the layer with InvalidArgument naming it", () =>
+    Effect.gen(function*() {
+      const { constructor } = yield* FakeSocket.make
+      for (const apiKey of ["", "   ", Redacted.make(""), Redacted.make("\n")]) {
+        const layer = RealtimeClient.layer({ url: URL, apiKey }).pipe(
+          Layer.provide(Layer.succeed(Socket.WebSocketConstructor, constructor))
+        )
+        const error = yield* Effect.flip(Layer.build(layer))
+        assert.strictEqual(error._tag, "InvalidArgument")
+        assert.include(error.message, "apiKey")
+      }
     }))
 
   describe("registry", () => {
@@ -265,33 +259,7 @@ describe("RealtimeClient", () => {
       }))
   })
 
-  describe("Reconnect.exponential", () => {
-    it.effect("doubles from the base and stops growing at the cap", () =>
-      Effect.gen(function*() {
-        const delays = yield* delaysOf(Reconnect.exponential({ jitter: false, cap: "10 seconds" }), 7)
-        assert.deepStrictEqual(delays, [1000, 2000, 4000, 8000, 10000, 10000, 10000])
-        const fast = yield* delaysOf(Reconnect.exponential({ jitter: false, base: "100 millis", factor: 3 }), 3)
-        assert.deepStrictEqual(fast, [100, 300, 900])
-      }))
-
-    it.effect("jitter keeps each delay within 0.8 to 1.2 of the plain one, and varies", () =>
-      Effect.gen(function*() {
-        const plain = yield* delaysOf(Reconnect.exponential({ jitter: false }), 8)
-        const jittered = yield* delaysOf(Reconnect.exponential(), 8)
-        assert.strictEqual(jittered.length, 8)
-        jittered.forEach((delay, i) => {
-          assert.isAtLeast(delay, plain[i]! * 0.8)
-          assert.isAtMost(delay, plain[i]! * 1.2)
-        })
-        assert.isAbove(new Set(jittered.map((d, i) => d / plain[i]!)).size, 1, "the factor is not constant")
-      }))
-
-    it.effect("maxAttempts ends the schedule after that many delays", () =>
-      Effect.gen(function*() {
-        const delays = yield* delaysOf(Reconnect.exponential({ jitter: false, maxAttempts: 3 }), 10)
-        assert.deepStrictEqual(delays, [1000, 2000, 4000])
-      }))
-
+  describe("Reconnect", () => {
     it.scoped("as the client's schedule: reconnect attempts follow it and stop when it ends", () =>
       Effect.gen(function*() {
         const { constructor, server } = yield* FakeSocket.make

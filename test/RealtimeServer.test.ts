@@ -7,11 +7,27 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Socket from "@effect/platform/Socket"
 import { assert, describe, expect, it } from "@effect/vitest"
 import { RealtimeClient as RealtimeJs } from "@supabase/realtime-js"
-import { Chunk, Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Schema, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  Clock,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Queue,
+  Ref,
+  Schema,
+  Stream,
+  TestClock
+} from "effect"
 import * as Protocol from "../src/Protocol.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
+import * as FakeSocket from "../src/testing/FakeSocket.js"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
 import * as RealtimeTest from "../src/testing/RealtimeTest.js"
+import { settle } from "./support/turns.js"
 
 // -------------------------------------------------------------------------------------
 // a raw-frame client
@@ -123,6 +139,87 @@ const isClosed = (c: Client) => Deferred.isDone(c.closed)
 const server = (options: RealtimeServer.Options = {}) => RealtimeServer.make({ idleTimeout: false, ...options })
 
 const broadcastConfig = (broadcast: object, extra: object = {}) => ({ config: { broadcast, ...extra } })
+
+// -------------------------------------------------------------------------------------
+// the fake socket under @effect/platform's Socket
+// -------------------------------------------------------------------------------------
+
+describe("FakeSocket", () => {
+  it.scoped("serves Socket.makeWebSocket: sent frames, server frames, close code and reason", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeSocket.FakeServer
+      const socket = yield* Socket.makeWebSocket("ws://fake.test/socket", { closeCodeIsError: () => true })
+      const frames: Array<string | Uint8Array> = []
+      const running = yield* Effect.fork(socket.runRaw((data) => {
+        frames.push(data)
+      }))
+      const write = yield* socket.writer
+      const connection = yield* Queue.take(fake.connections)
+      expect(connection.url).toBe("ws://fake.test/socket")
+      yield* write("hello")
+      yield* write(new Uint8Array([1, 2, 3]))
+      expect(yield* Queue.take(connection.sent)).toBe("hello")
+      expect(yield* Queue.take(connection.sent)).toEqual(new Uint8Array([1, 2, 3]))
+      yield* connection.send("world")
+      yield* connection.send(new Uint8Array([4]))
+      yield* settle
+      expect(frames).toEqual(["world", new Uint8Array([4])])
+      yield* connection.close(4000, "bye")
+      const error = yield* Effect.flip(Fiber.join(running))
+      expect(error.reason).toBe("Close")
+      expect(error.reason === "Close" && [error.code, error.closeReason]).toEqual([4000, "bye"])
+      expect(yield* Deferred.await(connection.closed)).toEqual({ code: 4000, reason: "bye" })
+    }).pipe(Effect.provide(FakeSocket.layer)))
+
+  it.scoped("refuseNext: the upgrade fails (open error), the answer is on upgradeResponse; attempts count", () =>
+    Effect.gen(function*() {
+      const { constructor, server: fake } = yield* FakeSocket.make
+      yield* Ref.set(fake.refuseNext, 1)
+      let created: FakeSocket.FakeWebSocket | undefined
+      const socket = yield* Socket.makeWebSocket("ws://fake.test/socket").pipe(
+        Effect.provideService(
+          Socket.WebSocketConstructor,
+          (url, protocols) => (created = constructor(url, protocols) as unknown as FakeSocket.FakeWebSocket) as never
+        )
+      )
+      const error = yield* Effect.flip(socket.runRaw(() => {}))
+      expect(error.reason).toBe("Open")
+      expect(created?.upgradeResponse).toEqual({ status: 503, body: "refused by FakeServer" })
+      expect(yield* Ref.get(fake.attempts)).toBe(1)
+      // the next attempt is accepted
+      const running = yield* Effect.fork(socket.runRaw(() => {}))
+      expect((yield* Queue.take(fake.connections)).url).toBe("ws://fake.test/socket")
+      expect(yield* Ref.get(fake.attempts)).toBe(2)
+      yield* Fiber.interrupt(running)
+    }))
+})
+
+describe("FakeSocket under TestClock", () => {
+  it.scoped("one adjust runs each sleep's round trip over the fake wire before the next sleep", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeSocket.FakeServer
+      const socket = yield* Socket.makeWebSocket("ws://fake.test/socket")
+      const received = yield* Queue.unbounded<string | Uint8Array>()
+      yield* Effect.forkScoped(socket.runRaw((data) => Queue.offer(received, data)))
+      const write = yield* socket.writer
+      const connection = yield* Queue.take(fake.connections)
+      // the far end echoes every frame, from its own fiber
+      yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(connection.sent), connection.send)))
+      const answeredAt: Array<number> = []
+      const pinger = yield* Effect.fork(Effect.gen(function*() {
+        for (let i = 0; i < 5; i++) {
+          yield* Effect.sleep("1 second")
+          yield* write(`ping ${i}`)
+          yield* Queue.take(received)
+          answeredAt.push(yield* Clock.currentTimeMillis)
+        }
+      }))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("5 seconds")
+      expect(answeredAt).toEqual([1000, 2000, 3000, 4000, 5000])
+      yield* Fiber.join(pinger)
+    }).pipe(Effect.provide(FakeSocket.layer)))
+})
 
 // -------------------------------------------------------------------------------------
 // connection and heartbeat

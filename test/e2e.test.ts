@@ -18,6 +18,25 @@ const collect = <A, E>(stream: Stream.Stream<A, E>, n: number) =>
   stream.pipe(Stream.take(n), Stream.runCollect, Effect.map(Chunk.toReadonlyArray), Effect.fork)
 
 describe("end to end (in-process server, in memory)", () => {
+  // users fork their streams the plain way before subscribing (the README's first program): the
+  // stream must be listening when subscribe returns
+  it.live("streams forked the plain way (forkScoped) before subscribe hear the first event after it", () =>
+    Effect.gen(function*() {
+      const client = yield* RealtimeClient.RealtimeClient
+      const room = yield* client.channel("plain-fork", { broadcast: { self: true, ack: true } })
+      const heard = yield* room.broadcast(Chat).pipe(Stream.runHead, Effect.forkScoped)
+      const statuses = yield* room.statusChanges.pipe(Stream.take(3), Stream.runCollect, Effect.forkScoped)
+      yield* room.subscribe
+      yield* room.send(Chat, { text: "first" })
+      const message = yield* Fiber.join(heard).pipe(Effect.timeoutOption("5 seconds"))
+      assert.deepStrictEqual(Option.map(Option.flatten(message), (m) => m.payload), Option.some({ text: "first" }))
+      const seen = yield* Fiber.join(statuses).pipe(Effect.timeoutOption("5 seconds"))
+      assert.deepStrictEqual(
+        Option.map(seen, (s) => Chunk.toReadonlyArray(s).map((status) => status._tag)),
+        Option.some(["Idle", "Joining", "Subscribed"])
+      )
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
   it.effect("two clients in one room see each other's broadcasts, JSON and binary, with ack", () =>
     Effect.gen(function*() {
       const server = yield* RealtimeServer.RealtimeServer

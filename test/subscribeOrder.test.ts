@@ -108,3 +108,30 @@ describe("streams forked before subscribe (in-process server, in memory)", () =>
       assert.deepStrictEqual(Option.flatten(head), Option.some("Sync"))
     }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 })
+
+describe("many first joins at once (in-process server, in memory)", () => {
+  const rooms = 100
+
+  it.live("each channel's merge of merges forked before subscribe sees its first broadcast", () =>
+    Effect.gen(function*() {
+      const client = yield* RealtimeClient.RealtimeClient
+      const heard = yield* Effect.forEach(Array.from({ length: rooms }, (_, i) => i), (i) =>
+        Effect.gen(function*() {
+          const room = yield* client.channel(`many-${i}`, { broadcast: { self: true, ack: true } })
+          const merged = Stream.merge(
+            Stream.merge(
+              room.broadcast(Chat).pipe(Stream.map((b) => `typed:${b.payload.text}`)),
+              room.broadcast("chat").pipe(Stream.map((b) => `named:${b.event}`))
+            ),
+            room.broadcast("*").pipe(Stream.map((b) => `any:${b.event}`))
+          )
+          const seen = yield* merged.pipe(Stream.take(3), Stream.runCollect, Effect.forkScoped)
+          yield* room.subscribe
+          yield* room.send(Chat, { text: `${i}` })
+          return Option.map(yield* within(seen), (as) => [...Chunk.toReadonlyArray(as)].sort())
+        }), { concurrency: "unbounded" })
+      heard.forEach((items, i) =>
+        assert.deepStrictEqual(items, Option.some(["any:chat", "named:chat", `typed:${i}`]), `room ${i}`)
+      )
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+})

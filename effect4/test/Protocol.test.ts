@@ -1,11 +1,10 @@
 /**
  * The Effect 4 edition's Protocol module: its serializers and binary encoders as `Result`s over the
- * core's codecs (a core issue as a `ProtocolError`), and its Schemas of the wire (with
- * `foundation.test.ts`, which has the envelope and join Schemas). What the codecs do (frames,
+ * core's codecs (a core issue as a `ProtocolError`), and its Schemas of the wire. What the codecs do (frames,
  * layouts, errors, round trips, interop with realtime-js) is tested once, for both editions, in
  * `test/core/protocol.test.ts` at the repository root.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
 import { Result, Schema } from "effect"
 import * as fc from "fast-check"
 import * as Binary from "../../src/core/protocol/binary.js"
@@ -13,7 +12,7 @@ import * as Constants from "../../src/core/protocol/constants.js"
 import * as CoreSerializer from "../../src/core/protocol/serializer.js"
 import { coreOutcome, encoderArgs, envelopeish, type Outcome, outcomesOf } from "../../test/support/protocol.js"
 import * as Protocol from "../src/Protocol.js"
-import { ProtocolError } from "../src/RealtimeError.js"
+import { isRealtimeError, ProtocolError } from "../src/RealtimeError.js"
 
 /** A `Result` of this edition as an `Outcome`; a failure must be a `ProtocolError`. */
 const outcome = (result: Result.Result<unknown, ProtocolError>): Outcome => {
@@ -45,6 +44,22 @@ describe("serializers and encoders: the core's, as Results", () => {
     expect(Protocol.serializer("2.0.0")).toBe(Protocol.v2)
   })
 
+  it("a failure is a ProtocolError: tag, reason, detail and message", () => {
+    const message = { joinRef: "1", ref: "2", topic: "realtime:room", event: "phx_join", payload: { config: {} } }
+    const frame = Protocol.serializer("2.0.0").encode(message)
+    assert.isTrue(Result.isSuccess(frame))
+    assert.deepStrictEqual(Result.getOrThrow(Protocol.v2.decode(Result.getOrThrow(frame))), message)
+    const bad = Protocol.v2.decode("not json")
+    assert.isTrue(Result.isFailure(bad))
+    if (Result.isFailure(bad)) {
+      assert.instanceOf(bad.failure, ProtocolError)
+      assert.strictEqual(bad.failure._tag, "ProtocolError")
+      assert.strictEqual(bad.failure.reason, "MalformedJson")
+      assert.strictEqual(bad.failure.message, `MalformedJson: ${bad.failure.detail}`)
+      assert.isTrue(isRealtimeError(bad.failure))
+    }
+  })
+
   it("the binary encoders encode and fail as the core's", () => {
     const pairs = [
       [Protocol.encodePhoenixPush, Binary.encodePhoenixPush, encoderArgs.phoenixPush],
@@ -71,7 +86,71 @@ describe("serializers and encoders: the core's, as Results", () => {
 })
 
 describe("schemas", () => {
-  it("payload schemas tolerate unknown keys: system, presence diff, Postgres changes, broadcast, join reply", () => {
+  it("V2TextFrame decodes and encodes the tuple", () => {
+    const tuple = ["6", null, "realtime:room1", "system", { extension: "postgres_changes" }] as const
+    const message = {
+      joinRef: "6",
+      ref: null,
+      topic: "realtime:room1",
+      event: "system",
+      payload: { extension: "postgres_changes" }
+    }
+    assert.deepStrictEqual(Schema.decodeUnknownSync(Protocol.V2TextFrame)([...tuple, "ignored"]), message)
+    assert.deepStrictEqual(Schema.encodeSync(Protocol.V2TextFrame)(message), tuple)
+  })
+
+  it("V1TextFrame omits join_ref when null on encode", () => {
+    const message = { joinRef: null, ref: "1", topic: "t", event: "e", payload: {} }
+    assert.deepStrictEqual(Schema.encodeSync(Protocol.V1TextFrame)(message), {
+      topic: "t",
+      event: "e",
+      payload: {},
+      ref: "1"
+    })
+    assert.isTrue(Result.isFailure(Schema.decodeUnknownResult(Protocol.V1TextFrame)({ topic: "t", event: "e" })))
+  })
+
+  it("JoinPayload models the realtime-js join", () => {
+    const payload = {
+      config: {
+        broadcast: { self: true, ack: true, replay: { since: 1, limit: 10 } },
+        presence: { key: "u1", enabled: true },
+        postgres_changes: [
+          { event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" },
+          { event: "*", schema: "public", table: "other", select: ["id"] }
+        ],
+        postgres_changes_options: { wait: true, timeout: 5000 },
+        private: true
+      },
+      access_token: "USERJWT",
+      future: "ignored"
+    }
+    const decoded = Schema.decodeUnknownSync(Protocol.JoinPayload)(payload)
+    assert.deepStrictEqual(decoded.config.postgres_changes?.[1]?.select, ["id"])
+    assert.deepStrictEqual(decoded.config.postgres_changes_options, { wait: true, timeout: 5000 })
+    assert.strictEqual(decoded.access_token, "USERJWT")
+    const strict = Schema.decodeUnknownResult(Protocol.JoinPayload, { onExcessProperty: "error" })
+    assert.isTrue(Result.isFailure(strict(payload)))
+    const { future: _, ...known } = payload
+    assert.isTrue(Result.isSuccess(strict(known)))
+    assert.deepStrictEqual<unknown>(
+      Schema.encodeUnknownSync(Protocol.JoinPayload)(Schema.decodeUnknownSync(Protocol.JoinPayload)(known)),
+      known
+    )
+    assert.isTrue(
+      Result.isFailure(Schema.decodeUnknownResult(Protocol.JoinPayload)({ config: { postgres_changes: [{}] } }))
+    )
+  })
+
+  it("payload schemas tolerate unknown keys; presence metas keep their fields", () => {
+    expect(Schema.decodeUnknownSync(Protocol.ReplyPayload)({ status: "ok", response: {}, extra: 1 }).status).toBe("ok")
+    const state = Schema.decodeUnknownSync(Protocol.PresenceStatePayload)({
+      ada: { metas: [{ phx_ref: "r1", phx_ref_prev: "r0", name: "Ada" }] }
+    })
+    expect(state.ada?.metas[0]).toEqual({ phx_ref: "r1", phx_ref_prev: "r0", name: "Ada" })
+    expect(Schema.is(Protocol.PresencePushPayload)({ type: "presence", event: "untrack" })).toBe(true)
+    expect(Schema.decodeUnknownSync(Protocol.HeartbeatPayload)({})).toEqual({})
+    expect(Schema.decodeUnknownSync(Protocol.AccessTokenPayload)({ access_token: null }).access_token).toBeNull()
     expect(
       Schema.decodeUnknownSync(Protocol.SystemPayload)({
         extension: "system",

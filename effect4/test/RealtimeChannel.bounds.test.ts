@@ -87,6 +87,22 @@ describe("RealtimeChannel (Effect 4): subscribe settles within its bounds", () =
       assert.isTrue(Option.isSome(yield* poll(second)), "the subscribe still waits after 168 s")
     }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
 
+  it.effect("a subscriber that gives up while the server is slow to join leaves no channel on the server", () =>
+    Effect.gen(function*() {
+      const server = yield* RealtimeServer.RealtimeServer
+      const client = yield* RealtimeClient.RealtimeClient
+      const channel = yield* client.channel("room")
+      yield* server.delayJoins({ topic: "room", delay: "500 millis" })
+      const fiber = yield* Effect.forkChild(Effect.scoped(channel.subscribe))
+      yield* server.waitUntil((s) => s.stats.framesReceived > 0)
+      // the join is on the server, not processed yet: the subscriber gives up, its leave follows
+      yield* Fiber.interrupt(fiber)
+      yield* server.waitUntil((s) => s.connections.some((c) => s.received(c.id).some((m) => m.event === "phx_leave")))
+      // Phoenix handles a socket's frames in order: the slow join, then the leave
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual((yield* server.subscribers("room")).map((c) => c.joinRef), [])
+    }).pipe(Effect.scoped, Effect.provide(RealtimeTest.layer())))
+
   it.effect("a subscribe that fails waiting through an outage does not close the channel for its subscribers", () =>
     Effect.gen(function*() {
       const server = yield* RealtimeServer.RealtimeServer

@@ -1,7 +1,7 @@
 /**
  * The foundation modules of the Effect 4 edition: the reconnect schedules (same delays as the
- * Effect 3 edition), the hand-stepped backoff, the inbox streams, the access token source, the wire
- * Schemas and the errors.
+ * Effect 3 edition), the hand-stepped backoff, the inbox streams, the access token source and the
+ * errors (the wire Schemas are in `Protocol.test.ts`).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
@@ -24,7 +24,6 @@ import * as DescribeIssue from "../src/internal/describe.js"
 import { BatchedFeed, batching, Inbox, inboxStream } from "../src/internal/inbox.js"
 import { Waiter } from "../src/internal/waiter.js"
 import * as Network from "../src/Network.js"
-import * as Protocol from "../src/Protocol.js"
 import * as RealtimeError from "../src/RealtimeError.js"
 import * as Reconnect from "../src/Reconnect.js"
 
@@ -342,92 +341,6 @@ describe("Network", () => {
       assert.isTrue(yield* manual.network.isOnline)
       assert.isTrue(manual.network.unsafeIsOnline())
     }))
-})
-
-describe("Protocol", () => {
-  it("JoinPayload models the realtime-js join", () => {
-    const payload = {
-      config: {
-        broadcast: { self: true, ack: true, replay: { since: 1, limit: 10 } },
-        presence: { key: "u1", enabled: true },
-        postgres_changes: [
-          { event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" },
-          { event: "*", schema: "public", table: "other", select: ["id"] }
-        ],
-        postgres_changes_options: { wait: true, timeout: 5000 },
-        private: true
-      },
-      access_token: "USERJWT",
-      future: "ignored"
-    }
-    const decoded = Schema.decodeUnknownSync(Protocol.JoinPayload)(payload)
-    assert.deepStrictEqual(decoded.config.postgres_changes?.[1]?.select, ["id"])
-    assert.deepStrictEqual(decoded.config.postgres_changes_options, { wait: true, timeout: 5000 })
-    assert.strictEqual(decoded.access_token, "USERJWT")
-    const strict = Schema.decodeUnknownResult(Protocol.JoinPayload, { onExcessProperty: "error" })
-    assert.isTrue(Result.isFailure(strict(payload)))
-    const { future: _, ...known } = payload
-    assert.isTrue(Result.isSuccess(strict(known)))
-    assert.deepStrictEqual<unknown>(
-      Schema.encodeUnknownSync(Protocol.JoinPayload)(Schema.decodeUnknownSync(Protocol.JoinPayload)(known)),
-      known
-    )
-    assert.isTrue(
-      Result.isFailure(Schema.decodeUnknownResult(Protocol.JoinPayload)({ config: { postgres_changes: [{}] } }))
-    )
-  })
-
-  it("payload schemas tolerate unknown keys; presence metas keep their fields", () => {
-    assert.strictEqual(
-      Schema.decodeUnknownSync(Protocol.ReplyPayload)({ status: "ok", response: {}, extra: 1 }).status,
-      "ok"
-    )
-    const state = Schema.decodeUnknownSync(Protocol.PresenceStatePayload)({
-      ada: { metas: [{ phx_ref: "r1", phx_ref_prev: "r0", name: "Ada" }] }
-    })
-    assert.deepStrictEqual(state.ada?.metas[0], { phx_ref: "r1", phx_ref_prev: "r0", name: "Ada" })
-    assert.isTrue(Schema.is(Protocol.PresencePushPayload)({ type: "presence", event: "untrack" }))
-    assert.deepStrictEqual(Schema.decodeUnknownSync(Protocol.HeartbeatPayload)({}), {})
-    assert.isNull(Schema.decodeUnknownSync(Protocol.AccessTokenPayload)({ access_token: null }).access_token)
-  })
-
-  it("V2TextFrame and V1TextFrame decode and encode the envelope", () => {
-    const tuple = ["6", null, "realtime:room1", "system", { extension: "postgres_changes" }] as const
-    const message = {
-      joinRef: "6",
-      ref: null,
-      topic: "realtime:room1",
-      event: "system",
-      payload: { extension: "postgres_changes" }
-    }
-    assert.deepStrictEqual(Schema.decodeUnknownSync(Protocol.V2TextFrame)([...tuple, "ignored"]), message)
-    assert.deepStrictEqual(Schema.encodeSync(Protocol.V2TextFrame)(message), tuple)
-    assert.deepStrictEqual(Schema.encodeSync(Protocol.V1TextFrame)({ ...message, joinRef: null, ref: "1" }), {
-      topic: "realtime:room1",
-      event: "system",
-      payload: { extension: "postgres_changes" },
-      ref: "1"
-    })
-    assert.isTrue(Result.isFailure(Schema.decodeUnknownResult(Protocol.V1TextFrame)({ topic: "t", event: "e" })))
-  })
-
-  it("the serializers return Results with ProtocolErrors", () => {
-    const message = { joinRef: "1", ref: "2", topic: "realtime:room", event: "phx_join", payload: { config: {} } }
-    const frame = Protocol.serializer("2.0.0").encode(message)
-    assert.isTrue(Result.isSuccess(frame))
-    const decoded = Protocol.v2.decode(Result.getOrThrow(frame))
-    assert.deepStrictEqual(Result.getOrThrow(decoded), message)
-    const bad = Protocol.v2.decode("not json")
-    assert.isTrue(Result.isFailure(bad))
-    if (Result.isFailure(bad)) {
-      assert.instanceOf(bad.failure, RealtimeError.ProtocolError)
-      assert.strictEqual(bad.failure.reason, "MalformedJson")
-      assert.isTrue(RealtimeError.isRealtimeError(bad.failure))
-      assert.isTrue(bad.failure.message.startsWith("MalformedJson: "))
-    }
-    assert.strictEqual(Protocol.Events.join, "phx_join")
-    assert.strictEqual(Protocol.serverV1.vsn, "1.0.0")
-  })
 })
 
 describe("RealtimeError", () => {

@@ -6,7 +6,6 @@
  * @internal
  */
 import type * as Socket from "@effect/platform/Socket"
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -23,7 +22,7 @@ import * as Frames from "../../core/connection/frames.js"
 import * as HeartbeatService from "../../Heartbeat.js"
 import { ProtocolError, SocketClosed } from "../../RealtimeError.js"
 import * as Backoff from "../backoff.js"
-import { type Heartbeat, HeartbeatTimeout } from "./heartbeat.js"
+import type { Heartbeat } from "./heartbeat.js"
 import * as Metrics from "./metrics.js"
 import type { Read } from "./read.js"
 import type { Requests } from "./requests.js"
@@ -48,15 +47,13 @@ export const make = (
     const { failAll, failWritten, timerLoop } = requests
     const openTimeoutMillis = Duration.toMillis(openTimeout)
 
-    const describeEnd = (exit: Exit.Exit<unknown, unknown>): End.End => {
-      const failure = Exit.isSuccess(exit) ? undefined : Option.getOrUndefined(Cause.failureOption(exit.cause))
-      return End.describeEnd(
-        failure instanceof HeartbeatTimeout ? { _tag: "HeartbeatTimeout" } : failureOf(failure),
+    const describeEnd = (exit: Exit.Exit<unknown, unknown>): End.End =>
+      End.describeEnd(
+        Exit.isSuccess(exit) ? undefined : failureOf(exit.cause),
         state.ended,
         maxFrameBytes,
         openTimeoutMillis
       )
-    }
 
     const connection = (backoff: Backoff.Backoff) =>
       Effect.suspend(() => {

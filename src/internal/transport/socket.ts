@@ -6,8 +6,11 @@
  * @internal
  */
 import * as Socket from "@effect/platform/Socket"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as End from "../../core/connection/end.js"
+import { HeartbeatTimeout } from "./heartbeat.js"
 import type { State } from "./state.js"
 
 /**
@@ -24,13 +27,20 @@ export const make = (state: State): Effect.Effect<Socket.Socket, never, Socket.W
     })
       .pipe(
         Effect.provideService(Socket.WebSocketConstructor, (url, protocols) => {
-          const created = construct(url, protocols)
+          const facts: End.SocketFacts = {}
+          state.ended = facts
+          let created: globalThis.WebSocket
+          try {
+            created = construct(url, protocols)
+          } catch (cause) {
+            // no WebSocket here, or a URL it refuses: a failed attempt that says why
+            facts.error = cause instanceof Error ? cause.message : String(cause)
+            throw new ConstructorFailed(cause)
+          }
           // a "blob" binaryType would be decoded asynchronously and reorder binary frames against
           // text frames (reference/effect-idioms.md §1.4)
           if (created.binaryType === "blob") created.binaryType = "arraybuffer"
           state.ws = created
-          const facts: End.SocketFacts = {}
-          state.ended = facts
           created.addEventListener("error", (event: Event) => {
             const message = End.errorMessage(event)
             if (message !== undefined) facts.error ??= message
@@ -50,8 +60,16 @@ export const make = (state: State): Effect.Effect<Socket.Socket, never, Socket.W
       )
   })
 
+/** The `WebSocketConstructor` threw: the socket died before it could open. */
+class ConstructorFailed {
+  constructor(readonly cause: unknown) {}
+}
+
 /** Why the connection's fiber stopped, as the core describes it. @internal */
-export const failureOf = (failure: unknown): End.Failure | undefined => {
+export const failureOf = (cause: Cause.Cause<unknown>): End.Failure | undefined => {
+  if (Option.getOrUndefined(Cause.dieOption(cause)) instanceof ConstructorFailed) return { _tag: "Open" }
+  const failure = Option.getOrUndefined(Cause.failureOption(cause))
+  if (failure instanceof HeartbeatTimeout) return { _tag: "HeartbeatTimeout" }
   if (!Socket.isSocketError(failure)) return undefined
   switch (failure.reason) {
     case "OpenTimeout":
