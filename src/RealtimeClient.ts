@@ -281,10 +281,13 @@ export const make = (options: Options): Effect.Effect<RealtimeClient, never, Tra
     })
     yield* Effect.addFinalizer(() => Effect.sync(stopListening))
 
-    // a new token goes to every joined channel (only when it changed for that channel)
+    // a new token goes to every joined channel (only when it changed for that channel), and to a
+    // joining one once it joined
     yield* accessToken.changes.pipe(
-      Stream.runForEach((token) =>
-        Effect.forEach(registry.values(), (entry) => entry.channel.onToken(token), { discard: true })
+      Stream.runForEach(() =>
+        Effect.sync(() => {
+          for (const entry of registry.values()) entry.channel.onTokenChanged()
+        })
       ),
       Effect.forkIn(scope)
     )

@@ -897,7 +897,7 @@ describe("RealtimeChannel", () => {
         const second = yield* Effect.fork(room.subscribe)
         yield* Effect.yieldNow()
         // the first subscriber gives up while its fetch is under way: the join is still written
-        // (the token source finishes a fetch it started before the interruption lands)
+        // (the source's fetch goes on in a fiber of its own)
         const interrupting = yield* Effect.fork(Fiber.interrupt(first))
         yield* TestClock.adjust("3 seconds")
         yield* Fiber.join(interrupting)
@@ -907,6 +907,130 @@ describe("RealtimeChannel", () => {
         assert.strictEqual((join.payload as { access_token: string }).access_token, "slow-token")
         yield* reply(connection, join, "ok", { postgres_changes: [] })
         yield* Fiber.join(second)
+      }))
+
+    it.scoped("a token set while the join is on the wire is pushed once joined (the join carried the old one)", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup({}, AccessToken.layerStatic("t1"))
+        const channel = yield* harness.client.channel("room")
+        const fiber = yield* Effect.fork(channel.subscribe)
+        const connection = yield* Queue.take(harness.server.connections)
+        const join = yield* nextOf(connection, "phx_join")
+        assert.strictEqual((join.payload as { access_token: string }).access_token, "t1")
+        yield* harness.client.setAuth("t2")
+        // the client has seen the change (the channel is still joining)
+        yield* nextIoTurn
+        yield* reply(connection, join, "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+        yield* Effect.fork(channel.send("after", {}))
+        const push = yield* next(connection)
+        assert.deepStrictEqual(
+          [push.event, push.joinRef, push.payload],
+          ["access_token", join.ref, { access_token: "t2" }]
+        )
+        assert.strictEqual((yield* next(connection)).event, "broadcast")
+      }))
+
+    it.scoped("a token source that never answers: a subscriber can give up, the join goes on with the last token after the join timeout", () =>
+      Effect.gen(function*() {
+        let calls = 0
+        const tokenLayer = AccessToken.layerEffect(
+          Effect.suspend(() => ++calls === 1 ? Effect.succeed("t1") : Effect.never)
+        )
+        const harness = yield* setup({}, tokenLayer)
+        const other = yield* harness.client.channel("other")
+        const { connection } = yield* joined(harness, other)
+        const room = yield* harness.client.channel("room")
+        // the socket is open: the subscriber's own fiber asks the source, which never answers
+        const impatient = yield* Effect.fork(Effect.timeout(room.subscribe, "5 seconds"))
+        yield* TestClock.adjust("5 seconds")
+        assert.strictEqual((yield* Effect.flip(Fiber.join(impatient)))._tag, "TimeoutException")
+        const patient = yield* Effect.fork(room.subscribe)
+        yield* TestClock.adjust("10 seconds")
+        const join = yield* nextOf(connection, "phx_join")
+        assert.strictEqual(join.topic, "realtime:room")
+        assert.strictEqual((join.payload as { access_token: string }).access_token, "t1")
+        yield* reply(connection, join, "ok", { postgres_changes: [] })
+        yield* Fiber.join(patient)
+        assert.strictEqual(calls, 2)
+      }))
+
+    it.scoped("a token fetch of a join cycle that ended never answers a later subscribe's join", () =>
+      Effect.gen(function*() {
+        // the first fetch answers at once, the second after 16 s (past the 10 s join timeout)
+        let calls = 0
+        const tokenLayer = AccessToken.layerEffect(
+          Effect.suspend(() => ++calls === 1 ? Effect.succeed("t1") : Effect.as(Effect.sleep("16 seconds"), "t2"))
+        )
+        const harness = yield* setup({}, tokenLayer)
+        const other = yield* harness.client.channel("other")
+        const { connection } = yield* joined(harness, other)
+        const room = yield* harness.client.channel("room")
+        // a subscriber gives up at 5 s: its fetch goes on detached (bounded at 15 s), the channel leaves
+        const impatient = yield* Effect.fork(Effect.timeout(room.subscribe, "5 seconds"))
+        yield* TestClock.adjust("5 seconds")
+        yield* Effect.flip(Fiber.join(impatient))
+        yield* TestClock.adjust("3 seconds")
+        // a new subscribe at 8 s waits for the same fetch, which answers at 16 s
+        const patient = yield* Effect.fork(room.subscribe)
+        yield* Effect.yieldNow()
+        // at 15 s the old cycle's fetch gives up (last token: t1): it must not write the new join
+        yield* TestClock.adjust("8 seconds")
+        const join = yield* nextOf(connection, "phx_join")
+        assert.strictEqual((join.payload as { access_token: string }).access_token, "t2")
+        yield* reply(connection, join, "ok", { postgres_changes: [] })
+        yield* Fiber.join(patient)
+      }))
+
+    it.scoped("a token set during a rejoin's backoff and while the socket is down is the one the rejoin carries", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup({}, AccessToken.layerStatic("t1"))
+        const channel = yield* harness.client.channel("room")
+        const { connection, join } = yield* joined(harness, channel)
+        const lost = yield* statusesUntil(channel, "Rejoining")
+        yield* serverSend(connection, {
+          joinRef: join.ref,
+          ref: join.ref,
+          topic: join.topic,
+          event: "phx_error",
+          payload: {}
+        })
+        yield* Fiber.join(lost)
+        yield* harness.client.setAuth("t2")
+        yield* TestClock.adjust("1 second")
+        const rejoin = yield* nextOf(connection, "phx_join")
+        assert.strictEqual((rejoin.payload as { access_token: string }).access_token, "t2")
+        yield* reply(connection, rejoin, "ok", { postgres_changes: [] })
+        yield* awaitStatus(channel, "Subscribed")
+        yield* connection.terminate
+        yield* awaitStatus(channel, "Errored")
+        yield* harness.client.setAuth("t3")
+        yield* TestClock.adjust("1 second")
+        const second = yield* Queue.take(harness.server.connections)
+        const reconnected = yield* nextOf(second, "phx_join")
+        assert.strictEqual((reconnected.payload as { access_token: string }).access_token, "t3")
+      }))
+
+    it.scoped("channels joining at once share one fetch of the token source and its token", () =>
+      Effect.gen(function*() {
+        let calls = 0
+        const tokenLayer = AccessToken.layerEffect(
+          Effect.as(Effect.sleep("1 second"), "fresh").pipe(
+            Effect.tap(() => Effect.sync(() => calls++))
+          )
+        )
+        const harness = yield* setup({}, tokenLayer)
+        const channels = yield* Effect.forEach(["a", "b", "c"], (name) => harness.client.channel(name))
+        const fibers = yield* Effect.forEach(channels, (channel) => Effect.fork(channel.subscribe))
+        yield* TestClock.adjust("1 second")
+        const connection = yield* Queue.take(harness.server.connections)
+        for (let i = 0; i < channels.length; i++) {
+          const join = yield* nextOf(connection, "phx_join")
+          assert.strictEqual((join.payload as { access_token: string }).access_token, "fresh")
+          yield* reply(connection, join, "ok", { postgres_changes: [] })
+        }
+        yield* Fiber.joinAll(fibers)
+        assert.strictEqual(calls, 1)
       }))
 
     it.scoped("setAuth pushes access_token to joined channels, only when it changed", () =>

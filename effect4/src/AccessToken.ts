@@ -106,17 +106,21 @@ export const make = <E = never, R = never>(options: {
               Deferred.doneUnsafe(deferred, exit)
             })
           ),
-          // the fetch is shared: one caller's interruption must not cancel it for the others
-          Effect.uninterruptible,
+          // the fetch is shared, in a fiber of its own: a source that never answers must not hold the
+          // caller, who may give up (interrupt), nor be cancelled by it for the others. It starts at
+          // once, as it did in the caller's fiber (its timers are set before the caller goes on).
+          Effect.forkDetach({ startImmediately: true }),
           Effect.andThen(Deferred.await(deferred))
         )
       })
 
     const fetch = options.fetch
+    // one effect for both when nothing is fetched: a caller can tell that `refresh` answers at once
+    const current = SubscriptionRef.get(ref)
     return AccessToken.of({
       [TypeId]: TypeId,
-      refresh: fetch ? fetchOnce(fetch) : SubscriptionRef.get(ref),
-      current: SubscriptionRef.get(ref),
+      refresh: fetch ? fetchOnce(fetch) : current,
+      current,
       set: (token) =>
         Effect.suspend(() => {
           generation++
@@ -147,7 +151,8 @@ export const layerStatic = (token: string): Layer.Layer<AccessToken> =>
 /**
  * A token fetched by an Effect (the app's auth session): run before the first join, before every
  * reconnect and rejoin, and on every heartbeat. A failure is reported as `AccessTokenError` and the
- * last good token is kept.
+ * last good token is kept; a join waits for the fetch at most its join timeout, then goes on with
+ * that token.
  *
  * @since 0.1.0
  * @category layers

@@ -122,9 +122,6 @@ export class ChannelImpl extends Shell.ChannelShell<EditionTypes> implements Rea
   backoff: Backoff.Backoff | undefined
   // a set (see `lossWaiters`): `settle` detaches it before waking them
   joinWaiters: Set<Lifecycle.JoinWaiter> | undefined
-  token: Option.Option<string> = Option.none()
-  /** The token the server has (sent with the join or after it). */
-  tokenSent: Option.Option<string> = Option.none()
   /** The last join payload written, its token redacted. */
   sentJoin: Option.Option<Protocol.JoinPayload> = Option.none()
   retrackFiber: Fiber.RuntimeFiber<void> | undefined
@@ -206,8 +203,12 @@ export class ChannelImpl extends Shell.ChannelShell<EditionTypes> implements Rea
     timer.unsafeInterruptAsFork(FiberId.none)
   }
 
-  fetchTokenDetached(attempt: number): void {
-    this.deps.runFork(Lifecycle.fetchToken(this, attempt))
+  currentToken(): string | undefined {
+    return Option.getOrUndefined(this.deps.runSync(this.deps.accessToken.current))
+  }
+
+  fetchTokenDetached(ticket: number): void {
+    this.deps.runFork(Lifecycle.fetchToken(this, ticket))
   }
 
   writeJoin(joinRef: string): void {
@@ -291,11 +292,6 @@ export class ChannelImpl extends Shell.ChannelShell<EditionTypes> implements Rea
   /** Removed from the client: leave and end every stream. */
   remove(reason: string): Effect.Effect<void> {
     return Lifecycle.remove(this, reason)
-  }
-
-  /** @internal called by the client when the token changed */
-  onToken(token: Option.Option<string>): Effect.Effect<void> {
-    return Lifecycle.onToken(this, token)
   }
 
   send<A, I>(

@@ -142,9 +142,6 @@ export class ChannelImpl extends Shell.ChannelShell<EditionTypes> implements Rea
   joinWaiters: Set<Lifecycle.JoinWaiter> | undefined
   /** Join waiters settled by the step that runs, woken once it has run. */
   settled: Array<() => void> | undefined
-  token: Option.Option<string> = Option.none()
-  /** The token the server has (sent with the join or after it). */
-  tokenSent: Option.Option<string> = Option.none()
   /** The last join payload written, its token redacted. */
   sentJoin: Option.Option<Protocol.JoinPayload> = Option.none()
   retrackFiber: Fiber.Fiber<void> | undefined
@@ -235,8 +232,12 @@ export class ChannelImpl extends Shell.ChannelShell<EditionTypes> implements Rea
     timer.interruptUnsafe()
   }
 
-  fetchTokenDetached(attempt: number): void {
-    this.deps.runFork(Lifecycle.fetchToken(this, attempt))
+  currentToken(): string | undefined {
+    return Option.getOrUndefined(this.deps.runSync(this.deps.accessToken.current))
+  }
+
+  fetchTokenDetached(ticket: number): void {
+    this.deps.runFork(Lifecycle.fetchToken(this, ticket))
   }
 
   writeJoin(joinRef: string): void {
@@ -320,11 +321,6 @@ export class ChannelImpl extends Shell.ChannelShell<EditionTypes> implements Rea
   /** Removed from the client: leave and end every stream. */
   remove(reason: string): Effect.Effect<void> {
     return Lifecycle.remove(this, reason)
-  }
-
-  /** @internal called by the client when the token changed */
-  onToken(token: Option.Option<string>): Effect.Effect<void> {
-    return Lifecycle.onToken(this, token)
   }
 
   send<A, I>(

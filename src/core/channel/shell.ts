@@ -19,6 +19,7 @@ import * as Outbound from "./outbound.js"
 import * as PresenceItems from "./presence.js"
 import * as Replay from "./replay.js"
 import * as State from "./state.js"
+import * as Token from "./token.js"
 
 /** What the shell needs from its client (the edition's `Deps` has more). */
 export interface Deps {
@@ -122,8 +123,18 @@ export abstract class ChannelShell<T extends Types> {
   /** Events that arrive while a step's commands run are handled after it, in order. */
   dispatching = false
   readonly queued: Array<State.Event<T["error"]>> = []
-  /** A join attempt that wants its token fetched (set by `FetchToken`; run inline or forked). */
+  /** The token fetch the last step asked for, by its ticket (set by `FetchToken`; run inline or forked). */
   tokenWanted: number | undefined
+  /** Token fetches asked for so far: the ticket of the latest, the only one the join takes (`token.ts`). */
+  tokenFetches = 0
+  /** The join attempt of the latest token fetch. */
+  tokenAttempt = 0
+  /** The token the next join carries (the one its fetch brought). */
+  token: string | undefined
+  /** The token the server has for the current join: sent with it, or pushed after it. */
+  tokenSent: string | undefined
+  /** The token changed while the channel was not joined: the join that lands may lack it. */
+  tokenChanged = false
   /** Forgets the pending join's reply (set while a join is on the wire). */
   forgetJoin: (() => void) | undefined
   timer: T["timer"] | undefined
@@ -212,8 +223,10 @@ export abstract class ChannelShell<T extends Types> {
   /** Starts a timer; when it fires, `fire` says what to dispatch (if anything). */
   abstract startTimer(delayMillis: number, fire: () => State.Event<T["error"]> | undefined): T["timer"]
   abstract stopTimer(timer: T["timer"]): void
-  /** Fetches the token of join attempt `attempt` in a fiber of its own, then feeds `TokenReady`. */
-  abstract fetchTokenDetached(attempt: number): void
+  /** The token source's token now: the last one fetched, or one set by hand since. */
+  abstract currentToken(): string | undefined
+  /** Runs the token fetch `ticket` in a fiber of its own, then calls `tokenFetched`. */
+  abstract fetchTokenDetached(ticket: number): void
   /** Writes the join (setting `forgetJoin`); its reply comes back through `onJoinReply`. */
   abstract writeJoin(joinRef: string): void
   /** Resolves whoever waits for the join. */
@@ -393,15 +406,25 @@ export abstract class ChannelShell<T extends Types> {
   /** Dispatches from a callback (no fiber at hand): a token fetch it wants runs in a fiber of its own. */
   dispatchSync(event: State.Event<T["error"]>): void {
     this.dispatch(event)
-    const attempt = this.takeTokenAttempt()
-    if (attempt !== undefined) this.fetchTokenDetached(attempt)
+    const ticket = this.takeTokenFetch()
+    if (ticket !== undefined) this.fetchTokenDetached(ticket)
   }
 
-  /** The attempt whose token the last step asked for (never a token-less join while a fetch is pending). */
-  takeTokenAttempt(): number | undefined {
-    const attempt = this.tokenWanted
+  /** The token fetch the last step asked for (never a token-less join while a fetch is pending). */
+  takeTokenFetch(): number | undefined {
+    const ticket = this.tokenWanted
     this.tokenWanted = undefined
-    return attempt
+    return ticket
+  }
+
+  /** The token fetch `ticket` brought `token`: the join goes on with it if it is the latest fetch. */
+  tokenFetched(ticket: number, token: string | undefined): void {
+    Token.fetched(this, ticket, token)
+  }
+
+  /** The source's token changed: a joined channel tells the server now, a joining one once joined. */
+  onTokenChanged(): void {
+    Token.changed(this)
   }
 
   run(command: State.Command<T["error"]>): void {
@@ -411,8 +434,7 @@ export abstract class ChannelShell<T extends Types> {
           this.makeStatus(command.status, this.lostAt === undefined ? undefined : this.deps.now() - this.lostAt)
         )
       case "FetchToken":
-        this.tokenWanted = command.attempt
-        return
+        return Token.want(this, command.attempt)
       case "WriteJoin":
         if (command.attempt > 0) this.count("rejoins", 1)
         return this.writeJoin(command.joinRef)
@@ -455,6 +477,8 @@ export abstract class ChannelShell<T extends Types> {
       case "Settle":
         return this.settle(command.outcome)
       case "Joined": {
+        // a token set while the join was on the wire reaches the server now
+        Token.joined(this)
         // the server forgot this client's presence with the old join: track it again
         if (this.tracked !== undefined) this.retrack(this.tracked)
         if (this.lostAt !== undefined) this.rejoined(this.deps.now() - this.lostAt)

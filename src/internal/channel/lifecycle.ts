@@ -12,11 +12,16 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as Outbound from "../../core/channel/outbound.js"
 import type * as State from "../../core/channel/state.js"
 import type * as Protocol from "../../Protocol.js"
 import type * as RealtimeChannel from "../../RealtimeChannel.js"
-import { ChannelClosed, type ProtocolError, type PushTimeout, type SocketClosed } from "../../RealtimeError.js"
+import {
+  AccessTokenError,
+  ChannelClosed,
+  type ProtocolError,
+  type PushTimeout,
+  type SocketClosed
+} from "../../RealtimeError.js"
 import type * as Transport from "../../Transport.js"
 import type { ChannelImpl } from "../channel.js"
 import { Waiter } from "../waiter.js"
@@ -33,8 +38,8 @@ export type JoinWaiter = Waiter<void, JoinFailure>
 export const dispatchIn = (self: ChannelImpl, event: State.Event<JoinFailure>): Effect.Effect<void> =>
   Effect.suspend(() => {
     self.dispatch(event)
-    const attempt = self.takeTokenAttempt()
-    return attempt === undefined ? Effect.void : fetchTokenFor(self, attempt)
+    const ticket = self.takeTokenFetch()
+    return ticket === undefined ? Effect.void : fetchTokenFor(self, ticket)
   })
 
 /**
@@ -42,36 +47,46 @@ export const dispatchIn = (self: ChannelImpl, event: State.Event<JoinFailure>): 
  * token is in (the subscriber gave up), the fetch starts over in a fiber of the channel's: the other
  * waiters of the join must not wait for a join nobody writes.
  */
-const fetchTokenFor = (self: ChannelImpl, attempt: number): Effect.Effect<void> => {
+const fetchTokenFor = (self: ChannelImpl, ticket: number): Effect.Effect<void> => {
   let delivered = false
   return Effect.ensuring(
     Effect.andThen(
-      fetchToken(self, attempt),
+      fetchToken(self, ticket),
       Effect.sync(() => {
         delivered = true
       })
     ),
     Effect.sync(() => {
-      if (!delivered) self.fetchTokenDetached(attempt)
+      if (!delivered) self.fetchTokenDetached(ticket)
     })
   )
 }
 
-/** Fetches the token of join attempt `attempt` (the last known one if the source fails), then goes on. */
-export const fetchToken = (self: ChannelImpl, attempt: number): Effect.Effect<void> =>
+/** Runs the token fetch `ticket` (the last known token if the source fails), then goes on. */
+export const fetchToken = (self: ChannelImpl, ticket: number): Effect.Effect<void> =>
   Effect.catchAll(
-    self.deps.accessToken.refresh,
+    boundedRefresh(self),
     (error) =>
       Effect.logWarning("access token source failed; joining with the last known token").pipe(
         Effect.annotateLogs({ topic: self.topic, error: error.message }),
         Effect.zipRight(self.deps.accessToken.current)
       )
-  ).pipe(Effect.flatMap((token) =>
-    Effect.sync(() => {
-      self.token = token
-      self.dispatchSync({ _tag: "TokenReady", attempt })
-    })
-  ))
+  ).pipe(Effect.flatMap((token) => Effect.sync(() => self.tokenFetched(ticket, Option.getOrUndefined(token)))))
+
+/**
+ * The source's refresh, given up after the join's timeout: a source that never answers is a failed
+ * one (the join goes on with the last known token), never a join that waits forever. A source
+ * that fetches nothing answers at once: no timer for it.
+ */
+const boundedRefresh = (self: ChannelImpl): Effect.Effect<Option.Option<string>, AccessTokenError> => {
+  const source = self.deps.accessToken
+  if (source.refresh === source.current) return source.refresh
+  const timeout = self.joinTimeout
+  return Effect.timeoutFail(source.refresh, {
+    duration: timeout,
+    onTimeout: () => new AccessTokenError({ cause: `no token within ${Duration.toMillis(timeout)} ms` })
+  })
+}
 
 /** Resolves whoever waits for the join. */
 export const settle = (self: ChannelImpl, outcome: State.Outcome<JoinFailure>): void => {
@@ -102,11 +117,11 @@ export const awaitJoin = (self: ChannelImpl, subscribe: boolean): Effect.Effect<
 /** Writes the join `joinRef`; its reply feeds the machine. */
 export const writeJoin = (self: ChannelImpl, joinRef: string): void => {
   const token = self.token
-  const payload = self.joinPayload(Option.getOrUndefined(token)) as Protocol.JoinPayload
+  const payload = self.joinPayload(token) as Protocol.JoinPayload
   self.lastSystemError = undefined
   self.tokenSent = token
   self.sentJoin = Option.some(
-    Option.isSome(token) ? { ...payload, access_token: "<redacted>" } as Protocol.JoinPayload : payload
+    token !== undefined ? { ...payload, access_token: "<redacted>" } as Protocol.JoinPayload : payload
   )
   const timeout = self.joinTimeout
   self.forgetJoin = self.deps.transport.unsafeRequest(
@@ -138,25 +153,6 @@ const onJoinReply = (
       return self.joinBroken(joinRef, error.value)
   }
 }
-
-/** Tells the server a new token (when subscribed and it changed); the server never replies. */
-export const onToken = (self: ChannelImpl, token: Option.Option<string>): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const joinRef = self.joinRef
-    if (joinRef === null || self.currentStatus._tag !== "Subscribed") return Effect.void
-    if (Option.getEquivalence<string>((a, b) => a === b)(token, self.tokenSent)) return Effect.void
-    self.tokenSent = token
-    // the server never replies to access_token: don't wait for one
-    return self.deps.transport.push(
-      Outbound.message(
-        self.topic,
-        joinRef,
-        self.deps.transport.makeRef(),
-        "access_token",
-        Outbound.accessTokenPayload(Option.getOrUndefined(token))
-      )
-    ).pipe(Effect.ignore)
-  })
 
 // Effect's default tracer (its native one, which exports nothing): the tracer of the default services
 const defaultTracer = Effect.runSync(Effect.tracer)
