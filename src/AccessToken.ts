@@ -8,6 +8,7 @@
  */
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
@@ -62,6 +63,8 @@ export const AccessToken: Context.Tag<AccessToken, AccessToken> = Context.Generi
 
 const sameToken = Option.getEquivalence<string>((a, b) => a === b)
 
+const defaultTimeout = Duration.seconds(10)
+
 /**
  * Builds a token source. Without `fetch` the source is manual: `refresh` returns the token last set.
  *
@@ -71,6 +74,11 @@ const sameToken = Option.getEquivalence<string>((a, b) => a === b)
 export const make = <E = never, R = never>(options: {
   readonly initial?: string | null | undefined
   readonly fetch?: Effect.Effect<string | null, E, R> | undefined
+  /**
+   * How long a fetch may take (default 10 seconds): one that takes longer is interrupted and fails
+   * with `AccessTokenError`, and the next `refresh` calls the source again.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }): Effect.Effect<AccessToken, never, R> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<R>()
@@ -78,6 +86,7 @@ export const make = <E = never, R = never>(options: {
     // bumped by every `set`: a fetch started before a manual set must not overwrite it
     let generation = 0
     let inflight: Deferred.Deferred<Option.Option<string>, AccessTokenError> | undefined
+    const timeout = Duration.decode(options.timeout ?? defaultTimeout)
 
     // subscribers see changes only: storing the same token again publishes nothing (`update` would
     // publish it, even unchanged)
@@ -97,6 +106,11 @@ export const make = <E = never, R = never>(options: {
           Effect.provide(context),
           Effect.mapError((cause) => new AccessTokenError({ cause })),
           Effect.catchAllDefect((cause) => Effect.fail(new AccessTokenError({ cause }))),
+          // a source that never answers is a failed one: the next refresh asks it again
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () => new AccessTokenError({ cause: `no token within ${Duration.format(timeout)}` })
+          }),
           Effect.flatMap((token) =>
             started === generation
               ? store(Option.fromNullable(token)).pipe(Effect.as(Option.fromNullable(token)))
@@ -153,13 +167,16 @@ export const layerStatic = (token: string): Layer.Layer<AccessToken> =>
  * A token fetched by an Effect (the app's auth session): run before the first join, before every
  * reconnect and rejoin, and on every heartbeat. A failure is reported as `AccessTokenError` and the
  * last good token is kept; a join waits for the fetch at most its join timeout, then goes on with
- * that token.
+ * that token. A fetch that takes longer than `timeout` (default 10 seconds) fails, and the next
+ * refresh calls the source again.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerEffect = <E, R>(fetch: Effect.Effect<string | null, E, R>): Layer.Layer<AccessToken, never, R> =>
-  Layer.effect(AccessToken, make({ fetch }))
+export const layerEffect = <E, R>(
+  fetch: Effect.Effect<string | null, E, R>,
+  options?: { readonly timeout?: Duration.DurationInput | undefined }
+): Layer.Layer<AccessToken, never, R> => Layer.effect(AccessToken, make({ fetch, timeout: options?.timeout }))
 
 /**
  * The token source a simple option describes: `undefined` (none), a static token, or an Effect that

@@ -251,6 +251,25 @@ describe("AccessToken", () => {
       assert.strictEqual(fetches, 2)
     }))
 
+  it.effect("a fetch that never answers fails after the timeout; the next refresh calls the source again", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const tokens = yield* AccessToken.make({
+        initial: "kept",
+        fetch: Effect.suspend(() => ++calls === 1 ? Effect.never : Effect.succeed("fresh")),
+        timeout: "5 seconds"
+      })
+      const hung = yield* Effect.fork(Effect.flip(tokens.refresh))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("5 seconds")
+      const error = yield* Fiber.join(hung)
+      assert.strictEqual(error._tag, "AccessTokenError")
+      assert.strictEqual(error.message, "access token source failed: no token within 5s")
+      assert.deepStrictEqual(yield* tokens.current, Option.some("kept"))
+      assert.deepStrictEqual(yield* tokens.refresh, Option.some("fresh"))
+      assert.strictEqual(calls, 2)
+    }))
+
   it.effect("a token set by hand while a fetch is in flight wins over the fetch's result", () =>
     Effect.gen(function*() {
       const tokens = yield* AccessToken.make({

@@ -8,6 +8,7 @@
  */
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -60,6 +61,8 @@ export const AccessToken: Context.Service<AccessToken, AccessToken> = Context.Se
 
 const sameToken = Option.makeEquivalence<string>((a, b) => a === b)
 
+const defaultTimeout = Duration.seconds(10)
+
 /**
  * Builds a token source. Without `fetch` the source is manual: `refresh` returns the token last set.
  *
@@ -69,6 +72,11 @@ const sameToken = Option.makeEquivalence<string>((a, b) => a === b)
 export const make = <E = never, R = never>(options: {
   readonly initial?: string | null | undefined
   readonly fetch?: Effect.Effect<string | null, E, R> | undefined
+  /**
+   * How long a fetch may take (default 10 seconds): one that takes longer is interrupted and fails
+   * with `AccessTokenError`, and the next `refresh` calls the source again.
+   */
+  readonly timeout?: Duration.Input | undefined
 }): Effect.Effect<AccessToken, never, R> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<R>()
@@ -76,6 +84,7 @@ export const make = <E = never, R = never>(options: {
     // bumped by every `set`: a fetch started before a manual set must not overwrite it
     let generation = 0
     let inflight: Deferred.Deferred<Option.Option<string>, AccessTokenError> | undefined
+    const timeout = Duration.fromInputUnsafe(options.timeout ?? defaultTimeout)
 
     // subscribers see changes only: storing the same token again publishes nothing
     const store = (token: Option.Option<string>): Effect.Effect<void> =>
@@ -95,6 +104,11 @@ export const make = <E = never, R = never>(options: {
           Effect.provideContext(context),
           Effect.mapError((cause) => new AccessTokenError({ cause })),
           Effect.catchDefect((cause) => Effect.fail(new AccessTokenError({ cause }))),
+          // a source that never answers is a failed one: the next refresh asks it again
+          Effect.timeoutOrElse({
+            duration: timeout,
+            orElse: () => Effect.fail(new AccessTokenError({ cause: `no token within ${Duration.format(timeout)}` }))
+          }),
           Effect.flatMap((token) => {
             const fetched = Option.fromNullishOr(token)
             // a token set by hand meanwhile wins: the fetch's result is dropped
@@ -152,13 +166,16 @@ export const layerStatic = (token: string): Layer.Layer<AccessToken> =>
  * A token fetched by an Effect (the app's auth session): run before the first join, before every
  * reconnect and rejoin, and on every heartbeat. A failure is reported as `AccessTokenError` and the
  * last good token is kept; a join waits for the fetch at most its join timeout, then goes on with
- * that token.
+ * that token. A fetch that takes longer than `timeout` (default 10 seconds) fails, and the next
+ * refresh calls the source again.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerEffect = <E, R>(fetch: Effect.Effect<string | null, E, R>): Layer.Layer<AccessToken, never, R> =>
-  Layer.effect(AccessToken, make({ fetch }))
+export const layerEffect = <E, R>(
+  fetch: Effect.Effect<string | null, E, R>,
+  options?: { readonly timeout?: Duration.Input | undefined }
+): Layer.Layer<AccessToken, never, R> => Layer.effect(AccessToken, make({ fetch, timeout: options?.timeout }))
 
 /**
  * The token source a simple option describes: `undefined` (none), a static token, or an Effect that
