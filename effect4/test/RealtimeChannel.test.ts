@@ -386,7 +386,9 @@ describe("RealtimeChannel (Effect 4)", () => {
         // the first fetch answers at once, the second after 16 s (past the 10 s join timeout)
         let calls = 0
         const tokenLayer = AccessToken.layerEffect(
-          Effect.suspend(() => ++calls === 1 ? Effect.succeed("t1") : Effect.as(Effect.sleep("16 seconds"), "t2"))
+          Effect.suspend(() => ++calls === 1 ? Effect.succeed("t1") : Effect.as(Effect.sleep("16 seconds"), "t2")),
+          // a slow source, not a failed one (its fetches may take a minute)
+          { timeout: "1 minute" }
         )
         const harness = yield* setup({}, tokenLayer)
         const other = yield* harness.client.channel("other")
