@@ -1,7 +1,9 @@
-import * as Socket from "@effect/platform/Socket"
+/**
+ * The Transport over the fake socket: its URL and options, requests and pushes, the buffer,
+ * routing and bad frames, disconnect and scope.
+ */
 import { assert, describe, it } from "@effect/vitest"
 import {
-  Chunk,
   Deferred,
   Duration,
   Effect,
@@ -9,62 +11,18 @@ import {
   Exit,
   Fiber,
   HashMap,
-  Layer,
   Logger,
-  Metric,
   Option,
   Queue,
   Redacted,
   Ref,
-  Schedule,
-  Stream,
   Supervisor,
   TestClock
 } from "effect"
 import * as Heartbeat from "../src/Heartbeat.js"
-import * as Reconnect from "../src/Reconnect.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
 import * as Transport from "../src/Transport.js"
-
-type Options = Partial<Transport.Options>
-
-const setup = (options: Options = {}, policies: Layer.Layer<never> = Layer.empty) =>
-  Effect.gen(function*() {
-    const { constructor, server } = yield* FakeSocket.make
-    const transport = yield* Transport.make({ url: "ws://realtime.test/socket", apiKey: "anon-key", ...options }).pipe(
-      Effect.provideService(Socket.WebSocketConstructor, constructor),
-      Effect.provide(policies)
-    )
-    return { server, transport }
-  })
-
-const awaitState = (transport: Transport.Transport, tag: Transport.ConnectionState["_tag"]) =>
-  transport.stateChanges.pipe(
-    Stream.filter((s) => s._tag === tag),
-    Stream.runHead,
-    Effect.map(Option.getOrThrow)
-  )
-
-const decode = (frame: FakeSocket.Frame): Array<unknown> => {
-  assert.strictEqual(typeof frame, "string", "expected a text frame")
-  return JSON.parse(frame as string)
-}
-
-const nextFrame = (connection: FakeSocket.FakeConnection) => Effect.map(Queue.take(connection.sent), decode)
-
-const reply = (connection: FakeSocket.FakeConnection, frame: Array<unknown>, status = "ok", response: unknown = {}) =>
-  connection.send(JSON.stringify([frame[0], frame[1], frame[2], "phx_reply", { status, response }]))
-
-const connected = (options: Options = {}, policies: Layer.Layer<never> = Layer.empty) =>
-  Effect.gen(function*() {
-    const { server, transport } = yield* setup(options, policies)
-    yield* transport.connect
-    const connection = yield* Queue.take(server.connections)
-    yield* awaitState(transport, "Open")
-    return { server, transport, connection }
-  })
-
-const counter = (metric: typeof Transport.metrics.framesBad) => Metric.value(metric).pipe(Effect.map((s) => s.count))
+import { awaitState, connected, counter, nextFrame, reply, setup } from "./support/transport.js"
 
 describe("Transport", () => {
   describe("connectionUrl", () => {
@@ -242,264 +200,6 @@ describe("Transport", () => {
       yield* transport.connect
       const connection = yield* Queue.take(server.connections)
       assert.deepStrictEqual((yield* nextFrame(connection))[3], "next")
-    }))
-
-  it.scoped("heartbeats every interval on topic phoenix and reports sent / ok with latency", () =>
-    Effect.gen(function*() {
-      const { connection, transport } = yield* connected()
-      const statuses = yield* transport.heartbeats.pipe(Stream.take(2), Stream.runCollect, Effect.fork)
-      yield* TestClock.adjust("24 seconds")
-      assert.isTrue(Option.isNone(yield* Queue.poll(connection.sent)))
-      yield* TestClock.adjust("1 second")
-      const heartbeat = yield* nextFrame(connection)
-      assert.deepStrictEqual([heartbeat[0], heartbeat[2], heartbeat[3], heartbeat[4]], [
-        null,
-        "phoenix",
-        "heartbeat",
-        {}
-      ])
-      yield* TestClock.adjust("120 millis")
-      yield* reply(connection, heartbeat)
-      const [sent, ok] = Chunk.toReadonlyArray(yield* Fiber.join(statuses))
-      assert.strictEqual(sent!._tag, "Sent")
-      assert.strictEqual(ok!._tag, "Ok")
-      if (ok!._tag === "Ok") assert.strictEqual(Duration.toMillis(ok!.latency), 120)
-      // next heartbeat 25 s after the reply; the connection stays open past the timeout
-      yield* TestClock.adjust("25 seconds")
-      const second = yield* nextFrame(connection)
-      assert.strictEqual(second[3], "heartbeat")
-      yield* reply(connection, second)
-      yield* TestClock.adjust("20 seconds")
-      assert.strictEqual((yield* transport.state)._tag, "Open")
-    }))
-
-  it.scoped("an unanswered heartbeat closes the socket and reconnects after the backoff", () =>
-    Effect.gen(function*() {
-      const { connection, server, transport } = yield* connected({}, Heartbeat.layer({ interval: "10 seconds" }))
-      const statuses = yield* transport.heartbeats.pipe(Stream.take(2), Stream.runCollect, Effect.fork)
-      yield* TestClock.adjust("10 seconds")
-      assert.strictEqual((yield* nextFrame(connection))[3], "heartbeat")
-      yield* TestClock.adjust("10 seconds")
-      assert.deepStrictEqual(
-        Chunk.toReadonlyArray(yield* Fiber.join(statuses)).map((s) => s._tag),
-        ["Sent", "Timeout"]
-      )
-      const closed = yield* Deferred.await(connection.closed)
-      assert.strictEqual(closed.code, 1000)
-      const state = yield* awaitState(transport, "Reconnecting")
-      assert.strictEqual(state._tag === "Reconnecting" && state.reason, "heartbeat timeout")
-      assert.strictEqual(state._tag === "Reconnecting" && Duration.toMillis(state.delay), 1000)
-      assert.isTrue(Option.isNone(yield* Queue.poll(server.connections)))
-      yield* TestClock.adjust("1 second")
-      yield* Queue.take(server.connections)
-      yield* awaitState(transport, "Open")
-    }))
-
-  it.scoped("backs off 1 s, 2 s, 5 s, 10 s, 10 s while refused, and resets after a connection held 25 s", () =>
-    Effect.gen(function*() {
-      const { connection, server, transport } = yield* connected()
-      const delays = yield* transport.stateChanges.pipe(
-        Stream.filterMap((s) =>
-          s._tag === "Reconnecting" ? Option.some([s.attempt, Duration.toMillis(s.delay)]) : Option.none()
-        ),
-        Stream.take(6),
-        Stream.runCollect,
-        Effect.fork
-      )
-      yield* Ref.set(server.refuseNext, 4)
-      yield* connection.close(4001, "kicked")
-      for (const ms of [1000, 2000, 5000, 10000, 10000]) yield* TestClock.adjust(ms)
-      const second = yield* Queue.take(server.connections)
-      yield* awaitState(transport, "Open")
-      assert.strictEqual(yield* Ref.get(server.attempts), 6)
-      // held for a heartbeat interval: the backoff starts over
-      yield* TestClock.adjust("25 seconds")
-      yield* second.terminate
-      yield* awaitState(transport, "Reconnecting")
-      yield* TestClock.adjust("1 second")
-      yield* Queue.take(server.connections)
-      yield* awaitState(transport, "Open")
-      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(delays)), [
-        [1, 1000],
-        [2, 2000],
-        [3, 5000],
-        [4, 10000],
-        [5, 10000],
-        [1, 1000]
-      ])
-    }))
-
-  it.scoped("reports the close code and reconnects on any close that is not a disconnect", () =>
-    Effect.gen(function*() {
-      const { connection, server, transport } = yield* connected()
-      yield* connection.close(1001, "going away")
-      const state = yield* awaitState(transport, "Reconnecting")
-      assert.strictEqual(state._tag === "Reconnecting" && state.code, 1001)
-      yield* TestClock.adjust("1 second")
-      const second = yield* Queue.take(server.connections)
-      yield* awaitState(transport, "Open")
-      yield* TestClock.adjust("25 seconds")
-      yield* second.close(1000, "normal")
-      const again = yield* awaitState(transport, "Reconnecting")
-      assert.strictEqual(again._tag === "Reconnecting" && again.attempt, 1)
-      assert.strictEqual(again._tag === "Reconnecting" && again.code, 1000)
-      assert.strictEqual(again._tag === "Reconnecting" && again.reason, "closed by the server (1000: normal)")
-    }))
-
-  it.scoped("an upgrade refused with a 503 is in the state (status, body) and retried", () =>
-    Effect.gen(function*() {
-      const { server, transport } = yield* setup()
-      yield* Ref.set(server.refuseNext, 1)
-      yield* transport.connect
-      const state = yield* awaitState(transport, "Reconnecting")
-      assert.strictEqual(state._tag === "Reconnecting" && state.status, 503)
-      assert.strictEqual(state._tag === "Reconnecting" && state.body, "refused by FakeServer")
-      assert.strictEqual(
-        state._tag === "Reconnecting" && state.reason,
-        "upgrade refused: HTTP 503 refused by FakeServer"
-      )
-      yield* TestClock.adjust("1 second")
-      yield* Queue.take(server.connections)
-      yield* awaitState(transport, "Open")
-    }))
-
-  it.scoped("an upgrade refused with a 401 closes for good until the next connect; waiting pushes fail", () =>
-    Effect.gen(function*() {
-      const refusing = FakeSocket.makeConstructor((peer) =>
-        peer.url.includes("apikey=bad") ? { refuse: { status: 401, body: "invalid key" } } : {
-          onMessage: () => {},
-          onClose: () => {}
-        }
-      )
-      const transport = yield* Transport.make({ url: "ws://realtime.test/socket", apiKey: "bad" }).pipe(
-        Effect.provideService(Socket.WebSocketConstructor, refusing)
-      )
-      const waiting = yield* transport.push({ joinRef: null, ref: "1", topic: "realtime:a", event: "x", payload: {} })
-        .pipe(Effect.flip, Effect.fork)
-      yield* Effect.yieldNow()
-      yield* transport.connect
-      const state = yield* awaitState(transport, "Closed")
-      assert.strictEqual(state._tag === "Closed" && state.status, 401)
-      assert.strictEqual(state._tag === "Closed" && state.body, "invalid key")
-      assert.include(state._tag === "Closed" ? state.reason : "", "upgrade refused: HTTP 401")
-      const error = yield* Fiber.join(waiting)
-      assert.strictEqual(error._tag, "SocketClosed")
-      if (error._tag === "SocketClosed") assert.strictEqual(error.status, 401)
-    }))
-
-  it.scoped("a socket that never opens times out after openTimeout; a constructor that throws is a failed attempt", () =>
-    Effect.gen(function*() {
-      let closedWith: number | undefined
-      const silent = () =>
-        ({
-          readyState: 0,
-          addEventListener: () => {},
-          removeEventListener: () => {},
-          close: (code?: number) => {
-            closedWith = code
-          },
-          send: () => {}
-        }) as unknown as globalThis.WebSocket
-      const transport = yield* Transport.make({
-        url: "ws://realtime.test/socket",
-        apiKey: "k",
-        openTimeout: "2 seconds"
-      })
-        .pipe(Effect.provideService(Socket.WebSocketConstructor, silent))
-      yield* transport.connect
-      yield* TestClock.adjust("2 seconds")
-      const state = yield* awaitState(transport, "Reconnecting")
-      assert.strictEqual(state._tag === "Reconnecting" && state.reason, "no answer to the upgrade within 2000 ms")
-      assert.strictEqual(closedWith, 1000)
-      yield* transport.disconnect()
-
-      const throwing = yield* Transport.make({ url: "ws://realtime.test/socket", apiKey: "k" }).pipe(
-        Effect.provideService(Socket.WebSocketConstructor, () => {
-          throw new Error("no WebSocket here")
-        })
-      )
-      yield* throwing.connect
-      const failed = yield* awaitState(throwing, "Reconnecting")
-      assert.strictEqual(failed._tag === "Reconnecting" && failed.reason, "connection failed: no WebSocket here")
-    }))
-
-  it.scoped("a server that closes every connection at once is reconnected to on the backoff, not every second", () =>
-    Effect.gen(function*() {
-      const { connection, server, transport } = yield* connected()
-      const delays = yield* transport.stateChanges.pipe(
-        Stream.filterMap((s) => s._tag === "Reconnecting" ? Option.some(Duration.toMillis(s.delay)) : Option.none()),
-        Stream.take(4),
-        Stream.runCollect,
-        Effect.fork
-      )
-      yield* connection.close(1011, "internal error")
-      for (const ms of [1000, 2000, 5000]) {
-        yield* TestClock.adjust(ms)
-        const next = yield* Queue.take(server.connections)
-        yield* awaitState(transport, "Open")
-        yield* next.close(1011, "internal error")
-        yield* awaitState(transport, "Reconnecting")
-      }
-      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(delays)), [1000, 2000, 5000, 10000])
-    }))
-
-  it.scoped("in-flight requests fail with SocketClosed when the connection drops", () =>
-    Effect.gen(function*() {
-      const { connection, transport } = yield* connected()
-      const ref = transport.makeRef()
-      const fiber = yield* transport.request({ joinRef: null, ref, topic: "realtime:a", event: "x", payload: {} }).pipe(
-        Effect.flip,
-        Effect.fork
-      )
-      yield* nextFrame(connection)
-      yield* connection.terminate
-      const error = yield* Fiber.join(fiber)
-      assert.strictEqual(error._tag, "SocketClosed")
-    }))
-
-  it.scoped("a custom reconnect schedule that ends leaves the transport Closed", () =>
-    Effect.gen(function*() {
-      const { connection, server, transport } = yield* connected(
-        {},
-        Reconnect.layer({ reconnect: Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(2))) })
-      )
-      yield* Ref.set(server.refuseNext, 10)
-      yield* connection.close(4000, "bye")
-      yield* TestClock.adjust("1 second")
-      yield* TestClock.adjust("1 second")
-      const state = yield* awaitState(transport, "Closed")
-      assert.include(state._tag === "Closed" ? state.reason : "", "gave up")
-      assert.strictEqual(yield* Ref.get(server.attempts), 3)
-    }))
-
-  it.scoped("a connect made by a state consumer as the reconnect schedule gives up starts a new loop", () =>
-    Effect.gen(function*() {
-      const { connection, server, transport } = yield* connected(
-        {},
-        Reconnect.layer({ reconnect: Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(1))) })
-      )
-      const seen: Array<string> = []
-      let reconnected = 0
-      const retried = yield* Deferred.make<void>()
-      yield* transport.stateChanges.pipe(
-        Stream.runForEach((state) => {
-          seen.push(state._tag)
-          if (state._tag === "Closed" && state.reason.includes("gave up") && reconnected++ === 0) {
-            return transport.connect
-          }
-          return reconnected === 1 && state._tag === "Reconnecting" ? Deferred.succeed(retried, void 0) : Effect.void
-        }),
-        Effect.fork
-      )
-      yield* Effect.yieldNow()
-      yield* Ref.set(server.refuseNext, 10)
-      yield* connection.close(4000, "bye")
-      yield* awaitState(transport, "Reconnecting")
-      // the retry is refused, the schedule gives up, the consumer connects: a new loop tries again
-      yield* TestClock.adjust("1 second")
-      yield* Deferred.await(retried)
-      assert.strictEqual(reconnected, 1)
-      assert.deepStrictEqual(seen.slice(seen.indexOf("Closed")), ["Closed", "Connecting", "Reconnecting"])
     }))
 
   it.scoped("a route handler that throws is user code gone wrong: the frame is dropped and logged, the socket lives on", () =>

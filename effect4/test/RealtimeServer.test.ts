@@ -1,154 +1,23 @@
 /**
- * The in-process RealtimeServer, in memory (FakeSocket) and on 127.0.0.1, driven with raw frames
- * through the core's serializers, under TestClock (in memory).
+ * The in-process RealtimeServer: the fake socket, the handshake and connections, joins, access
+ * tokens, and its layers; in memory (FakeSocket), driven with raw frames, under TestClock.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
-import { RealtimeClient as RealtimeJs } from "@supabase/realtime-js"
-import { Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Ref, Schema, Stream } from "effect"
-import { HttpClient, HttpClientRequest } from "effect/http"
-import * as FetchHttpClient from "effect/http/FetchHttpClient"
+import { Clock, Deferred, Effect, Exit, Fiber, Option, Queue, Ref, Stream } from "effect"
 import { Socket } from "effect/socket"
 import { TestClock } from "effect/testing"
-import type * as Model from "../../src/core/protocol/model.js"
-import * as Serializer from "../../src/core/protocol/serializer.js"
-import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
 import * as RealtimeServer from "../src/testing/RealtimeServer.js"
 import * as RealtimeTest from "../src/testing/RealtimeTest.js"
-
-// -------------------------------------------------------------------------------------
-// a raw-frame client over any DOM-style WebSocket (the fake one, or Node's global one)
-// -------------------------------------------------------------------------------------
-
-interface Inbound extends Model.Message {
-  readonly binary: boolean
-}
-
-interface DomSocket {
-  binaryType: string
-  onopen: ((event: any) => void) | null
-  onerror: ((event: any) => void) | null
-  onclose: ((event: any) => void) | null
-  onmessage: ((event: any) => void) | null
-  send(data: string | Uint8Array): void
-  close(code?: number, reason?: string): void
-}
-
-interface ConnectOptions {
-  readonly vsn?: "1.0.0" | "2.0.0" | "none" | (string & {})
-  readonly apikey?: string | null
-  readonly path?: string
-  /** Dial a real socket (Node's global WebSocket) at the server's listener instead of memory. */
-  readonly real?: boolean
-}
-
-const connectRaw = (server: RealtimeServer.Server, options: ConnectOptions = {}) =>
-  Effect.gen(function*() {
-    const vsn = options.vsn ?? "2.0.0"
-    const params = new URLSearchParams()
-    if (options.apikey !== null) params.set("apikey", options.apikey ?? server.apiKey)
-    if (vsn !== "none") params.set("vsn", vsn)
-    const path = `${options.path ?? "/socket/websocket"}?${params}`
-    const ws: DomSocket = options.real === true
-      ? new globalThis.WebSocket(`ws://127.0.0.1:${server.port}${path}`) as unknown as DomSocket
-      : server.webSocketConstructor(`ws://realtime.test${path}`)
-    ws.binaryType = "arraybuffer"
-    const serializer = vsn === "2.0.0" ? Serializer.v2 : Serializer.v1
-    const inbox = yield* Queue.unbounded<Inbound>()
-    const opened = yield* Deferred.make<void, string>()
-    const closed = yield* Deferred.make<{ readonly code: number; readonly reason: string }>()
-    ws.onopen = () => Deferred.doneUnsafe(opened, Exit.void)
-    ws.onerror = (event: any) => Deferred.doneUnsafe(opened, Exit.fail(String(event.message)))
-    ws.onclose = (event: any) => {
-      Deferred.doneUnsafe(opened, Exit.fail("closed"))
-      Deferred.doneUnsafe(closed, Exit.succeed({ code: event.code, reason: event.reason }))
-    }
-    ws.onmessage = (event: any) => {
-      const data = event.data
-      const frame: Model.Frame = typeof data === "string" ? data : new Uint8Array(data as ArrayBuffer)
-      const decoded = serializer.decode(frame)
-      if (!decoded.ok) throw new Error(`client cannot decode: ${decoded.error.message}`)
-      Queue.offerUnsafe(inbox, { ...decoded.value, binary: typeof frame !== "string" })
-    }
-    // a real socket is closed with the test's scope (in memory, the server's own scope closes it)
-    if (options.real === true) yield* Effect.addFinalizer(() => Effect.sync(() => ws.close()))
-    return { ws, serializer, inbox, opened, closed }
-  })
-
-type Raw = Effect.Success<ReturnType<typeof connectRaw>>
-
-const client = (raw: Raw) => {
-  let counter = 0
-  const nextRef = () => String(++counter)
-  const send = (message: Model.Message) =>
-    Effect.sync(() => {
-      const frame = raw.serializer.encode(message)
-      if (!frame.ok) throw new Error(frame.error.message)
-      raw.ws.send(frame.value)
-    })
-  const next = Queue.take(raw.inbox)
-  /** Frames until the reply to a heartbeat sent now: everything the server sent before it. */
-  const drain = Effect.gen(function*() {
-    const ref = `sync-${nextRef()}`
-    yield* send({ joinRef: null, ref, topic: "phoenix", event: "heartbeat", payload: {} })
-    const out: Array<Inbound> = []
-    while (true) {
-      const message = yield* next
-      if (message.topic === "phoenix" && message.ref === ref) return out
-      out.push(message)
-    }
-  })
-  /** Takes frames until one matches; the others are dropped. */
-  const until = (predicate: (message: Inbound) => boolean) =>
-    Effect.gen(function*() {
-      while (true) {
-        const message = yield* next
-        if (predicate(message)) return message
-      }
-    })
-  const push = (topic: string, event: string, payload: unknown, joinRef: string | null) =>
-    Effect.gen(function*() {
-      const ref = nextRef()
-      yield* send({ joinRef, ref, topic, event, payload })
-      return ref
-    })
-  const replyTo = (ref: string) => until((m) => m.event === "phx_reply" && m.ref === ref)
-  const join = (topic: string, payload: unknown = { config: {} }) =>
-    Effect.gen(function*() {
-      const ref = nextRef()
-      yield* send({ joinRef: ref, ref, topic, event: "phx_join", payload })
-      const reply = yield* replyTo(ref)
-      return { joinRef: ref, reply: reply.payload as any }
-    })
-  const joined = (topic: string, payload: unknown = { config: {} }) =>
-    Effect.gen(function*() {
-      const result = yield* join(topic, payload)
-      expect(result.reply.status).toBe("ok")
-      return result.joinRef
-    })
-  return { ...raw, send, next, drain, until, push, replyTo, join, joined, nextRef }
-}
-
-type Client = ReturnType<typeof client>
-
-const connect = (server: RealtimeServer.Server, options: ConnectOptions = {}) =>
-  Effect.gen(function*() {
-    const raw = yield* connectRaw(server, options)
-    yield* Deferred.await(raw.opened)
-    return client(raw)
-  })
-
-const server = (options: RealtimeServer.Options = {}) => RealtimeServer.make({ idleTimeout: false, ...options })
-
-const broadcastConfig = (broadcast: object, extra: object = {}) => ({ config: { broadcast, ...extra } })
-
-const json = (r: RealtimeServer.HttpResponse) =>
-  r.body.byteLength === 0 ? undefined : JSON.parse(new TextDecoder().decode(r.body))
-
-// -------------------------------------------------------------------------------------
-// the fake socket under Effect 4's Socket
-// -------------------------------------------------------------------------------------
+import {
+  broadcastConfig,
+  connect,
+  type ConnectOptions,
+  connectRaw,
+  isClosed,
+  server
+} from "./support/realtimeServer.js"
 
 describe("FakeSocket", () => {
   it.effect("serves Socket.makeWebSocket: sent frames, server frames, close code and reason", () =>
@@ -224,651 +93,7 @@ describe("FakeSocket under TestClock", () => {
     }).pipe(Effect.provide(FakeSocket.layer)))
 })
 
-// -------------------------------------------------------------------------------------
-// connection
-// -------------------------------------------------------------------------------------
-
 describe("connection", () => {
-  it.effect("handshake errors: missing key 401, bad vsn 403, bad JWT 401, unknown path 404", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const refused = (options: ConnectOptions) =>
-        Effect.gen(function*() {
-          const raw = yield* connectRaw(s, options)
-          const exit = yield* Effect.exit(Deferred.await(raw.opened))
-          expect(Exit.isFailure(exit)).toBe(true)
-          expect((yield* Deferred.await(raw.closed)).code).toBe(1006)
-          return (raw.ws as FakeSocket.FakeWebSocket).upgradeResponse
-        })
-      const events = yield* Stream.runCollect(Stream.take(s.events, 4)).pipe(Effect.forkChild)
-      yield* Effect.yieldNow
-      expect(yield* refused({ apikey: null })).toEqual({ status: 401, body: "{\"error\":\"API key is missing\"}" })
-      yield* refused({ vsn: "3.0.0" })
-      yield* refused({ apikey: RealtimeServer.signToken({ role: "anon", exp: -10 }) })
-      yield* refused({ path: "/elsewhere/websocket" })
-      const collected = yield* Fiber.join(events)
-      expect(collected.map((e) => e._tag === "ConnectionRefused" && [e.status, e.body])).toEqual([
-        [401, "{\"error\":\"API key is missing\"}"],
-        [403, ""],
-        [401, "{\"error\":\"Token has expired 10 seconds ago\"}"],
-        [404, "{\"error\":\"Not Found\"}"]
-      ])
-      expect((yield* s.stats).connectionsRefused).toBe(4)
-    }))
-
-  it.effect("records connections (url, vsn, params) and the frames they sent", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s, { vsn: "none" })
-      yield* c.drain
-      const [info] = yield* s.connections
-      expect(info).toMatchObject({ id: "c1", transport: "memory", vsn: "1.0.0", path: "/socket/websocket", open: true })
-      expect(info!.params.apikey).toBe(s.apiKey)
-      const received = yield* s.received("c1")
-      expect(received.map((f) => [f.topic, f.event, f.binary])).toEqual([["phoenix", "heartbeat", false]])
-    }))
-
-  it.effect("idle timeout closes a silent socket (TestClock)", () =>
-    Effect.gen(function*() {
-      const s = yield* RealtimeServer.make({ idleTimeout: "60 seconds" })
-      const c = yield* connect(s)
-      yield* TestClock.adjust("59 seconds")
-      yield* c.drain // activity
-      yield* TestClock.adjust("59 seconds")
-      expect(yield* Deferred.isDone(c.closed)).toBe(false)
-      yield* TestClock.adjust("2 seconds")
-      expect((yield* Deferred.await(c.closed)).code).toBe(1000)
-      yield* s.waitUntil((state) => state.connections.length === 0)
-    }))
-})
-
-// -------------------------------------------------------------------------------------
-// join
-// -------------------------------------------------------------------------------------
-
-describe("join", () => {
-  it.effect("ok reply echoes postgres_changes bindings with integer ids, then system messages in order", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      const bindings = [
-        { event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" },
-        { event: "*", schema: "public", table: "other" }
-      ]
-      const { joinRef, reply } = yield* c.join("realtime:room", {
-        config: {
-          broadcast: { self: true, ack: true, replication_ready: true },
-          presence: { key: "ada", enabled: true },
-          postgres_changes: bindings,
-          private: false
-        },
-        access_token: s.apiKey,
-        version: "realtime-js/2.109.0"
-      })
-      expect(reply.status).toBe("ok")
-      const echoed = reply.response.postgres_changes
-      expect(echoed.map(({ id: _, ...rest }: any) => rest)).toEqual(bindings)
-      expect(echoed.every((b: any) => Number.isInteger(b.id))).toBe(true)
-      const after = yield* c.drain
-      expect(after.map((m) => [m.joinRef, m.ref, m.event, m.payload])).toEqual([
-        [joinRef, null, "presence_state", {}],
-        [joinRef, null, "system", {
-          extension: "postgres_changes",
-          status: "ok",
-          message: "Subscribed to PostgreSQL",
-          channel: "room"
-        }],
-        [joinRef, null, "system", {
-          extension: "system",
-          status: "ok",
-          message: "Replication connection established",
-          channel: "room"
-        }]
-      ])
-      expect(Option.getOrThrow(yield* s.lastJoinPayload("room"))).toMatchObject({ version: "realtime-js/2.109.0" })
-      const [info] = yield* s.subscribers("realtime:room")
-      expect(info).toMatchObject({ ack: true, self: true, presenceKey: "ada", joinRef, private: false })
-      const state = yield* s.state
-      expect(state.channels.map((ch) => [ch.connection, ch.topic])).toEqual([["c1", "realtime:room"]])
-      expect(state.connection("c1")?.topics).toEqual(["realtime:room"])
-    }))
-
-  it.effect("join errors carry the server's exact reasons", () =>
-    Effect.gen(function*() {
-      const s = yield* server({
-        limits: { maxChannelsPerClient: 1 },
-        policy: (claims) => ({
-          broadcastRead: claims.role === "authenticated",
-          broadcastWrite: false,
-          presenceRead: false,
-          presenceWrite: false
-        })
-      })
-      const c = yield* connect(s)
-      const reason = (topic: string, payload: unknown) =>
-        c.join(topic, payload).pipe(Effect.map(({ reply }) => {
-          expect(reply.status).toBe("error")
-          return reply.response.reason as string
-        }))
-      expect(yield* reason("realtime:", { config: {} })).toBe("TopicNameRequired: You must provide a topic name")
-      expect(
-        yield* reason("realtime:x", { config: {}, access_token: RealtimeServer.signToken({ role: "anon", exp: -5 }) })
-      ).toBe("InvalidJWTToken: Token has expired 5 seconds ago")
-      expect(yield* reason("realtime:x", { config: {}, access_token: "abc.def" })).toBe(
-        "MalformedJWT: The token provided is not a valid JWT"
-      )
-      expect(yield* reason("realtime:x", { config: { private: true } })).toBe(
-        "Unauthorized: You do not have permissions to read from this Channel topic: x"
-      )
-      yield* c.joined("realtime:one")
-      expect(yield* reason("realtime:two", { config: {} })).toBe("ChannelRateLimitReached: Too many channels")
-      expect((yield* s.stats).joinsRejected).toBe(5)
-    }))
-
-  it.effect("rejectJoins and delayJoins (TestClock)", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* s.rejectJoins({ topic: "room", reason: "nope" })
-      expect((yield* c.join("realtime:room")).reply).toEqual({ status: "error", response: { reason: "nope" } })
-      yield* s.delayJoins({ delay: "5 seconds" })
-      const late = yield* c.join("realtime:room").pipe(Effect.forkChild)
-      yield* TestClock.adjust("4 seconds")
-      expect(late.pollUnsafe()).toBeUndefined()
-      yield* TestClock.adjust("1 second")
-      expect((yield* Fiber.join(late)).reply.status).toBe("ok")
-    }))
-})
-
-// -------------------------------------------------------------------------------------
-// broadcast
-// -------------------------------------------------------------------------------------
-
-describe("broadcast", () => {
-  it.effect("between two clients: text fan-out with self and ack; payload_size_exceeded", () =>
-    Effect.gen(function*() {
-      const s = yield* server({ limits: { maxPayloadBytes: 100 } })
-      const a = yield* connect(s)
-      const b = yield* connect(s)
-      const ja = yield* a.joined("realtime:room", broadcastConfig({ self: false, ack: true }))
-      const jb = yield* b.joined("realtime:room", broadcastConfig({ self: true }))
-      const text = (c: Client, joinRef: string, ref: string, payload: unknown) =>
-        Effect.sync(() => c.ws.send(JSON.stringify([joinRef, ref, "realtime:room", "broadcast", payload])))
-      yield* text(a, ja, "10", { type: "broadcast", event: "hi", payload: { n: 1 }, extra: true })
-      expect((yield* a.drain).map((m) => [m.ref, m.event, m.payload])).toEqual([
-        ["10", "phx_reply", { status: "ok", response: {} }]
-      ])
-      expect((yield* b.drain).map((m) => [m.joinRef, m.event, m.payload, m.binary])).toEqual([
-        [null, "broadcast", { type: "broadcast", event: "hi", payload: { n: 1 }, extra: true }, false]
-      ])
-      // b has self: true and no ack
-      yield* text(b, jb, "11", { type: "broadcast", event: "me", payload: {} })
-      expect((yield* b.drain).map((m) => m.event)).toEqual(["broadcast"])
-      expect((yield* a.drain).map((m) => m.event)).toEqual(["broadcast"])
-      // oversize: error reply with ack, dropped silently without
-      yield* text(a, ja, "12", { type: "broadcast", event: "big", payload: { s: "x".repeat(200) } })
-      expect((yield* a.drain).map((m) => m.payload)).toEqual([{ status: "error", response: "payload_size_exceeded" }])
-      yield* text(b, jb, "13", { type: "broadcast", event: "big", payload: { s: "x".repeat(200) } })
-      expect(yield* b.drain).toEqual([])
-      expect(yield* a.drain).toEqual([])
-      expect(yield* s.stats).toMatchObject({ broadcastsReceived: 4, broadcastsDelivered: 3 })
-    }))
-})
-
-// -------------------------------------------------------------------------------------
-// presence
-// -------------------------------------------------------------------------------------
-
-describe("presence", () => {
-  it.effect("track: presence_state, presence_diff with phx_ref_prev on update, leave on close", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const a = yield* connect(s)
-      const ja = yield* a.joined("realtime:room", { config: { presence: { key: "ada", enabled: true } } })
-      expect((yield* a.drain).map((m) => [m.event, m.payload])).toEqual([["presence_state", {}]])
-      const track = (c: Client, joinRef: string, payload: unknown) =>
-        c.push("realtime:room", "presence", { type: "presence", event: "track", payload }, joinRef)
-      const t1 = yield* track(a, ja, { name: "Ada" })
-      const afterTrack = yield* a.drain
-      expect(afterTrack[0]).toMatchObject({ ref: t1, event: "phx_reply", payload: { status: "ok", response: {} } })
-      expect(afterTrack[1]).toMatchObject({ joinRef: null, event: "presence_diff" })
-      const diff1 = afterTrack[1]!.payload as any
-      expect(diff1.leaves).toEqual({})
-      const meta1 = diff1.joins.ada.metas[0]
-      expect(meta1).toMatchObject({ name: "Ada" })
-      expect(typeof meta1.phx_ref).toBe("string")
-
-      const b = yield* connect(s)
-      yield* b.joined("realtime:room", { config: { presence: { key: "bob", enabled: true } } })
-      const [state] = yield* b.drain
-      expect(state!.event).toBe("presence_state")
-      expect(state!.payload).toEqual({ ada: { metas: [meta1] } })
-
-      // update: a join with phx_ref_prev and a leave of the old meta, to everyone
-      yield* track(a, ja, { name: "Ada", away: true })
-      const [, diff2] = yield* a.drain
-      const [diff2b] = yield* b.drain
-      expect(diff2b!.payload).toEqual(diff2!.payload)
-      const meta2 = (diff2!.payload as any).joins.ada.metas[0]
-      expect(meta2).toMatchObject({ name: "Ada", away: true, phx_ref_prev: meta1.phx_ref })
-      expect((diff2!.payload as any).leaves).toEqual({ ada: { metas: [meta1] } })
-      expect(Object.keys(yield* s.presence("room"))).toEqual(["ada"])
-      expect((yield* s.subscribers("room")).find((ch) => ch.presenceKey === "ada")?.tracked).toMatchObject({
-        name: "Ada",
-        away: true
-      })
-
-      // socket drop: leaves for ada
-      yield* s.dropConnection({ connection: "c1", abrupt: true })
-      const leaves = (yield* b.drain).map((m) => m.payload as any)
-      expect(leaves).toEqual([{ joins: {}, leaves: { ada: { metas: [meta2] } } }])
-      expect(yield* s.presence("room")).toEqual({})
-      expect((yield* Deferred.await(a.closed)).code).toBe(1006)
-    }))
-})
-
-// -------------------------------------------------------------------------------------
-// access tokens
-// -------------------------------------------------------------------------------------
-
-describe("access tokens", () => {
-  it.effect("token expiry (TestClock): system error at exp, then phx_close; a refreshed token keeps it", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      const token = RealtimeServer.signToken({ role: "authenticated", exp: 30 })
-      const jr = yield* c.joined("realtime:room", { config: {}, access_token: token })
-      yield* TestClock.adjust("29 seconds")
-      expect(yield* c.drain).toEqual([])
-      yield* TestClock.adjust("1 second")
-      const frames = [yield* c.next, yield* c.next]
-      expect(frames.map((m) => [m.joinRef, m.ref, m.event, m.payload])).toEqual([
-        [jr, null, "system", {
-          extension: "system",
-          status: "error",
-          message: "Token has expired 0 seconds ago",
-          channel: "room"
-        }],
-        [jr, jr, "phx_close", {}]
-      ])
-      // a refreshed token keeps the channel alive past the old exp
-      const jr2 = yield* c.joined("realtime:room", {
-        config: {},
-        access_token: yield* s.makeToken({ expiresIn: "60 seconds" })
-      })
-      yield* c.push("realtime:room", "access_token", { access_token: yield* s.makeToken({ expiresIn: "1 hour" }) }, jr2)
-      yield* TestClock.adjust("10 minutes")
-      expect(yield* c.drain).toEqual([])
-      expect((yield* s.subscribers("room")).length).toBe(1)
-    }))
-
-  it.effect("expireToken forces the expiry path", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* c.joined("realtime:a")
-      yield* c.joined("realtime:b")
-      expect(yield* s.expireToken({ topic: "b" })).toBe(1)
-      expect((yield* c.drain).map((m) => [m.topic, m.event, (m.payload as any).message])).toEqual([
-        ["realtime:b", "system", "Token has expired 0 seconds ago"],
-        ["realtime:b", "phx_close", undefined]
-      ])
-    }))
-})
-
-// -------------------------------------------------------------------------------------
-// postgres changes
-// -------------------------------------------------------------------------------------
-
-describe("postgres changes", () => {
-  it.effect("delivered only to matching bindings (filters evaluated), with the matching ids", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      const { reply } = yield* c.join("realtime:db", {
-        config: {
-          postgres_changes: [
-            { event: "INSERT", schema: "public", table: "todos", filter: "owner=eq.ada" },
-            { event: "*", schema: "public", table: "todos", filter: "id=in.(1,2)" },
-            { event: "DELETE", schema: "public", table: "todos" }
-          ]
-        }
-      })
-      const [insertId, anyId, deleteId] = reply.response.postgres_changes.map((b: any) => b.id)
-      yield* c.drain
-      const emit = (change: RealtimeServer.ChangeInput) => s.emitChange(change)
-      expect(yield* emit({ table: "todos", type: "INSERT", record: { id: 1, owner: "ada" } })).toBe(1)
-      expect(yield* emit({ table: "todos", type: "INSERT", record: { id: 3, owner: "bob" } })).toBe(0)
-      expect(yield* emit({ table: "todos", type: "update", record: { id: 2, owner: "x" }, old_record: { id: 2 } }))
-        .toBe(1)
-      expect(yield* emit({ table: "todos", type: "DELETE", old_record: { id: 9 } })).toBe(1)
-      expect(yield* emit({ schema: "private", table: "todos", type: "DELETE", old_record: { id: 1 } })).toBe(0)
-      const frames = yield* c.drain
-      expect(frames.map((m) => [m.joinRef, m.event, (m.payload as any).ids])).toEqual([
-        [null, "postgres_changes", [insertId, anyId]],
-        [null, "postgres_changes", [anyId]],
-        [null, "postgres_changes", [deleteId]]
-      ])
-      expect((frames[0]!.payload as any).data).toEqual({
-        schema: "public",
-        table: "todos",
-        commit_timestamp: "1970-01-01T00:00:00.000Z",
-        type: "INSERT",
-        columns: [{ name: "id", type: "int4" }, { name: "owner", type: "text" }],
-        record: { id: 1, owner: "ada" },
-        errors: null
-      })
-      expect(Object.keys((frames[2]!.payload as any).data)).not.toContain("record")
-    }))
-})
-
-// -------------------------------------------------------------------------------------
-// replay
-// -------------------------------------------------------------------------------------
-
-describe("replay", () => {
-  it.effect("dbSend rows: JSON as text pushes, binary as kind 4, oldest first with meta; realtime.messages", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      yield* s.dbSend({ topic: "room", event: "a", payload: { n: 1 }, id: "r1" })
-      yield* TestClock.adjust("1 second")
-      yield* s.dbSend({ topic: "realtime:room", event: "b", payload: new Uint8Array([1, 2]), id: "r2" })
-      yield* s.dbSend({ topic: "room", event: "public", payload: {}, private: false, id: "pub" }) // not replayable
-      yield* s.dbSend({ topic: "other", event: "x", payload: {}, id: "other" }) // another topic
-      yield* TestClock.adjust("1 second")
-      yield* s.dbSend({ topic: "room", event: "c", payload: { n: 3 }, id: "r3" })
-      const c = yield* connect(s)
-      const { joinRef, reply } = yield* c.join("realtime:room", {
-        config: { private: true, broadcast: { replay: { since: 0 } }, presence: { enabled: true, key: "ada" } }
-      })
-      expect(reply.status).toBe("ok")
-      const after = yield* c.drain
-      expect(after.map((m) => m.event)).toEqual(["broadcast", "broadcast", "broadcast", "presence_state"])
-      const [r1, r2, r3] = after
-      expect([r1, r3].map((m) => [m!.binary, m!.joinRef, m!.ref, m!.topic, m!.payload])).toEqual([
-        [false, joinRef, null, "realtime:room", {
-          type: "broadcast",
-          event: "a",
-          payload: { n: 1 },
-          meta: { replayed: true, id: "r1" }
-        }],
-        [false, joinRef, null, "realtime:room", {
-          type: "broadcast",
-          event: "c",
-          payload: { n: 3 },
-          meta: { replayed: true, id: "r3" }
-        }]
-      ])
-      expect([r2!.binary, r2!.topic, r2!.payload]).toEqual([true, "realtime:room", {
-        type: "broadcast",
-        event: "b",
-        payload: new Uint8Array([1, 2]),
-        meta: { replayed: true, id: "r2" }
-      }])
-      const rows = yield* s.messages("room")
-      expect(rows.map((row) => [row.id, row.topic, row.event, row.private, row.insertedAt])).toEqual([
-        ["r1", "room", "a", true, 0],
-        ["r2", "room", "b", true, 1000],
-        ["pub", "room", "public", false, 1000],
-        ["r3", "room", "c", true, 2000]
-      ])
-      expect((yield* s.messages()).length).toBe(5)
-      expect((yield* s.state).messages("realtime:other").map((row) => row.id)).toEqual(["other"])
-      // a public join asking for replay is refused
-      const refused = yield* c.join("realtime:pub", { config: { broadcast: { replay: { since: 1 } } } })
-      expect(refused.reply.response.reason).toBe("UnableToReplayMessages: Replay is not allowed for public channels")
-    }))
-})
-
-// -------------------------------------------------------------------------------------
-// faults
-// -------------------------------------------------------------------------------------
-
-describe("faults", () => {
-  it.effect("crashChannel, shutdownChannel, refuseConnections, disconnectAll", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* c.joined("realtime:a")
-      yield* c.joined("realtime:b")
-      expect(yield* s.crashChannel({ topic: "a" })).toBe(1)
-      expect(yield* s.shutdownChannel({ topic: "b" }, "going away")).toBe(1)
-      expect((yield* c.drain).map((m) => [m.topic, m.event, m.payload])).toEqual([
-        ["realtime:a", "phx_error", { reason: "channel_crash" }],
-        ["realtime:b", "system", { extension: "system", status: "error", message: "going away", channel: "b" }],
-        ["realtime:b", "phx_close", {}]
-      ])
-      yield* s.refuseConnections(1, { status: 503, error: "maintenance" })
-      const raw = yield* connectRaw(s)
-      expect(Exit.isFailure(yield* Effect.exit(Deferred.await(raw.opened)))).toBe(true)
-      expect((raw.ws as FakeSocket.FakeWebSocket).upgradeResponse).toEqual({
-        status: 503,
-        body: "{\"error\":\"maintenance\"}"
-      })
-      yield* c.joined("realtime:c")
-      expect(yield* s.disconnectAll).toBe(1)
-      const system = yield* c.next
-      expect((system.payload as any).message).toBe("Server requested disconnect")
-      expect((yield* Deferred.await(c.closed)).code).toBe(1012)
-    }))
-})
-
-// -------------------------------------------------------------------------------------
-// HTTP API
-// -------------------------------------------------------------------------------------
-
-describe("HTTP broadcast API", () => {
-  it.effect("handleHttp: 202 and text delivery (meta id), auth, validation", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* c.joined("realtime:room")
-      const post = (body: unknown, headers: Record<string, string> = { apikey: s.apiKey }) =>
-        s.handleHttp({
-          method: "POST",
-          path: "/realtime/v1/api/broadcast",
-          headers: { "Content-Type": "application/json", ...headers },
-          body: JSON.stringify(body)
-        })
-      const ok = yield* post({
-        messages: [
-          { topic: "room", event: "a", payload: { n: 1 } },
-          { topic: "room", event: "b", payload: { n: 2 }, id: "m-2" }
-        ]
-      })
-      expect(ok.status).toBe(202)
-      expect((yield* c.drain).map((m) => [m.binary, m.payload])).toEqual([
-        [false, { type: "broadcast", event: "a", payload: { n: 1 } }],
-        [false, { type: "broadcast", event: "b", payload: { n: 2 }, meta: { id: "m-2" } }]
-      ])
-      expect(yield* post({ messages: [] }, {})).toMatchObject({ status: 401 })
-      expect(json(yield* post({}))).toEqual({ errors: { messages: ["can't be blank"] } })
-    }))
-
-  it.effect("fetch and the in-memory HttpClient (layerHttpClient)", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* c.joined("realtime:room")
-      const response = yield* Effect.promise(() =>
-        s.fetch(`${s.httpUrl}/api/broadcast/room/events/e`, {
-          method: "POST",
-          headers: { apikey: s.apiKey, "content-type": "application/json" },
-          body: JSON.stringify({ via: "fetch" })
-        })
-      )
-      expect(response.status).toBe(202)
-      const viaClient = yield* HttpClient.execute(
-        HttpClientRequest.post(`${s.httpUrl}/realtime/v1/api/broadcast`).pipe(
-          HttpClientRequest.setHeader("apikey", s.apiKey),
-          HttpClientRequest.bodyJsonUnsafe({ messages: [{ topic: "room", event: "e", payload: { via: "client" } }] })
-        )
-      ).pipe(
-        Effect.provide(
-          RealtimeServer.layerHttpClient.pipe(Layer.provide(Layer.succeed(RealtimeServer.RealtimeServer, s)))
-        )
-      )
-      expect(viaClient.status).toBe(202)
-      expect((yield* c.drain).map((m) => (m.payload as any).payload)).toEqual([{ via: "fetch" }, { via: "client" }])
-    }))
-
-  it.live("over 127.0.0.1: a real WebSocket joins, an HTTP POST to /api/broadcast reaches it", () =>
-    Effect.gen(function*() {
-      const s = yield* RealtimeServer.makeListen({ idleTimeout: false })
-      expect(s.port).toBeGreaterThan(0)
-      expect(s.url).toBe(`ws://127.0.0.1:${s.port}/socket`)
-      const c = yield* connect(s, { real: true })
-      yield* c.joined("realtime:room")
-      const response = yield* HttpClient.execute(
-        HttpClientRequest.post(`${s.httpUrl}/api/broadcast`).pipe(
-          HttpClientRequest.setHeader("apikey", s.apiKey),
-          HttpClientRequest.bodyJsonUnsafe({ messages: [{ topic: "room", event: "e", payload: { via: "tcp" } }] })
-        )
-      ).pipe(Effect.provide(FetchHttpClient.layer))
-      expect(response.status).toBe(202)
-      const message = yield* c.until((m) => m.event === "broadcast")
-      expect(message.payload).toEqual({ type: "broadcast", event: "e", payload: { via: "tcp" } })
-      const [connection] = yield* s.connections
-      expect(connection).toMatchObject({ transport: "ws", vsn: "2.0.0" })
-      // a refused upgrade over TCP: the status reaches the client as a failed open
-      const refused = yield* connectRaw(s, { real: true, apikey: null })
-      expect(Exit.isFailure(yield* Effect.exit(Deferred.await(refused.opened)))).toBe(true)
-    }).pipe(Effect.timeout("10 seconds")))
-})
-
-// -------------------------------------------------------------------------------------
-// layers and waiting
-// -------------------------------------------------------------------------------------
-
-describe("layers", () => {
-  it.effect("layerWebSocketConstructor serves Effect's Socket", () =>
-    Effect.gen(function*() {
-      const s = yield* RealtimeServer.RealtimeServer
-      const socket = yield* Socket.makeWebSocket(`${s.url}/websocket?apikey=${s.apiKey}&vsn=2.0.0`)
-      const reader = yield* socket.reader
-      const writer = yield* socket.writer
-      yield* writer.write(JSON.stringify([null, "1", "phoenix", "heartbeat", {}]))
-      const [reply] = yield* reader.pull
-      expect(JSON.parse(reply as string)).toEqual([null, "1", "phoenix", "phx_reply", { status: "ok", response: {} }])
-      const [connection] = yield* s.waitFor((state) => state.connections.length > 0 ? state.connections : undefined)
-      expect(connection!.vsn).toBe("2.0.0")
-    }).pipe(Effect.provide(RealtimeServer.layerWebSocketConstructor())))
-
-  it.effect("waitFor resolves on server events", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const waiting = yield* s.waitFor((state) => state.subscribers("late")[0]).pipe(Effect.forkChild)
-      const c = yield* connect(s)
-      const joinRef = yield* c.joined("realtime:late")
-      const channel = yield* Fiber.join(waiting)
-      assert.strictEqual(channel.joinRef, joinRef)
-    }))
-
-  it.effect("stopping the server closes its sockets with 1001", () =>
-    Effect.gen(function*() {
-      const closed = yield* Effect.scoped(Effect.gen(function*() {
-        const s = yield* server()
-        const c = yield* connect(s)
-        return c.closed
-      }))
-      expect((yield* Deferred.await(closed)).code).toBe(1001)
-    }))
-})
-
-// -------------------------------------------------------------------------------------
-// RealtimeTest: our client wired to the server
-// -------------------------------------------------------------------------------------
-
-const Chat = RealtimeChannel.broadcastEvent("chat", Schema.Struct({ text: Schema.String }))
-
-const collect = <A, E>(stream: Stream.Stream<A, E>, n: number) =>
-  stream.pipe(Stream.take(n), Stream.runCollect, Effect.forkChild({ startImmediately: true }))
-
-describe("RealtimeTest", () => {
-  it.effect("two clients in one room see each other's broadcasts, JSON and binary, with ack", () =>
-    Effect.gen(function*() {
-      const server = yield* RealtimeServer.RealtimeServer
-      const ada = yield* RealtimeClient.RealtimeClient
-      const bob = yield* RealtimeTest.makeClient()
-      const a = yield* ada.channel("room", { broadcast: { ack: true } })
-      const b = yield* bob.channel("room", { broadcast: { ack: true } })
-      const atA = yield* collect(a.broadcast("*"), 2)
-      const atB = yield* collect(b.broadcast("*"), 2)
-      yield* a.subscribe
-      yield* b.subscribe
-      yield* a.send(Chat, { text: "from ada" })
-      yield* b.send("chat", { text: "from bob" })
-      yield* a.send("bytes", new Uint8Array([1, 2, 3]))
-      yield* b.send("bytes", new Uint8Array([4]))
-      const fromB = yield* Fiber.join(atA)
-      const fromA = yield* Fiber.join(atB)
-      assert.deepStrictEqual(fromA.map((m) => m.payload), [{ text: "from ada" }, new Uint8Array([1, 2, 3])])
-      assert.deepStrictEqual(fromB.map((m) => m.payload), [{ text: "from bob" }, new Uint8Array([4])])
-      const state = yield* server.state
-      expect(state.subscribers("room").length).toBe(2)
-      const broadcasts = state.received(state.connections[0]!.id).filter((f) => f.event === "broadcast")
-      assert.isTrue(broadcasts.length === 2 && broadcasts.every((f) => f.binary))
-    }).pipe(Effect.provide(RealtimeTest.layer())))
-
-  it.effect("one long TestClock.adjust: heartbeats and token pushes are answered in between; the join lasts", () =>
-    Effect.gen(function*() {
-      const server = yield* RealtimeServer.RealtimeServer
-      const client = yield* RealtimeClient.RealtimeClient
-      const room = yield* client.channel("private-room", { private: true })
-      yield* room.subscribe
-      const first = (yield* server.subscribers("private-room"))[0]!
-      yield* TestClock.adjust("11 minutes") // the first token (10 minutes) would have expired by now
-      expect((yield* room.status)._tag).toBe("Subscribed")
-      const now = (yield* server.subscribers("private-room"))[0]!
-      expect(now.joinRef).toBe(first.joinRef)
-      expect(now.claims.exp as number).toBeGreaterThan(first.claims.exp as number)
-      expect((yield* server.stats).connectionsOpened).toBe(1)
-    }).pipe(
-      Effect.provide(RealtimeTest.layer({
-        client: {
-          // a fresh user token valid for 10 minutes of the (test) clock
-          accessToken: Effect.map(
-            Clock.currentTimeMillis,
-            (now) => RealtimeServer.signToken({ role: "authenticated", exp: Math.floor(now / 1000) + 600 })
-          )
-        }
-      }))
-    ))
-
-  it.effect("our client: replayed messages carry meta.replayed and meta.id, then live ones meta.id", () =>
-    Effect.gen(function*() {
-      const server = yield* RealtimeServer.RealtimeServer
-      const client = yield* RealtimeClient.RealtimeClient
-      yield* server.dbSend({ topic: "inbox", event: "note", payload: { text: "old" }, id: "too-old" })
-      yield* TestClock.adjust("10 seconds")
-      const since = yield* Clock.currentTimeMillis
-      yield* server.dbSend({ topic: "inbox", event: "note", payload: { text: "a" }, id: "a" })
-      yield* server.dbSend({ topic: "inbox", event: "blob", payload: new Uint8Array([7]), id: "b" })
-      yield* server.dbSend({ topic: "inbox", event: "note", payload: { text: "c" }, id: "c" })
-      const channel = yield* client.channel("inbox", { private: true, broadcast: { replay: { since, limit: 2 } } })
-      const got = yield* collect(channel.broadcast("*"), 3)
-      yield* channel.subscribe
-      yield* server.dbSend({ topic: "inbox", event: "note", payload: { text: "c" }, id: "c" }) // deduped
-      yield* server.dbSend({ topic: "inbox", event: "note", payload: { text: "live" }, id: "d" })
-      const messages = yield* Fiber.join(got)
-      expect(messages.map((m) => [m.event, m.payload, m.meta])).toEqual([
-        ["blob", new Uint8Array([7]), { replayed: true, id: "b" }],
-        ["note", { text: "c" }, { replayed: true, id: "c" }],
-        ["note", { text: "live" }, { id: "d" }]
-      ])
-    }).pipe(Effect.provide(RealtimeTest.layer())))
-})
-
-// =====================================================================================
-// The Effect 3 edition's scenarios (test/RealtimeServer.test.ts) with no counterpart above, ported
-// one for one: same names, same assertions, Effect 4 idiom (`it.effect` / `it.live` instead of
-// `it.scoped` / `it.scopedLive`, `forkChild`, `Deferred.doneUnsafe`, `Effect.callback`, arrays
-// instead of Chunks, Effect 4's Socket reader/writer).
-// =====================================================================================
-
-const isClosed = (c: Client) => Deferred.isDone(c.closed)
-
-describe("connection (Effect 3 scenarios)", () => {
   it.effect("answers heartbeats (vsn 2.0.0 array, vsn 1.0.0 object without join_ref)", () =>
     Effect.gen(function*() {
       const s = yield* server()
@@ -897,6 +122,18 @@ describe("connection (Effect 3 scenarios)", () => {
       expect(state.connections.map((c) => c.vsn)).toEqual(["2.0.0", "1.0.0"])
     }))
 
+  it.effect("records connections (url, vsn, params) and the frames they sent", () =>
+    Effect.gen(function*() {
+      const s = yield* server()
+      const c = yield* connect(s, { vsn: "none" })
+      yield* c.drain
+      const [info] = yield* s.connections
+      expect(info).toMatchObject({ id: "c1", transport: "memory", vsn: "1.0.0", path: "/socket/websocket", open: true })
+      expect(info!.params.apikey).toBe(s.apiKey)
+      const received = yield* s.received("c1")
+      expect(received.map((f) => [f.topic, f.event, f.binary])).toEqual([["phoenix", "heartbeat", false]])
+    }))
+
   it.effect("handshake errors: missing key 401, bad vsn 403, bad JWTs 401, unknown path 404", () =>
     Effect.gen(function*() {
       const s = yield* server()
@@ -907,10 +144,11 @@ describe("connection (Effect 3 scenarios)", () => {
           expect(Exit.isFailure(exit)).toBe(true)
           const closed = yield* Deferred.await(raw.closed)
           expect(closed.code).toBe(1006)
+          return (raw.ws as FakeSocket.FakeWebSocket).upgradeResponse
         })
       const events = yield* Stream.runCollect(Stream.take(s.events, 7)).pipe(Effect.forkChild)
       yield* Effect.yieldNow
-      yield* refused({ apikey: null })
+      expect(yield* refused({ apikey: null })).toEqual({ status: 401, body: "{\"error\":\"API key is missing\"}" })
       yield* refused({ vsn: "3.0.0" })
       yield* refused({ apikey: RealtimeServer.signToken({ role: "anon", exp: -10 }) })
       yield* refused({ apikey: RealtimeServer.signToken({ role: "anon" }) })
@@ -927,6 +165,7 @@ describe("connection (Effect 3 scenarios)", () => {
         [401, "{\"error\":\"Failed to validate JWT signature\"}"],
         [404, "{\"error\":\"Not Found\"}"]
       ])
+      expect((yield* s.stats).connectionsRefused).toBe(7)
     }))
 
   it.effect("the /realtime/v1/websocket alias, and opaque sb_ keys", () =>
@@ -952,9 +191,71 @@ describe("connection (Effect 3 scenarios)", () => {
       expect(yield* isClosed(c)).toBe(false)
       expect((yield* s.stats).malformedFrames).toBe(4)
     }))
+
+  it.effect("idle timeout closes a silent socket (TestClock)", () =>
+    Effect.gen(function*() {
+      const s = yield* RealtimeServer.make({ idleTimeout: "60 seconds" })
+      const c = yield* connect(s)
+      yield* TestClock.adjust("59 seconds")
+      yield* c.drain // activity
+      yield* TestClock.adjust("59 seconds")
+      expect(yield* Deferred.isDone(c.closed)).toBe(false)
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* Deferred.await(c.closed)).code).toBe(1000)
+      yield* s.waitUntil((state) => state.connections.length === 0)
+    }))
 })
 
-describe("join (Effect 3 scenarios)", () => {
+describe("join", () => {
+  it.effect("ok reply echoes postgres_changes bindings with integer ids, then system messages in order", () =>
+    Effect.gen(function*() {
+      const s = yield* server()
+      const c = yield* connect(s)
+      const bindings = [
+        { event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" },
+        { event: "*", schema: "public", table: "other" },
+        { event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" }
+      ]
+      const { joinRef, reply } = yield* c.join("realtime:room", {
+        config: {
+          broadcast: { self: true, ack: true, replication_ready: true },
+          presence: { key: "ada", enabled: true },
+          postgres_changes: bindings,
+          private: false
+        },
+        access_token: s.apiKey,
+        version: "realtime-js/2.109.0"
+      })
+      expect(reply.status).toBe("ok")
+      const echoed = reply.response.postgres_changes
+      expect(echoed.map(({ id: _, ...rest }: any) => rest)).toEqual(bindings)
+      expect(echoed.every((b: any) => Number.isInteger(b.id))).toBe(true)
+      expect(echoed[0].id).toBe(echoed[2].id)
+      expect(echoed[0].id).not.toBe(echoed[1].id)
+      const after = yield* c.drain
+      expect(after.map((m) => [m.joinRef, m.ref, m.event, m.payload])).toEqual([
+        [joinRef, null, "presence_state", {}],
+        [joinRef, null, "system", {
+          extension: "postgres_changes",
+          status: "ok",
+          message: "Subscribed to PostgreSQL",
+          channel: "room"
+        }],
+        [joinRef, null, "system", {
+          extension: "system",
+          status: "ok",
+          message: "Replication connection established",
+          channel: "room"
+        }]
+      ])
+      expect(Option.getOrThrow(yield* s.lastJoinPayload("room"))).toMatchObject({ version: "realtime-js/2.109.0" })
+      const [info] = yield* s.subscribers("realtime:room")
+      expect(info).toMatchObject({ ack: true, self: true, presenceKey: "ada", joinRef, private: false })
+      const state = yield* s.state
+      expect(state.channels.map((ch) => [ch.connection, ch.topic])).toEqual([["c1", "realtime:room"]])
+      expect(state.connection("c1")?.topics).toEqual(["realtime:room"])
+    }))
+
   it.effect("broadcast-only channels get postgres_changes: [] and no system message; lenient config", () =>
     Effect.gen(function*() {
       const s = yield* server()
@@ -966,6 +267,69 @@ describe("join (Effect 3 scenarios)", () => {
       expect(yield* c.drain).toEqual([])
       const [info] = yield* s.subscribers("a")
       expect(info).toMatchObject({ self: true, ack: false })
+    }))
+
+  it.effect("join errors carry the server's exact reasons", () =>
+    Effect.gen(function*() {
+      const s = yield* server({
+        limits: { maxChannelsPerClient: 2 },
+        policy: (claims) => ({
+          broadcastRead: claims.role === "authenticated",
+          broadcastWrite: false,
+          presenceRead: false,
+          presenceWrite: false
+        })
+      })
+      const c = yield* connect(s)
+      const reason = (topic: string, payload: unknown) =>
+        c.join(topic, payload).pipe(Effect.map(({ reply }) => {
+          expect(reply.status).toBe("error")
+          return reply.response.reason as string
+        }))
+      expect(yield* reason("realtime:", { config: {} })).toBe("TopicNameRequired: You must provide a topic name")
+      expect(yield* reason("room", { config: {} })).toBe("unmatched topic")
+      expect(
+        yield* reason("realtime:x", { config: {}, access_token: RealtimeServer.signToken({ role: "anon", exp: -5 }) })
+      ).toBe("InvalidJWTToken: Token has expired 5 seconds ago")
+      expect(yield* reason("realtime:x", { config: {}, access_token: RealtimeServer.signToken({ role: "anon" }) }))
+        .toBe("InvalidJWTToken: Fields `role` and `exp` are required in JWT")
+      expect(yield* reason("realtime:x", { config: {}, access_token: RealtimeServer.signToken({ exp: 100 }) }))
+        .toBe("InvalidJWTToken: Fields `role` and `exp` are required in JWT")
+      expect(yield* reason("realtime:x", { config: {}, access_token: "abc.def" })).toBe(
+        "MalformedJWT: The token provided is not a valid JWT"
+      )
+      expect(
+        yield* reason("realtime:x", {
+          config: {},
+          access_token: RealtimeServer.signToken({ role: "anon", exp: 100 }, "wrong")
+        })
+      ).toBe("JwtSignatureError: Failed to validate JWT signature")
+      expect(
+        yield* reason("realtime:x", {
+          config: {},
+          access_token: RealtimeServer.signToken({ role: "a", exp: "x" as any })
+        })
+      )
+        .toBe("InvalidJWTToken: Token expiration time is invalid")
+      expect(yield* reason("realtime:x", { config: { private: true } })).toBe(
+        "Unauthorized: You do not have permissions to read from this Channel topic: x"
+      )
+      expect(yield* reason("realtime:x", { config: { broadcast: { replay: { since: 1 } } } })).toBe(
+        "UnableToReplayMessages: Replay is not allowed for public channels"
+      )
+      const user = yield* s.makeToken({ role: "authenticated" })
+      expect(
+        yield* reason("realtime:x", {
+          config: { private: true, broadcast: { replay: { since: "x" } } },
+          access_token: user
+        })
+      ).toBe("UnableToReplayMessages: Replay params are not valid")
+      yield* c.joined("realtime:one")
+      yield* c.joined("realtime:two", { config: { private: true }, access_token: user })
+      expect(yield* reason("realtime:three", { config: {} })).toBe("ChannelRateLimitReached: Too many channels")
+      // a sb_ access_token falls back to the socket's key
+      yield* c.joined("realtime:two", { config: {}, access_token: "sb_publishable_whatever" })
+      expect((yield* s.stats).joinsRejected).toBe(11) // "unmatched topic" is Phoenix's, not a channel join error
     }))
 
   it.effect("privateOnly tenants refuse public joins", () =>
@@ -1036,333 +400,7 @@ describe("join (Effect 3 scenarios)", () => {
     }))
 })
 
-// The three E3 scenarios whose names the first part already uses but with fewer assertions there
-// (duplicate bindings sharing an id; every join error reason and the sb_ fallback; delayJoins
-// `times`, unmatched pushes before the delayed join, clearJoinRules): the E3 bodies as they are.
-describe("join (Effect 3 scenarios, full)", () => {
-  it.effect("ok reply echoes postgres_changes bindings with integer ids, then system messages in order", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      const bindings = [
-        { event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" },
-        { event: "*", schema: "public", table: "other" },
-        { event: "INSERT", schema: "public", table: "todos", filter: "id=eq.1" }
-      ]
-      const { joinRef, reply } = yield* c.join("realtime:room", {
-        config: {
-          broadcast: { self: true, ack: true, replication_ready: true },
-          presence: { key: "ada", enabled: true },
-          postgres_changes: bindings,
-          private: false
-        },
-        access_token: s.apiKey,
-        version: "realtime-js/2.109.0"
-      })
-      expect(reply.status).toBe("ok")
-      const echoed = reply.response.postgres_changes
-      expect(echoed.map(({ id: _, ...rest }: any) => rest)).toEqual(bindings)
-      expect(echoed.every((b: any) => Number.isInteger(b.id))).toBe(true)
-      expect(echoed[0].id).toBe(echoed[2].id)
-      expect(echoed[0].id).not.toBe(echoed[1].id)
-      const after = yield* c.drain
-      expect(after.map((m) => [m.joinRef, m.ref, m.event, m.payload])).toEqual([
-        [joinRef, null, "presence_state", {}],
-        [joinRef, null, "system", {
-          extension: "postgres_changes",
-          status: "ok",
-          message: "Subscribed to PostgreSQL",
-          channel: "room"
-        }],
-        [joinRef, null, "system", {
-          extension: "system",
-          status: "ok",
-          message: "Replication connection established",
-          channel: "room"
-        }]
-      ])
-      expect(Option.getOrThrow(yield* s.lastJoinPayload("room"))).toMatchObject({ version: "realtime-js/2.109.0" })
-      const [info] = yield* s.subscribers("realtime:room")
-      expect(info).toMatchObject({ ack: true, self: true, presenceKey: "ada", joinRef, private: false })
-    }))
-
-  it.effect("join errors carry the server's exact reasons", () =>
-    Effect.gen(function*() {
-      const s = yield* server({
-        limits: { maxChannelsPerClient: 2 },
-        policy: (claims) => ({
-          broadcastRead: claims.role === "authenticated",
-          broadcastWrite: false,
-          presenceRead: false,
-          presenceWrite: false
-        })
-      })
-      const c = yield* connect(s)
-      const reason = (topic: string, payload: unknown) =>
-        c.join(topic, payload).pipe(Effect.map(({ reply }) => {
-          expect(reply.status).toBe("error")
-          return reply.response.reason as string
-        }))
-      expect(yield* reason("realtime:", { config: {} })).toBe("TopicNameRequired: You must provide a topic name")
-      expect(yield* reason("room", { config: {} })).toBe("unmatched topic")
-      expect(
-        yield* reason("realtime:x", { config: {}, access_token: RealtimeServer.signToken({ role: "anon", exp: -5 }) })
-      ).toBe("InvalidJWTToken: Token has expired 5 seconds ago")
-      expect(yield* reason("realtime:x", { config: {}, access_token: RealtimeServer.signToken({ role: "anon" }) }))
-        .toBe("InvalidJWTToken: Fields `role` and `exp` are required in JWT")
-      expect(yield* reason("realtime:x", { config: {}, access_token: RealtimeServer.signToken({ exp: 100 }) }))
-        .toBe("InvalidJWTToken: Fields `role` and `exp` are required in JWT")
-      expect(yield* reason("realtime:x", { config: {}, access_token: "abc.def" })).toBe(
-        "MalformedJWT: The token provided is not a valid JWT"
-      )
-      expect(
-        yield* reason("realtime:x", {
-          config: {},
-          access_token: RealtimeServer.signToken({ role: "anon", exp: 100 }, "wrong")
-        })
-      ).toBe("JwtSignatureError: Failed to validate JWT signature")
-      expect(
-        yield* reason("realtime:x", {
-          config: {},
-          access_token: RealtimeServer.signToken({ role: "a", exp: "x" as any })
-        })
-      )
-        .toBe("InvalidJWTToken: Token expiration time is invalid")
-      expect(yield* reason("realtime:x", { config: { private: true } })).toBe(
-        "Unauthorized: You do not have permissions to read from this Channel topic: x"
-      )
-      expect(yield* reason("realtime:x", { config: { broadcast: { replay: { since: 1 } } } })).toBe(
-        "UnableToReplayMessages: Replay is not allowed for public channels"
-      )
-      const user = yield* s.makeToken({ role: "authenticated" })
-      expect(
-        yield* reason("realtime:x", {
-          config: { private: true, broadcast: { replay: { since: "x" } } },
-          access_token: user
-        })
-      ).toBe("UnableToReplayMessages: Replay params are not valid")
-      yield* c.joined("realtime:one")
-      yield* c.joined("realtime:two", { config: { private: true }, access_token: user })
-      expect(yield* reason("realtime:three", { config: {} })).toBe("ChannelRateLimitReached: Too many channels")
-      // a sb_ access_token falls back to the socket's key
-      yield* c.joined("realtime:two", { config: {}, access_token: "sb_publishable_whatever" })
-      expect((yield* s.stats).joinsRejected).toBe(11) // "unmatched topic" is Phoenix's, not a channel join error
-    }))
-
-  it.effect("rejectJoins and delayJoins (TestClock)", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* s.rejectJoins({ topic: "room", reason: "RealtimeRestarting: Realtime is restarting, please standby" })
-      const { reply } = yield* c.join("realtime:room")
-      expect(reply.response.reason).toBe("RealtimeRestarting: Realtime is restarting, please standby")
-      yield* c.joined("realtime:room")
-      yield* s.delayJoins({ delay: "3 seconds", times: 2 })
-      const ref = yield* c.push("realtime:slow", "phx_join", { config: {} }, "99")
-      expect(yield* c.drain).toEqual([])
-      // not joined yet: messages to the topic are unmatched
-      const early = yield* c.push("realtime:slow", "custom", {}, "99")
-      expect((yield* c.replyTo(early)).payload).toEqual({ status: "error", response: { reason: "unmatched topic" } })
-      yield* TestClock.adjust("3 seconds")
-      expect((yield* c.replyTo(ref)).payload).toEqual({ status: "ok", response: { postgres_changes: [] } })
-      yield* s.clearJoinRules
-      yield* c.joined("realtime:fast")
-    }))
-})
-
-describe("broadcast (Effect 3 scenarios)", () => {
-  it.effect("text fan-out with self and ack; payload_size_exceeded as a bare string", () =>
-    Effect.gen(function*() {
-      const s = yield* server({ limits: { maxPayloadBytes: 100 } })
-      const a = yield* connect(s)
-      const b = yield* connect(s)
-      const ja = yield* a.joined("realtime:room", broadcastConfig({ self: false, ack: true }))
-      const jb = yield* b.joined("realtime:room", broadcastConfig({ self: true }))
-      const text = (c: Client, joinRef: string, ref: string, payload: unknown) =>
-        Effect.sync(() => c.ws.send(JSON.stringify([joinRef, ref, "realtime:room", "broadcast", payload])))
-      yield* text(a, ja, "10", { type: "broadcast", event: "hi", payload: { n: 1 }, extra: true })
-      expect((yield* a.drain).map((m) => [m.ref, m.event, m.payload])).toEqual([
-        ["10", "phx_reply", { status: "ok", response: {} }]
-      ])
-      expect((yield* b.drain).map((m) => [m.joinRef, m.event, m.payload, m.binary])).toEqual([
-        [null, "broadcast", { type: "broadcast", event: "hi", payload: { n: 1 }, extra: true }, false]
-      ])
-      // b has self: true and no ack
-      yield* text(b, jb, "11", { type: "broadcast", event: "me", payload: {} })
-      expect((yield* b.drain).map((m) => m.event)).toEqual(["broadcast"])
-      expect((yield* a.drain).map((m) => m.event)).toEqual(["broadcast"])
-      // oversize: error reply with ack, dropped silently without
-      yield* text(a, ja, "12", { type: "broadcast", event: "big", payload: { s: "x".repeat(200) } })
-      expect((yield* a.drain).map((m) => m.payload)).toEqual([{ status: "error", response: "payload_size_exceeded" }])
-      yield* text(b, jb, "13", { type: "broadcast", event: "big", payload: { s: "x".repeat(200) } })
-      expect(yield* b.drain).toEqual([])
-      expect(yield* a.drain).toEqual([])
-      const stats = yield* s.stats
-      expect(stats).toMatchObject({ broadcastsReceived: 4, broadcastsDelivered: 3 })
-    }))
-
-  it.effect("kind 3 JSON → kind 4 to vsn 2, converted text to vsn 1; kind 3 binary → kind 4, nothing to vsn 1", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const sender = yield* connect(s)
-      const v2 = yield* connect(s)
-      const v1 = yield* connect(s, { vsn: "1.0.0" })
-      const js = yield* sender.joined("realtime:room", broadcastConfig({ ack: true }))
-      yield* v2.joined("realtime:room")
-      yield* v1.joined("realtime:room")
-      const kind3 = (ref: string, payload: unknown) =>
-        sender.send({
-          joinRef: js,
-          ref,
-          topic: "realtime:room",
-          event: "broadcast",
-          payload: { type: "broadcast", event: "ev", payload }
-        })
-      yield* kind3("20", { json: true })
-      yield* kind3("21", new Uint8Array([1, 2, 3]))
-      expect((yield* sender.drain).map((m) => [m.ref, m.event])).toEqual([["20", "phx_reply"], ["21", "phx_reply"]])
-      const got2 = yield* v2.drain
-      expect(got2.map((m) => [m.binary, m.payload])).toEqual([
-        [true, { type: "broadcast", event: "ev", payload: { json: true } }],
-        [true, { type: "broadcast", event: "ev", payload: new Uint8Array([1, 2, 3]) }]
-      ])
-      const got1 = yield* v1.drain
-      expect(got1.map((m) => [m.binary, m.topic, m.event, m.payload])).toEqual([
-        [false, "realtime:room", "broadcast", { type: "broadcast", event: "ev", payload: { json: true } }]
-      ])
-      const received = yield* s.received("c1")
-      expect(received.filter((f) => f.event === "broadcast").every((f) => f.binary)).toBe(true)
-    }))
-
-  it.effect("public and private channels with the same name are different rooms", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const a = yield* connect(s)
-      const b = yield* connect(s)
-      const ja = yield* a.joined("realtime:room", broadcastConfig({}, { private: true }))
-      yield* b.joined("realtime:room")
-      yield* a.push("realtime:room", "broadcast", { type: "broadcast", event: "x", payload: {} }, ja)
-      expect(yield* b.drain).toEqual([])
-      expect((yield* s.subscribers("room", { private: true })).length).toBe(1)
-    }))
-})
-
-describe("presence (Effect 3 scenarios)", () => {
-  it.effect("track, presence_state, update with phx_ref_prev, no-op re-track, untrack, leave on close", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const a = yield* connect(s)
-      const ja = yield* a.joined("realtime:room", { config: { presence: { key: "ada", enabled: true } } })
-      expect((yield* a.drain).map((m) => [m.event, m.payload])).toEqual([["presence_state", {}]])
-      const track = (c: Client, joinRef: string, payload: unknown) =>
-        c.push("realtime:room", "presence", { type: "presence", event: "track", payload }, joinRef)
-      const t1 = yield* track(a, ja, { name: "Ada" })
-      const afterTrack = yield* a.drain
-      expect(afterTrack[0]).toMatchObject({ ref: t1, event: "phx_reply", payload: { status: "ok", response: {} } })
-      expect(afterTrack[1]).toMatchObject({ joinRef: null, event: "presence_diff" })
-      const diff1 = afterTrack[1]!.payload as any
-      expect(diff1.leaves).toEqual({})
-      const meta1 = diff1.joins.ada.metas[0]
-      expect(meta1).toMatchObject({ name: "Ada" })
-      expect(typeof meta1.phx_ref).toBe("string")
-
-      const b = yield* connect(s)
-      const jb = yield* b.joined("realtime:room", { config: { presence: { key: "bob", enabled: true } } })
-      const [state] = yield* b.drain
-      expect(state!.payload).toEqual({ ada: { metas: [meta1] } })
-
-      // update: a join with phx_ref_prev and a leave of the old meta, to everyone
-      yield* track(a, ja, { name: "Ada", away: true })
-      const [, diff2] = yield* a.drain
-      const [diff2b] = yield* b.drain
-      expect(diff2b!.payload).toEqual(diff2!.payload)
-      const meta2 = (diff2!.payload as any).joins.ada.metas[0]
-      expect(meta2).toMatchObject({ name: "Ada", away: true, phx_ref_prev: meta1.phx_ref })
-      expect(meta2.phx_ref).not.toBe(meta1.phx_ref)
-      expect((diff2!.payload as any).leaves).toEqual({ ada: { metas: [meta1] } })
-
-      // identical payload: ok, no diff
-      yield* track(a, ja, { name: "Ada", away: true })
-      expect((yield* a.drain).map((m) => m.event)).toEqual(["phx_reply"])
-
-      // bad payloads
-      const bad = yield* track(b, jb, "nope")
-      expect((yield* b.replyTo(bad)).payload).toEqual({
-        status: "error",
-        response: { reason: "Presence track payload must be a map" }
-      })
-      const unknown = yield* b.push("realtime:room", "presence", { type: "presence", event: "dance" }, jb)
-      expect((yield* b.replyTo(unknown)).payload).toEqual({ status: "error", response: {} })
-
-      yield* track(b, jb, { name: "Bob" })
-      yield* b.drain
-      expect((yield* a.drain).map((m) => Object.keys((m.payload as any).joins))).toEqual([["bob"]])
-      expect(Object.keys(yield* s.presence("room"))).toEqual(["ada", "bob"])
-      // untrack: leave diff
-      yield* b.push("realtime:room", "presence", { type: "presence", event: "untrack" }, jb)
-      const untracked = (yield* a.drain).map((m) => m.payload as any)
-      expect(Object.keys(untracked[0].leaves)).toEqual(["bob"])
-      // the tracker gets its own diffs too
-      expect((yield* b.drain).map((m) => m.event)).toEqual(["phx_reply", "presence_diff"])
-      // socket drop: leaves for ada
-      yield* s.dropConnection({ connection: "c1", abrupt: true })
-      const leaves = (yield* b.drain).map((m) => m.payload as any)
-      expect(leaves).toEqual([{ joins: {}, leaves: { ada: { metas: [meta2] } } }])
-      expect(yield* s.presence("room")).toEqual({})
-    }))
-
-  it.effect("Track message size exceeded; Too many presence messages per second", () =>
-    Effect.gen(function*() {
-      const s = yield* server({ limits: { maxPayloadBytes: 20, maxPresenceEventsPerSecond: 1 } })
-      const a = yield* connect(s)
-      const b = yield* connect(s)
-      const ja = yield* a.joined("realtime:room")
-      const jb = yield* b.joined("realtime:room")
-      yield* a.push(
-        "realtime:room",
-        "presence",
-        { type: "presence", event: "track", payload: { s: "x".repeat(40) } },
-        ja
-      )
-      expect((yield* a.drain).map((m) => [m.event, (m.payload as any).message])).toEqual([
-        ["system", "Track message size exceeded"],
-        ["phx_close", undefined]
-      ])
-      yield* b.push("realtime:room", "presence", { type: "presence", event: "untrack" }, jb)
-      expect((yield* b.drain).map((m) => [m.event, (m.payload as any).message])).toEqual([
-        ["system", "Too many presence messages per second"],
-        ["phx_close", undefined]
-      ])
-    }))
-
-  it.effect("per-channel presence rate limit: 5 calls per 30 s, then shutdown", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const a = yield* connect(s)
-      const ja = yield* a.joined("realtime:room")
-      for (let i = 0; i < 5; i++) {
-        yield* a.push("realtime:room", "presence", { type: "presence", event: "track", payload: { i } }, ja)
-      }
-      yield* a.drain
-      yield* TestClock.adjust("30 seconds")
-      for (let i = 0; i < 5; i++) {
-        yield* a.push("realtime:room", "presence", { type: "presence", event: "track", payload: { i } }, ja)
-      }
-      yield* a.push("realtime:room", "presence", { type: "presence", event: "untrack" }, ja)
-      const frames = yield* a.drain
-      expect(frames.slice(-2).map((m) => [m.event, m.payload])).toEqual([
-        ["system", {
-          extension: "system",
-          status: "error",
-          message: "Client presence rate limit exceeded",
-          channel: "room"
-        }],
-        ["phx_close", {}]
-      ])
-    }))
-})
-
-describe("access tokens (Effect 3 scenarios)", () => {
+describe("access tokens", () => {
   it.effect("access_token: never replied; sb_/same/null ignored; new valid → Subscribed again; invalid → shutdown", () =>
     Effect.gen(function*() {
       const s = yield* server()
@@ -1425,753 +463,48 @@ describe("access tokens (Effect 3 scenarios)", () => {
       expect(yield* c.drain).toEqual([])
       expect((yield* s.subscribers("room")).length).toBe(1)
     }))
-})
 
-describe("postgres changes (Effect 3 scenarios)", () => {
-  it.effect("delivered only to matching bindings, with the matching ids", () =>
+  it.effect("expireToken forces the expiry path", () =>
     Effect.gen(function*() {
       const s = yield* server()
-      const c = yield* connect(s)
-      const { reply } = yield* c.join("realtime:db", {
-        config: {
-          postgres_changes: [
-            { event: "INSERT", schema: "public", table: "todos", filter: "owner=eq.ada" },
-            { event: "*", schema: "public", table: "todos", filter: "id=in.(1,2)" },
-            { event: "DELETE", schema: "public", table: "todos" }
-          ]
-        }
-      })
-      const [insertId, anyId, deleteId] = reply.response.postgres_changes.map((b: any) => b.id)
-      yield* c.drain
-      const emit = (change: RealtimeServer.ChangeInput) => s.emitChange(change)
-      expect(yield* emit({ table: "todos", type: "INSERT", record: { id: 1, owner: "ada" } })).toBe(1)
-      expect(yield* emit({ table: "todos", type: "INSERT", record: { id: 3, owner: "bob" } })).toBe(0)
-      expect(yield* emit({ table: "todos", type: "update", record: { id: 2, owner: "x" }, old_record: { id: 2 } }))
-        .toBe(1)
-      expect(yield* emit({ table: "todos", type: "DELETE", old_record: { id: 9 } })).toBe(1)
-      expect(yield* emit({ schema: "private", table: "todos", type: "DELETE", old_record: { id: 1 } })).toBe(0)
-      const frames = yield* c.drain
-      expect(frames.map((m) => [m.joinRef, m.event, (m.payload as any).ids])).toEqual([
-        [null, "postgres_changes", [insertId, anyId]],
-        [null, "postgres_changes", [anyId]],
-        [null, "postgres_changes", [deleteId]]
-      ])
-      const first = (frames[0]!.payload as any).data
-      expect(first).toEqual({
-        schema: "public",
-        table: "todos",
-        commit_timestamp: "1970-01-01T00:00:00.000Z",
-        type: "INSERT",
-        columns: [{ name: "id", type: "int4" }, { name: "owner", type: "text" }],
-        record: { id: 1, owner: "ada" },
-        errors: null
-      })
-      expect(Object.keys((frames[2]!.payload as any).data)).not.toContain("record")
-    }))
-
-  it.effect("column types are inferred as a table would have them: a small integer is an int4, not a string", () =>
-    Effect.gen(function*() {
-      const s = yield* RealtimeServer.RealtimeServer
-      const client = yield* RealtimeClient.RealtimeClient
-      const binding = { event: "INSERT", schema: "public", table: "orders" } as const
-      const db = yield* client.channel("db", { postgresChanges: [binding] })
-      const Order = Schema.Struct({ id: Schema.String, total: Schema.Number })
-      // with the default int8: "string", an int8 `total` would fail Schema.Number and be skipped
-      const received = yield* db.postgresChanges(binding, Order).pipe(
-        Stream.take(1),
-        Stream.runCollect,
-        Effect.forkChild({ startImmediately: true })
-      )
-      yield* db.subscribe
-      yield* s.emitChange({ table: "orders", type: "INSERT", record: { id: "o-1", total: 10 } })
-      // a row with its types given: what arrives first if the one above was skipped
-      const columns = [{ name: "id", type: "text" }, { name: "total", type: "float8" }]
-      yield* s.emitChange({ table: "orders", type: "INSERT", record: { id: "o-2", total: 11 }, columns })
-      const [change] = yield* Fiber.join(received)
-      expect(change!.new).toEqual({ id: "o-1", total: 10 })
-    }).pipe(Effect.provide(RealtimeTest.layer())))
-
-  it.effect("inferred column types: int4 within its range, int8 beyond, float8, bool, text, arrays, jsonb", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* c.joined("realtime:db", { config: { postgres_changes: [{ event: "*", schema: "public", table: "t" }] } })
-      yield* c.drain
-      const record = {
-        small: 2_147_483_647,
-        negative: -2_147_483_648,
-        big: 2_147_483_648,
-        huge: -9_007_199_254_740_991,
-        price: 9.5,
-        ok: true,
-        name: "x",
-        none: null,
-        tags: ["a", "b"],
-        ids: [1, 2],
-        wide: [1, 3_000_000_000],
-        empty: [],
-        mixed: [1, "a"],
-        doc: { a: 1 }
-      }
-      yield* s.emitChange({ table: "t", type: "INSERT", record })
-      const [frame] = yield* c.drain
-      expect((frame!.payload as any).data.columns).toEqual([
-        { name: "small", type: "int4" },
-        { name: "negative", type: "int4" },
-        { name: "big", type: "int8" },
-        { name: "huge", type: "int8" },
-        { name: "price", type: "float8" },
-        { name: "ok", type: "bool" },
-        { name: "name", type: "text" },
-        { name: "none", type: "text" },
-        { name: "tags", type: "_text" },
-        { name: "ids", type: "_int4" },
-        { name: "wide", type: "_int8" },
-        { name: "empty", type: "jsonb" },
-        { name: "mixed", type: "jsonb" },
-        { name: "doc", type: "jsonb" }
-      ])
-    }))
-
-  it.effect("filter parse errors arrive as system postgres_changes errors; the channel stays open", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* c.joined("realtime:db", {
-        config: { postgres_changes: [{ event: "*", schema: "public", table: "t", filter: "id=in.1,2" }] }
-      })
-      const [system] = yield* c.drain
-      expect(system!.payload).toMatchObject({ extension: "postgres_changes", status: "error", channel: "db" })
-      expect((system!.payload as any).message).toMatch(/parenthes/)
-      expect(yield* s.emitChange({ table: "t", type: "INSERT", record: { id: 1 } })).toBe(0)
-      expect((yield* s.subscribers("db")).length).toBe(1)
-    }))
-})
-
-describe("private channels (Effect 3 scenarios)", () => {
-  it.effect("policy: write denied is dropped without ack; readers only; presence write denied; revoked read", () =>
-    Effect.gen(function*() {
-      const s = yield* server({
-        policy: (claims) => ({
-          broadcastRead: claims.sub !== "writer-only",
-          broadcastWrite: claims.sub === "writer" || claims.sub === "writer-only",
-          presenceRead: claims.sub === "writer",
-          presenceWrite: false
-        })
-      })
-      const token = (sub: string) => s.makeToken({ claims: { sub } })
-      const reader = yield* connect(s)
-      const writer = yield* connect(s)
-      const config = { config: { private: true, broadcast: { ack: true, self: true } } }
-      const jr = yield* reader.joined("realtime:secret", { ...config, access_token: yield* token("reader") })
-      const jw = yield* writer.joined("realtime:secret", { ...config, access_token: yield* token("writer") })
-      yield* writer.drain
-      // denied write: no ack, not delivered
-      yield* reader.push("realtime:secret", "broadcast", { type: "broadcast", event: "x", payload: {} }, jr)
-      expect(yield* reader.drain).toEqual([])
-      expect(yield* writer.drain).toEqual([])
-      // allowed write: acked, delivered to readers (self included)
-      yield* writer.push("realtime:secret", "broadcast", { type: "broadcast", event: "x", payload: {} }, jw)
-      expect((yield* writer.drain).map((m) => m.event)).toEqual(["broadcast", "phx_reply"])
-      expect((yield* reader.drain).map((m) => m.event)).toEqual(["broadcast"])
-      // presence write denied
-      const t = yield* reader.push("realtime:secret", "presence", { type: "presence", event: "track", payload: {} }, jr)
-      expect((yield* reader.replyTo(t)).payload).toEqual({ status: "error", response: {} })
-      // a token that loses presence read: shutdown
-      yield* writer.push("realtime:secret", "access_token", { access_token: yield* token("reader") }, jw)
-      expect((yield* writer.drain).map((m) => [m.event, (m.payload as any).message])).toEqual([
-        ["system", "You no longer have permission to read from this Channel topic: secret"],
-        ["phx_close", undefined]
-      ])
-    }))
-
-  it.effect("a channel without broadcast read gets no broadcasts", () =>
-    Effect.gen(function*() {
-      const s = yield* server({
-        policy: (claims) => ({
-          broadcastRead: claims.sub === "a",
-          broadcastWrite: true,
-          presenceRead: true,
-          presenceWrite: true
-        })
-      })
-      const a = yield* connect(s)
-      const b = yield* connect(s)
-      const ja = yield* a.joined("realtime:p", {
-        config: { private: true },
-        access_token: yield* s.makeToken({ claims: { sub: "a" } })
-      })
-      yield* b.joined("realtime:p", {
-        config: { private: true },
-        access_token: yield* s.makeToken({ claims: { sub: "b" } })
-      })
-      yield* a.push("realtime:p", "broadcast", { type: "broadcast", event: "x", payload: {} }, ja)
-      yield* s.dbSend({ topic: "p", event: "db", payload: { n: 1 }, id: "m1" })
-      expect(yield* b.drain).toEqual([])
-      const got = yield* a.drain
-      expect(got.map((m) => [m.binary, m.payload])).toEqual([
-        [true, { type: "broadcast", event: "db", payload: { n: 1 }, meta: { id: "m1" } }]
-      ])
-    }))
-})
-
-describe("replay (Effect 3 scenarios)", () => {
-  const replayJoin = (replay: unknown, extra: object = {}) => ({
-    config: { private: true, broadcast: { replay }, ...extra }
-  })
-  /** `[binary, join_ref, event, id, replayed]` of broadcast frames. */
-  const summary = (frames: ReadonlyArray<Inbound>) =>
-    frames.map((m) => {
-      const payload = m.payload as any
-      return [m.binary, m.joinRef, m.event, payload?.meta?.id ?? null, payload?.meta?.replayed ?? false]
-    })
-
-  it.effect("JSON rows as text pushes, binary rows as kind 4, oldest first with meta; before presence_state", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      yield* s.dbSend({ topic: "room", event: "a", payload: { n: 1 }, id: "r1" })
-      yield* TestClock.adjust("1 second")
-      yield* s.dbSend({ topic: "realtime:room", event: "b", payload: new Uint8Array([1, 2]), id: "r2" })
-      yield* s.dbSend({ topic: "room", event: "public", payload: {}, private: false, id: "pub" }) // not replayable
-      yield* s.dbSend({ topic: "other", event: "x", payload: {}, id: "other" }) // another topic
-      yield* TestClock.adjust("1 second")
-      yield* s.dbSend({ topic: "room", event: "c", payload: { n: 3 }, id: "r3" })
-      const c = yield* connect(s)
-      const { joinRef, reply } = yield* c.join("realtime:room", {
-        config: {
-          private: true,
-          broadcast: { replay: { since: 0 }, replication_ready: true },
-          presence: { enabled: true, key: "ada" },
-          postgres_changes: [{ event: "*", schema: "public", table: "t" }]
-        }
-      })
-      expect(reply.status).toBe("ok")
-      const after = yield* c.drain
-      expect(after.map((m) => m.event)).toEqual([
-        "broadcast",
-        "broadcast",
-        "broadcast",
-        "presence_state",
-        "system",
-        "system"
-      ])
-      const [r1, r2, r3] = after
-      expect([r1, r3].map((m) => [m!.binary, m!.joinRef, m!.ref, m!.topic, m!.payload])).toEqual([
-        [false, joinRef, null, "realtime:room", {
-          type: "broadcast",
-          event: "a",
-          payload: { n: 1 },
-          meta: { replayed: true, id: "r1" }
-        }],
-        [false, joinRef, null, "realtime:room", {
-          type: "broadcast",
-          event: "c",
-          payload: { n: 3 },
-          meta: { replayed: true, id: "r3" }
-        }]
-      ])
-      // kind 4 carries no join_ref; its metadata is the meta
-      expect([r2!.binary, r2!.topic, r2!.payload]).toEqual([true, "realtime:room", {
-        type: "broadcast",
-        event: "b",
-        payload: new Uint8Array([1, 2]),
-        meta: { replayed: true, id: "r2" }
-      }])
-      // the store, read-only
-      const rows = yield* s.messages("room")
-      expect(rows.map((row) => [row.id, row.topic, row.event, row.private, row.insertedAt])).toEqual([
-        ["r1", "room", "a", true, 0],
-        ["r2", "room", "b", true, 1000],
-        ["pub", "room", "public", false, 1000],
-        ["r3", "room", "c", true, 2000]
-      ])
-      expect(rows[1]!.payload).toEqual(new Uint8Array([1, 2]))
-      expect((yield* s.messages()).length).toBe(5)
-      expect((yield* s.state).messages("realtime:other").map((row) => row.id)).toEqual(["other"])
-    }))
-
-  it.effect("only dbSend stores: WS and HTTP broadcasts are not replayable; generated ids are UUIDs", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      const joinRef = yield* c.joined("realtime:room", broadcastConfig({ ack: true }, { private: true }))
-      yield* c.push("realtime:room", "broadcast", { type: "broadcast", event: "ws", payload: {} }, joinRef)
-      const response = yield* s.handleHttp({
-        method: "POST",
-        path: "/api/broadcast",
-        headers: { apikey: s.serviceRoleKey, "content-type": "application/json" },
-        body: JSON.stringify({ messages: [{ topic: "room", event: "http", payload: {}, private: true }] })
-      })
-      expect(response.status).toBe(202)
-      expect(yield* s.messages("room")).toEqual([])
-      yield* s.dbSend({ topic: "room", event: "db", payload: { ok: true } })
-      const [row] = yield* s.messages("room")
-      expect(row!.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
-      const other = yield* connect(s)
-      yield* other.joined("realtime:room", replayJoin({ since: 0 }))
-      expect(summary(yield* other.drain)).toEqual([[false, "1", "broadcast", row!.id, true]])
-    }))
-
-  it.effect("limit: the newest rows, clamped to [1, 25], absent ⇒ 25; since filters by inserted_at", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      for (let i = 0; i < 30; i++) {
-        yield* s.dbSend({ topic: "feed", event: "e", payload: { i }, id: `m${i}` })
-        yield* TestClock.adjust("10 millis")
-      }
-      const c = yield* connect(s)
-      const replayed = (replay: unknown) =>
-        Effect.gen(function*() {
-          yield* c.joined("realtime:feed", replayJoin(replay))
-          return (yield* c.drain).map((m) => (m.payload as any).payload.i as number)
-        })
-      const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k)
-      expect(yield* replayed({ since: 0, limit: 3 })).toEqual([27, 28, 29])
-      expect(yield* replayed({ since: 0, limit: 0 })).toEqual([29])
-      expect(yield* replayed({ since: 0, limit: -4 })).toEqual([29])
-      expect(yield* replayed({ since: 0, limit: 100 })).toEqual(range(5, 30))
-      expect(yield* replayed({ since: 0 })).toEqual(range(5, 30))
-      expect(yield* replayed({ since: 0, limit: null })).toEqual(range(5, 30))
-      // m20 was inserted at 200 ms: inclusive
-      expect(yield* replayed({ since: 200 })).toEqual(range(20, 30))
-      expect(yield* replayed({ since: 201, limit: 2 })).toEqual([28, 29])
-      expect(yield* replayed({ since: 10_000 })).toEqual([])
-    }))
-
-  it.effect("retention: rows older than 72 hours are gone (not replayed)", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      yield* s.dbSend({ topic: "old", event: "e", payload: {}, id: "first" })
-      yield* TestClock.adjust("1 hour")
-      yield* s.dbSend({ topic: "old", event: "e", payload: {}, id: "second" })
-      yield* TestClock.adjust("71 hours")
-      const c = yield* connect(s)
-      yield* c.joined("realtime:old", replayJoin({ since: 0 }))
-      expect(summary(yield* c.drain).map(([, , , id]) => id)).toEqual(["first", "second"])
-      yield* TestClock.adjust("1 millis")
-      yield* c.joined("realtime:old", replayJoin({ since: 0 }))
-      expect(summary(yield* c.drain).map(([, , , id]) => id)).toEqual(["second"])
-      expect((yield* s.messages("old")).map((row) => row.id)).toEqual(["second"])
-    }))
-
-  it.effect("dedupe: a replayed id arriving live is not delivered again to that channel; others get it", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      yield* s.dbSend({ topic: "d", event: "e", payload: { v: 1 }, id: "m1" })
-      const replayer = yield* connect(s)
-      const plain = yield* connect(s)
-      const vsn1 = yield* connect(s, { vsn: "1.0.0" })
-      yield* replayer.joined("realtime:d", replayJoin({ since: 0 }))
-      yield* vsn1.joined("realtime:d", replayJoin({ since: 0 }))
-      yield* plain.joined("realtime:d", { config: { private: true } })
-      expect(summary(yield* replayer.drain)).toEqual([[false, "1", "broadcast", "m1", true]])
-      expect(summary(yield* vsn1.drain)).toEqual([[false, null, "broadcast", "m1", true]])
-      expect(yield* plain.drain).toEqual([])
-      // the same row's broadcast arrives late: only the channel that did not replay it gets it
-      expect(yield* s.dbSend({ topic: "d", event: "e", payload: { v: 1 }, id: "m1" })).toBe(1)
-      expect(yield* replayer.drain).toEqual([])
-      expect(yield* vsn1.drain).toEqual([])
-      expect(summary(yield* plain.drain)).toEqual([[true, null, "broadcast", "m1", false]])
-      expect((yield* s.messages("d")).map((row) => row.id)).toEqual(["m1"]) // not stored twice
-      // other ids reach everyone
-      expect(yield* s.dbSend({ topic: "d", event: "e", payload: { v: 2 }, id: "m2" })).toBe(3)
-      expect(summary(yield* replayer.drain)).toEqual([[true, null, "broadcast", "m2", false]])
-      // a new join starts with what it replays: m1 and m2 again
-      yield* replayer.joined("realtime:d", replayJoin({ since: 0 }))
-      expect(summary(yield* replayer.drain).map(([, , , id]) => id)).toEqual(["m1", "m2"])
-      // a channel joined without replay remembers nothing
-      yield* replayer.joined("realtime:d", { config: { private: true } })
-      expect(yield* s.dbSend({ topic: "d", event: "e", payload: { v: 1 }, id: "m1" })).toBe(2)
-      expect(summary(yield* replayer.drain)).toEqual([[true, null, "broadcast", "m1", false]])
-    }))
-
-  it.effect("vsn 1.0.0 receivers get the JSON rows as text; binary rows are skipped", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      yield* s.dbSend({ topic: "v1", event: "json", payload: { a: 1 }, id: "j1" })
-      yield* s.dbSend({ topic: "v1", event: "bin", payload: new Uint8Array([9]), id: "b1" })
-      yield* s.dbSend({ topic: "v1", event: "json", payload: [1, 2], id: "j2" })
-      const c = yield* connect(s, { vsn: "1.0.0" })
-      yield* c.joined("realtime:v1", replayJoin({ since: 0 }))
-      const frames = yield* c.drain
-      expect(frames.map((m) => [m.binary, m.ref, m.topic, m.event, m.payload])).toEqual([
-        [false, null, "realtime:v1", "broadcast", {
-          type: "broadcast",
-          event: "json",
-          payload: { a: 1 },
-          meta: { replayed: true, id: "j1" }
-        }],
-        [false, null, "realtime:v1", "broadcast", {
-          type: "broadcast",
-          event: "json",
-          payload: [1, 2],
-          meta: { replayed: true, id: "j2" }
-        }]
-      ])
-      // the replayed ids are remembered on vsn 1.0.0 too
-      expect(yield* s.dbSend({ topic: "v1", event: "json", payload: { a: 1 }, id: "j1" })).toBe(0)
-      expect(yield* c.drain).toEqual([])
-    }))
-
-  it.effect("join errors: public channel, invalid params, no broadcast read; a replay that is not a map is ignored", () =>
-    Effect.gen(function*() {
-      const s = yield* server({
-        policy: (claims) => ({
-          broadcastRead: claims.sub !== "presence-only",
-          broadcastWrite: true,
-          presenceRead: true,
-          presenceWrite: true
-        })
-      })
-      yield* s.dbSend({ topic: "x", event: "e", payload: {}, id: "m1" })
-      const c = yield* connect(s)
-      const reason = (payload: unknown) =>
-        c.join("realtime:x", payload).pipe(Effect.map(({ reply }) => {
-          expect(reply.status).toBe("error")
-          return reply.response.reason as string
-        }))
-      const publicChannel = "UnableToReplayMessages: Replay is not allowed for public channels"
-      expect(yield* reason({ config: { broadcast: { replay: { since: 0 } } } })).toBe(publicChannel)
-      expect(yield* reason({ config: { private: false, broadcast: { replay: null } } })).toBe(publicChannel)
-      const invalid = "UnableToReplayMessages: Replay params are not valid"
-      for (
-        const replay of [
-          {},
-          { limit: 5 },
-          { since: null },
-          { since: "0" },
-          { since: 1.5 },
-          { since: 0, limit: "5" },
-          { since: 0, limit: 2.5 },
-          { since: 1e300 }
-        ]
-      ) {
-        expect(yield* reason(replayJoin(replay))).toBe(invalid)
-      }
-      const presenceOnly = yield* s.makeToken({ claims: { sub: "presence-only" } })
-      expect(yield* reason({ ...replayJoin({ since: 0 }), access_token: presenceOnly })).toBe(
-        "Unauthorized: You do not have permissions to read from this Channel topic: x"
-      )
-      expect(yield* reason({ ...replayJoin(null), access_token: presenceOnly })).toBe(
-        "Unauthorized: You do not have permissions to read from this Channel topic: x"
-      )
-      // without replay, presence read is enough to join
-      yield* c.joined("realtime:x", { config: { private: true }, access_token: presenceOnly })
-      // not a map: the join proceeds, nothing replayed
-      for (const replay of [null, 5, "since"]) {
-        yield* c.joined("realtime:x", replayJoin(replay))
-        expect(yield* c.drain).toEqual([])
-      }
-      yield* c.joined("realtime:x", replayJoin({ since: 0, limit: false }))
-      expect(summary(yield* c.drain)).toEqual([[false, expect.any(String), "broadcast", "m1", true]])
-    }))
-})
-
-describe("rate limits (Effect 3 scenarios)", () => {
-  it.effect("events per second: Too many messages per second, then phx_close; the window resets", () =>
-    Effect.gen(function*() {
-      const s = yield* server({ limits: { maxEventsPerSecond: 3 } })
-      const c = yield* connect(s)
-      const jr = yield* c.joined("realtime:room")
-      for (let i = 0; i < 3; i++) yield* c.push("realtime:room", "custom", {}, jr)
-      expect(yield* c.drain).toEqual([])
-      yield* c.push("realtime:room", "broadcast", { type: "broadcast", event: "x", payload: {} }, jr)
-      expect((yield* c.drain).map((m) => [m.event, (m.payload as any).message])).toEqual([
-        ["system", "Too many messages per second"],
-        ["phx_close", undefined]
-      ])
-      yield* TestClock.adjust("1 second")
-      const jr2 = yield* c.joined("realtime:room")
-      yield* c.push("realtime:room", "custom", {}, jr2)
-      expect(yield* c.drain).toEqual([])
-    }))
-
-  it.effect("joins per second: ClientJoinRateLimitReached and the socket closed with 1001", () =>
-    Effect.gen(function*() {
-      const s = yield* server({ limits: { maxJoinsPerSecond: 2 } })
       const c = yield* connect(s)
       yield* c.joined("realtime:a")
       yield* c.joined("realtime:b")
-      const { reply } = yield* c.join("realtime:c")
-      expect(reply.response.reason).toBe("ClientJoinRateLimitReached: Too many joins per second")
-      expect((yield* Deferred.await(c.closed)).code).toBe(1001)
-      // and new connections get a 429 while the window lasts
-      const raw = yield* connectRaw(s)
-      expect(Exit.isFailure(yield* Effect.exit(Deferred.await(raw.opened)))).toBe(true)
-      yield* TestClock.adjust("1 second")
-      yield* connect(s)
+      expect(yield* s.expireToken({ topic: "b" })).toBe(1)
+      expect((yield* c.drain).map((m) => [m.topic, m.event, (m.payload as any).message])).toEqual([
+        ["realtime:b", "system", "Token has expired 0 seconds ago"],
+        ["realtime:b", "phx_close", undefined]
+      ])
     }))
 
-  it.effect("concurrent users: connect refused past the limit", () =>
+  it.effect("one long TestClock.adjust: heartbeats and token pushes are answered in between; the join lasts", () =>
     Effect.gen(function*() {
-      const s = yield* server({ limits: { maxConcurrentUsers: 1 } })
-      yield* connect(s)
-      const raw = yield* connectRaw(s)
-      expect(Exit.isFailure(yield* Effect.exit(Deferred.await(raw.opened)))).toBe(true)
-      const state = yield* s.state
-      expect(state.stats.connectionsRefused).toBe(1)
-    }))
+      const server = yield* RealtimeServer.RealtimeServer
+      const client = yield* RealtimeClient.RealtimeClient
+      const room = yield* client.channel("private-room", { private: true })
+      yield* room.subscribe
+      const first = (yield* server.subscribers("private-room"))[0]!
+      yield* TestClock.adjust("11 minutes") // the first token (10 minutes) would have expired by now
+      expect((yield* room.status)._tag).toBe("Subscribed")
+      const now = (yield* server.subscribers("private-room"))[0]!
+      expect(now.joinRef).toBe(first.joinRef)
+      expect(now.claims.exp as number).toBeGreaterThan(first.claims.exp as number)
+      expect((yield* server.stats).connectionsOpened).toBe(1)
+    }).pipe(
+      Effect.provide(RealtimeTest.layer({
+        client: {
+          // a fresh user token valid for 10 minutes of the (test) clock
+          accessToken: Effect.map(
+            Clock.currentTimeMillis,
+            (now) => RealtimeServer.signToken({ role: "authenticated", exp: Math.floor(now / 1000) + 600 })
+          )
+        }
+      }))
+    ))
 })
 
-describe("faults (Effect 3 scenarios)", () => {
-  it.effect("dropConnection with a code, or abruptly", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const a = yield* connect(s)
-      const b = yield* connect(s)
-      yield* s.dropConnection({ connection: "c1", code: 4001, reason: "bye" })
-      expect(yield* Deferred.await(a.closed)).toEqual({ code: 4001, reason: "bye" })
-      yield* s.dropConnection({ abrupt: true })
-      expect((yield* Deferred.await(b.closed)).code).toBe(1006)
-      const state = yield* s.state
-      expect(state.closedConnections.map((c) => [c.id, c.closeCode])).toEqual([["c1", 4001], ["c2", 1006]])
-    }))
-
-  it.effect("pauseHeartbeats / resumeHeartbeats", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* s.pauseHeartbeats()
-      yield* c.send({ joinRef: null, ref: "h1", topic: "phoenix", event: "heartbeat", payload: {} })
-      yield* s.waitUntil((state) => state.received("c1").length === 1)
-      yield* s.resumeHeartbeats()
-      const reply = yield* c.drain
-      expect(reply).toEqual([])
-      yield* s.pauseHeartbeats("c1")
-      expect((yield* s.connections)[0]!.heartbeatsPaused).toBe(true)
-    }))
-
-  it.effect("crashChannel (phx_error), shutdownChannel (system error + phx_close), custom system/push", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      const ja = yield* c.joined("realtime:a")
-      const jb = yield* c.joined("realtime:b")
-      yield* s.sendSystem({ topic: "a" }, { message: "hello" })
-      yield* s.push({ topic: "realtime:a" }, "custom", { x: 1 })
-      yield* s.crashChannel({ topic: "a" })
-      yield* s.shutdownChannel({ topic: "b" }, "Realtime was unable to connect to the project database")
-      expect((yield* c.drain).map((m) => [m.joinRef, m.ref, m.topic, m.event, m.payload])).toEqual([
-        [ja, null, "realtime:a", "system", { extension: "system", status: "ok", message: "hello", channel: "a" }],
-        [ja, null, "realtime:a", "custom", { x: 1 }],
-        [ja, ja, "realtime:a", "phx_error", { reason: "channel_crash" }],
-        [jb, null, "realtime:b", "system", {
-          extension: "system",
-          status: "error",
-          message: "Realtime was unable to connect to the project database",
-          channel: "b"
-        }],
-        [jb, jb, "realtime:b", "phx_close", {}]
-      ])
-      expect((yield* s.state).channels).toEqual([])
-    }))
-
-  it.effect("refuseConnections for N attempts", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      yield* s.refuseConnections(2, { status: 503, error: "down" })
-      for (let i = 0; i < 2; i++) {
-        const raw = yield* connectRaw(s)
-        expect(Exit.isFailure(yield* Effect.exit(Deferred.await(raw.opened)))).toBe(true)
-      }
-      yield* connect(s)
-      expect((yield* s.stats).connectionsRefused).toBe(2)
-    }))
-
-  it.effect("disconnectAll: Server requested disconnect, then close 1012", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* c.joined("realtime:room")
-      expect(yield* s.disconnectAll).toBe(1)
-      const message = yield* c.next
-      expect([message.joinRef, message.event, message.payload]).toEqual([
-        null,
-        "system",
-        { extension: "system", status: "ok", message: "Server requested disconnect" }
-      ])
-      expect((yield* Deferred.await(c.closed)).code).toBe(1012)
-    }))
-})
-
-describe("HTTP broadcast API (Effect 3 scenarios)", () => {
-  it.effect("batch: 202 and text delivery (meta id), auth, validation, private skip", () =>
-    Effect.gen(function*() {
-      const s = yield* server({
-        policy: (claims) => ({
-          broadcastRead: true,
-          broadcastWrite: claims.role === "service_role",
-          presenceRead: true,
-          presenceWrite: true
-        })
-      })
-      const c = yield* connect(s)
-      const v1 = yield* connect(s, { vsn: "1.0.0" })
-      yield* c.joined("realtime:room")
-      yield* c.joined("realtime:secret", { config: { private: true }, access_token: s.serviceRoleKey })
-      yield* v1.joined("realtime:room")
-      const post = (body: unknown, headers: Record<string, string> = { apikey: s.apiKey }) =>
-        s.handleHttp({
-          method: "POST",
-          path: "/realtime/v1/api/broadcast?apikey=ignored",
-          headers: { "Content-Type": "application/json", ...headers },
-          body: JSON.stringify(body)
-        })
-      const ok = yield* post({
-        messages: [
-          { topic: "room", event: "a", payload: { n: 1 } },
-          { topic: "room", event: "b", payload: { n: 2 }, id: "m-2" },
-          { topic: "secret", event: "c", payload: {}, private: true }
-        ]
-      })
-      expect(ok.status).toBe(202)
-      expect(ok.body.byteLength).toBe(0)
-      expect(ok.headers["x-rate-limit"]).toBe("100")
-      expect((yield* c.drain).map((m) => [m.binary, m.payload])).toEqual([
-        [false, { type: "broadcast", event: "a", payload: { n: 1 } }],
-        [false, { type: "broadcast", event: "b", payload: { n: 2 }, meta: { id: "m-2" } }]
-      ])
-      expect((yield* v1.drain).map((m) => m.payload)).toEqual([
-        { type: "broadcast", event: "a", payload: { n: 1 } },
-        { type: "broadcast", event: "b", payload: { n: 2 }, meta: { id: "m-2" } }
-      ])
-      // Bearer wins over apikey; service_role may write the private topic
-      const privateOk = yield* post(
-        { messages: [{ topic: "secret", event: "c", payload: {}, private: true }] },
-        { apikey: s.apiKey, authorization: `Bearer ${s.serviceRoleKey}` }
-      )
-      expect(privateOk.status).toBe(202)
-      expect((yield* c.drain).map((m) => [m.topic, m.payload])).toEqual([
-        ["realtime:secret", { type: "broadcast", event: "c", payload: {} }]
-      ])
-      expect(yield* post({ messages: [] }, {})).toMatchObject({ status: 401 })
-      expect(json(yield* post({ messages: [] }, { apikey: "bad" }))).toEqual({ message: "Unauthorized" })
-      const invalid = yield* post({ messages: [{ topic: "room", event: "a", payload: "x" }, { event: "b" }] })
-      expect(invalid.status).toBe(422)
-      expect(json(invalid)).toEqual({
-        errors: { messages: [{ payload: ["is invalid"] }, { topic: ["can't be blank"], payload: ["can't be blank"] }] }
-      })
-      expect(json(yield* post({}))).toEqual({ errors: { messages: ["can't be blank"] } })
-      const notFound = yield* s.handleHttp({ method: "GET", path: "/api/nothing", headers: {} })
-      expect(notFound.status).toBe(404)
-      const preflight = yield* s.handleHttp({ method: "OPTIONS", path: "/api/broadcast", headers: {} })
-      expect(preflight.status).toBe(204)
-      expect(preflight.headers["access-control-allow-origin"]).toBe("*")
-    }))
-
-  it.effect("single event: JSON and octet-stream as kind 4; V1 gets JSON only; 415, 422, 403, 429", () =>
-    Effect.gen(function*() {
-      const s = yield* server({
-        limits: { maxPayloadBytes: 50, maxEventsPerSecond: 7 },
-        policy: () => ({ broadcastRead: true, broadcastWrite: false, presenceRead: true, presenceWrite: true })
-      })
-      const v2 = yield* connect(s)
-      const v1 = yield* connect(s, { vsn: "1.0.0" })
-      yield* v2.joined("realtime:room one")
-      yield* v1.joined("realtime:room one")
-      const post = (path: string, body: string | Uint8Array, contentType?: string) =>
-        s.handleHttp({
-          method: "POST",
-          path,
-          headers: contentType === undefined
-            ? { apikey: s.apiKey }
-            : { apikey: s.apiKey, "content-type": contentType },
-          body
-        })
-      const base = `/api/broadcast/${encodeURIComponent("room one")}/events/ev`
-      expect((yield* post(base, JSON.stringify({ a: 1 }), "application/json")).status).toBe(202)
-      expect((yield* post(base, "[1,2]")).status).toBe(202)
-      expect((yield* post(base, new Uint8Array([7, 8]), "application/octet-stream")).status).toBe(202)
-      expect((yield* v2.drain).map((m) => [m.binary, m.payload])).toEqual([
-        [true, { type: "broadcast", event: "ev", payload: { a: 1 } }],
-        [true, { type: "broadcast", event: "ev", payload: [1, 2] }],
-        [true, { type: "broadcast", event: "ev", payload: new Uint8Array([7, 8]) }]
-      ])
-      expect((yield* v1.drain).map((m) => m.payload)).toEqual([
-        { type: "broadcast", event: "ev", payload: { a: 1 } },
-        { type: "broadcast", event: "ev", payload: [1, 2] }
-      ])
-      const unsupported = yield* post(base, "x", "text/plain")
-      expect([unsupported.status, json(unsupported)]).toEqual([415, {
-        error: "Unsupported Media Type. Use application/json or application/octet-stream"
-      }])
-      expect(json(yield* post(base, "null", "application/json"))).toEqual({ errors: { payload: ["can't be blank"] } })
-      expect(json(yield* post(base, JSON.stringify({ s: "x".repeat(100) })))).toEqual({
-        errors: { payload: ["Payload size exceeds tenant limit"] }
-      })
-      const denied = yield* post(`${base}?private=true`, "{}")
-      expect([denied.status, json(denied)]).toEqual([403, { message: "Unauthorized" }])
-      const limited = yield* post(base, "{}")
-      expect([limited.status, json(limited)]).toEqual([429, { message: "Too many requests" }])
-    }))
-
-  it.effect("fetch and HttpClient answered in memory", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const c = yield* connect(s)
-      yield* c.joined("realtime:room")
-      const response = yield* Effect.promise(() =>
-        s.fetch(`${s.httpUrl}/api/broadcast/room/events/e`, {
-          method: "POST",
-          headers: { apikey: s.apiKey, "content-type": "application/json" },
-          body: JSON.stringify({ via: "fetch" })
-        })
-      )
-      expect(response.status).toBe(202)
-      const viaClient = yield* HttpClient.execute(
-        HttpClientRequest.post(`${s.httpUrl}/realtime/v1/api/broadcast`).pipe(
-          HttpClientRequest.setHeader("apikey", s.apiKey),
-          HttpClientRequest.bodyJsonUnsafe({ messages: [{ topic: "room", event: "e", payload: { via: "client" } }] })
-        )
-      ).pipe(
-        Effect.provide(
-          RealtimeServer.layerHttpClient.pipe(Layer.provide(Layer.succeed(RealtimeServer.RealtimeServer, s)))
-        )
-      )
-      expect(viaClient.status).toBe(202)
-      expect((yield* c.drain).map((m) => (m.payload as any).payload)).toEqual([{ via: "fetch" }, { via: "client" }])
-    }))
-})
-
-describe("realtime-js in memory (Effect 3 scenarios)", () => {
-  it.live("webSocketClass as transport and fetch for the REST fallback", () =>
-    Effect.gen(function*() {
-      const s = yield* server()
-      const client = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          new RealtimeJs(s.url, {
-            params: { apikey: s.apiKey },
-            transport: s.webSocketClass as any,
-            fetch: s.fetch as any
-          })
-        ),
-        (client) =>
-          Effect.promise(async () => {
-            await client.removeAllChannels()
-            await client.disconnect()
-          })
-      )
-      const channel = client.channel("room", { config: { broadcast: { self: true, ack: true } } })
-      const got = yield* Deferred.make<any>()
-      channel.on("broadcast", { event: "*" }, (message: any) => Deferred.doneUnsafe(got, Exit.succeed(message)))
-      yield* Effect.callback<void, Error>((resume) => {
-        channel.subscribe((status, error) => {
-          if (status === "SUBSCRIBED") resume(Effect.void)
-          else if (status !== "CLOSED") resume(Effect.fail(error ?? new Error(status)))
-        })
-      })
-      const sent = yield* Effect.promise(() =>
-        client.channel("room").send({ type: "broadcast", event: "rest", payload: { n: 1 } })
-      )
-      expect(sent).toBe("ok")
-      expect(yield* Deferred.await(got)).toEqual({ type: "broadcast", event: "rest", payload: { n: 1 } })
-      const [connection] = yield* s.connections
-      expect(connection).toMatchObject({ transport: "memory", vsn: "2.0.0" })
-    }))
-})
-
-describe("layers (Effect 3 scenarios)", () => {
-  it.effect("layerWebSocketConstructor serves @effect/platform's Socket", () =>
+describe("layers", () => {
+  it.effect("layerWebSocketConstructor serves Effect's Socket", () =>
     Effect.gen(function*() {
       const s = yield* RealtimeServer.RealtimeServer
       const socket = yield* Socket.makeWebSocket(`${s.url}/websocket?apikey=${s.apiKey}&vsn=2.0.0`)
@@ -2202,5 +535,15 @@ describe("layers (Effect 3 scenarios)", () => {
       const joinRef = yield* c.joined("realtime:late")
       const channel = yield* Fiber.join(waiting)
       assert.strictEqual(channel.joinRef, joinRef)
+    }))
+
+  it.effect("stopping the server closes its sockets with 1001", () =>
+    Effect.gen(function*() {
+      const closed = yield* Effect.scoped(Effect.gen(function*() {
+        const s = yield* server()
+        const c = yield* connect(s)
+        return c.closed
+      }))
+      expect((yield* Deferred.await(closed)).code).toBe(1001)
     }))
 })
