@@ -11,10 +11,12 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
+import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { AccessTokenError } from "./RealtimeError.js"
@@ -79,7 +81,16 @@ export const make = <E = never, R = never>(options: {
    * with `AccessTokenError`, and the next `refresh` calls the source again.
    */
   readonly timeout?: Duration.DurationInput | undefined
-}): Effect.Effect<AccessToken, never, R> =>
+}): Effect.Effect<AccessToken, never, R> => makeIn(options, undefined)
+
+/**
+ * `make`, with the scope the source lives in (a layer's): a fetch in flight when it closes is
+ * interrupted. Without one, a fetch outlives its caller at most its timeout.
+ */
+const makeIn = <E, R>(
+  options: Parameters<typeof make<E, R>>[0],
+  scope: Scope.Scope | undefined
+): Effect.Effect<AccessToken, never, R> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<R>()
     const ref = yield* SubscriptionRef.make(Option.fromNullable(options.initial ?? null))
@@ -87,6 +98,11 @@ export const make = <E = never, R = never>(options: {
     let generation = 0
     let inflight: Deferred.Deferred<Option.Option<string>, AccessTokenError> | undefined
     const timeout = Duration.decode(options.timeout ?? defaultTimeout)
+    // the fetch in flight, interrupted when the source's scope closes
+    let fetching: Fiber.RuntimeFiber<unknown, unknown> | undefined
+    if (scope !== undefined) {
+      yield* Scope.addFinalizer(scope, Effect.suspend(() => fetching ? Fiber.interrupt(fetching) : Effect.void))
+    }
 
     // subscribers see changes only: storing the same token again publishes nothing (`update` would
     // publish it, even unchanged)
@@ -119,13 +135,19 @@ export const make = <E = never, R = never>(options: {
           Effect.onExit((exit) =>
             Effect.sync(() => {
               inflight = undefined
+              fetching = undefined
               Deferred.unsafeDone(deferred, Exit.isSuccess(exit) ? exit : Exit.failCause(exit.cause))
             })
           ),
           // in a fiber of its own: a source that never answers must not hold the caller, who may give
-          // up (interrupt), nor be cancelled by it for the others
+          // up (interrupt), nor be cancelled by it for the others. Interruptible whoever asked (a fork
+          // inherits its parent's interruptibility): else its timeout could not cut it
+          Effect.interruptible,
           Effect.forkDaemon,
-          Effect.zipRight(Deferred.await(deferred))
+          Effect.flatMap((fiber) => {
+            if (inflight === deferred) fetching = fiber
+            return Deferred.await(deferred)
+          })
         )
       })
 
@@ -168,7 +190,7 @@ export const layerStatic = (token: string): Layer.Layer<AccessToken> =>
  * reconnect and rejoin, and on every heartbeat. A failure is reported as `AccessTokenError` and the
  * last good token is kept; a join waits for the fetch at most its join timeout, then goes on with
  * that token. A fetch that takes longer than `timeout` (default 10 seconds) fails, and the next
- * refresh calls the source again.
+ * refresh calls the source again; one in flight when the layer's scope closes is interrupted.
  *
  * @since 0.1.0
  * @category layers
@@ -176,7 +198,12 @@ export const layerStatic = (token: string): Layer.Layer<AccessToken> =>
 export const layerEffect = <E, R>(
   fetch: Effect.Effect<string | null, E, R>,
   options?: { readonly timeout?: Duration.DurationInput | undefined }
-): Layer.Layer<AccessToken, never, R> => Layer.effect(AccessToken, make({ fetch, timeout: options?.timeout }))
+): Layer.Layer<AccessToken, never, R> =>
+  // a fetch in flight does not outlive the layer
+  Layer.scoped(
+    AccessToken,
+    Effect.flatMap(Effect.scope, (scope) => makeIn({ fetch, timeout: options?.timeout }, scope))
+  )
 
 /**
  * The token source a simple option describes: `undefined` (none), a static token, or an Effect that

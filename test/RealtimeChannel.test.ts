@@ -926,6 +926,30 @@ describe("RealtimeChannel", () => {
         assert.strictEqual(calls, 2)
       }))
 
+    it.scoped("a subscribe in an uninterruptible region with a token source that never answers joins after the join timeout", () =>
+      Effect.gen(function*() {
+        let calls = 0
+        const tokens = yield* AccessToken.make({
+          fetch: Effect.suspend(() =>
+            ++calls === 1 ? Effect.succeed("t1") : calls === 2 ? Effect.never : Effect.succeed("t3")
+          )
+        })
+        const harness = yield* setup({}, Layer.succeed(AccessToken.AccessToken, tokens))
+        const other = yield* harness.client.channel("other")
+        const { connection } = yield* joined(harness, other)
+        const room = yield* harness.client.channel("room")
+        // the caller's region is uninterruptible (an acquire, a finalizer): the bounds hold all the same
+        const fiber = yield* Effect.fork(Effect.uninterruptible(room.subscribe))
+        yield* TestClock.adjust("10 seconds")
+        const join = yield* nextOf(connection, "phx_join")
+        assert.strictEqual((join.payload as { access_token: string }).access_token, "t1")
+        yield* reply(connection, join, "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+        // the hung fetch was given up at its own timeout: the next refresh calls the source again
+        yield* TestClock.adjust("10 seconds")
+        assert.deepStrictEqual(yield* tokens.refresh, Option.some("t3"))
+      }))
+
     it.scoped("a token fetch of a join cycle that ended never answers a later subscribe's join", () =>
       Effect.gen(function*() {
         // the first fetch answers at once, the second after 16 s (past the 10 s join timeout)

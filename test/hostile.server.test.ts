@@ -310,6 +310,19 @@ describe("hostile server: postgres changes", () => {
       assert.strictEqual((yield* channel.status)._tag, "Subscribed")
       assert.isTrue(warnings.some((w) => w.includes("Error parsing `filter` params")), warnings.join("\n"))
     }))
+
+  it.scoped("a system error for the bindings that the server repeats is logged at most once a minute, not once a frame", () =>
+    Effect.gen(function*() {
+      const { client, server, warnings } = yield* setup()
+      const channel = yield* client.channel("db", { postgresChanges: [binding] })
+      const { push } = yield* joined(server, channel)
+      const error = `{"extension":"postgres_changes","status":"error","message":"no such table"}`
+      for (let i = 0; i < 100; i++) yield* push("system", error)
+      yield* settle
+      const lines = () => warnings.filter((w) => w.includes("could not subscribe to Postgres changes"))
+      assert.strictEqual(lines().length, 1, warnings.join("\n"))
+      assert.strictEqual((yield* channel.status)._tag, "Subscribed")
+    }))
 })
 
 describe("hostile server: replies and system messages", () => {

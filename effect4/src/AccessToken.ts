@@ -10,9 +10,11 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
+import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { AccessTokenError } from "./RealtimeError.js"
@@ -77,7 +79,16 @@ export const make = <E = never, R = never>(options: {
    * with `AccessTokenError`, and the next `refresh` calls the source again.
    */
   readonly timeout?: Duration.Input | undefined
-}): Effect.Effect<AccessToken, never, R> =>
+}): Effect.Effect<AccessToken, never, R> => makeIn(options, undefined)
+
+/**
+ * `make`, with the scope the source lives in (a layer's): a fetch in flight when it closes is
+ * interrupted. Without one, a fetch outlives its caller at most its timeout.
+ */
+const makeIn = <E, R>(
+  options: Parameters<typeof make<E, R>>[0],
+  scope: Scope.Scope | undefined
+): Effect.Effect<AccessToken, never, R> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<R>()
     const ref = yield* SubscriptionRef.make(Option.fromNullishOr(options.initial ?? null))
@@ -85,6 +96,11 @@ export const make = <E = never, R = never>(options: {
     let generation = 0
     let inflight: Deferred.Deferred<Option.Option<string>, AccessTokenError> | undefined
     const timeout = Duration.fromInputUnsafe(options.timeout ?? defaultTimeout)
+    // the fetch in flight, interrupted when the source's scope closes
+    let fetching: Fiber.Fiber<unknown, unknown> | undefined
+    if (scope !== undefined) {
+      yield* Scope.addFinalizer(scope, Effect.suspend(() => fetching ? Fiber.interrupt(fetching) : Effect.void))
+    }
 
     // subscribers see changes only: storing the same token again publishes nothing
     const store = (token: Option.Option<string>): Effect.Effect<void> =>
@@ -117,6 +133,7 @@ export const make = <E = never, R = never>(options: {
           Effect.onExit((exit) =>
             Effect.sync(() => {
               inflight = undefined
+              fetching = undefined
               Deferred.doneUnsafe(deferred, exit)
             })
           ),
@@ -124,7 +141,10 @@ export const make = <E = never, R = never>(options: {
           // caller, who may give up (interrupt), nor be cancelled by it for the others. It starts at
           // once, as it did in the caller's fiber (its timers are set before the caller goes on).
           Effect.forkDetach({ startImmediately: true }),
-          Effect.andThen(Deferred.await(deferred))
+          Effect.flatMap((fiber) => {
+            if (inflight === deferred) fetching = fiber
+            return Deferred.await(deferred)
+          })
         )
       })
 
@@ -167,7 +187,7 @@ export const layerStatic = (token: string): Layer.Layer<AccessToken> =>
  * reconnect and rejoin, and on every heartbeat. A failure is reported as `AccessTokenError` and the
  * last good token is kept; a join waits for the fetch at most its join timeout, then goes on with
  * that token. A fetch that takes longer than `timeout` (default 10 seconds) fails, and the next
- * refresh calls the source again.
+ * refresh calls the source again; one in flight when the layer's scope closes is interrupted.
  *
  * @since 0.1.0
  * @category layers
@@ -175,7 +195,12 @@ export const layerStatic = (token: string): Layer.Layer<AccessToken> =>
 export const layerEffect = <E, R>(
   fetch: Effect.Effect<string | null, E, R>,
   options?: { readonly timeout?: Duration.Input | undefined }
-): Layer.Layer<AccessToken, never, R> => Layer.effect(AccessToken, make({ fetch, timeout: options?.timeout }))
+): Layer.Layer<AccessToken, never, R> =>
+  // a fetch in flight does not outlive the layer
+  Layer.effect(
+    AccessToken,
+    Effect.flatMap(Effect.scope, (scope) => makeIn({ fetch, timeout: options?.timeout }, scope))
+  )
 
 /**
  * The token source a simple option describes: `undefined` (none), a static token, or an Effect that

@@ -10,11 +10,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 import * as AccessToken from "../src/AccessToken.js"
@@ -290,6 +292,43 @@ describe("AccessToken", () => {
       assert.deepStrictEqual(yield* tokens.current, Option.some("kept"))
       assert.deepStrictEqual(yield* tokens.refresh, Option.some("fresh"))
       assert.strictEqual(calls, 2)
+    }))
+
+  it.effect("a refresh asked from an uninterruptible region still times out; the next refresh calls the source again", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const tokens = yield* AccessToken.make({
+        initial: "kept",
+        fetch: Effect.suspend(() => ++calls === 1 ? Effect.never : Effect.succeed("fresh")),
+        timeout: "5 seconds"
+      })
+      // the fetch runs in a fiber of its own, interruptible whoever asked for it
+      const hung = yield* Effect.forkChild(Effect.flip(Effect.uninterruptible(tokens.refresh)))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("5 seconds")
+      const error = yield* Fiber.join(hung)
+      assert.strictEqual(error.message, "access token source failed: no token within 5s")
+      assert.deepStrictEqual(yield* tokens.refresh, Option.some("fresh"))
+      assert.strictEqual(calls, 2)
+    }))
+
+  it.effect("a fetch in flight when the layer's scope closes is interrupted: it does not outlive its layer", () =>
+    Effect.gen(function*() {
+      let interrupted = false
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        AccessToken.layerEffect(Effect.onInterrupt(Effect.never, () =>
+          Effect.sync(() => {
+            interrupted = true
+          }))),
+        scope
+      )
+      const tokens = Context.get(context, AccessToken.AccessToken)
+      const waiting = yield* Effect.forkChild(tokens.refresh)
+      yield* Effect.yieldNow
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(interrupted)
+      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(waiting)))
     }))
 
   it.effect("a token set by hand while a fetch is in flight wins over the fetch's result", () =>

@@ -115,12 +115,7 @@ export interface IgnoredLog {
  */
 export const ignored = (self: ChannelShell<any>, event: string, why: string, sent: unknown, n = 1): void => {
   const log = self.ignoredLog
-  log.total += n
-  const now = self.deps.now()
-  if (now - log.loggedAt < IGNORED_LOG_INTERVAL) {
-    log.unlogged += n
-    return
-  }
+  if (!logDue(self, log, n)) return
   self.log("Warning", `ignored a ${event} frame: ${why}`, {
     topic: self.topic,
     event,
@@ -128,7 +123,20 @@ export const ignored = (self: ChannelShell<any>, event: string, why: string, sen
     unloggedBefore: log.unlogged,
     sent: Describe.describe(sent, { maxLength: 300 })
   })
-  log.loggedAt = now
+  logged(self, log)
+}
+
+/** Counts `n` more of what `log` throttles: whether a line is due (else they are counted unlogged). */
+const logDue = (self: ChannelShell<any>, log: IgnoredLog, n: number): boolean => {
+  log.total += n
+  if (self.deps.now() - log.loggedAt >= IGNORED_LOG_INTERVAL) return true
+  log.unlogged += n
+  return false
+}
+
+/** A line of `log` was written now. */
+const logged = (self: ChannelShell<any>, log: IgnoredLog): void => {
+  log.loggedAt = self.deps.now()
   log.unlogged = 0
 }
 
@@ -179,12 +187,18 @@ const system = (self: ChannelShell<any>, payload: unknown): void => {
   if (message === undefined) return ignored(self, "system", "its payload is not an object", payload)
   if (message.status === "error") {
     if (message.extension === "system") self.lastSystemError = message.message
-    // the channel stays joined, but its Postgres changes will not come: say why
+    // the channel stays joined, but its Postgres changes will not come: say why (throttled as
+    // `ignored`: a server may repeat it)
     else if (message.extension === "postgres_changes") {
-      self.log("Warning", "the server could not subscribe to Postgres changes", {
-        topic: self.topic,
-        reason: message.message
-      })
+      const log = self.postgresErrorLog ??= { total: 0, unlogged: 0, loggedAt: -Infinity }
+      if (logDue(self, log, 1)) {
+        self.log("Warning", "the server could not subscribe to Postgres changes", {
+          topic: self.topic,
+          reason: message.message,
+          unloggedBefore: log.unlogged
+        })
+        logged(self, log)
+      }
     }
   }
   const listeners = self.systemListeners

@@ -164,6 +164,8 @@ export abstract class ChannelShell<T extends Types> {
   dropsLogged = 0
   /** Frames of the topic the channel could not use (see `Inbound.ignored`). */
   readonly ignoredLog: Inbound.IgnoredLog = { total: 0, unlogged: 0, loggedAt: -Infinity }
+  /** The server's errors subscribing the Postgres changes (logged as `ignoredLog`; made at the first). */
+  postgresErrorLog: Inbound.IgnoredLog | undefined
   /** When the channel last lost a join it held (cleared when it leaves): the next join is a rejoin. */
   lostAt: number | undefined
   /**

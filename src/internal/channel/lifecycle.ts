@@ -75,14 +75,15 @@ export const fetchToken = (self: ChannelImpl, ticket: number): Effect.Effect<voi
 
 /**
  * The source's refresh, given up after the join's timeout: a source that never answers is a failed
- * one (the join goes on with the last known token), never a join that waits forever. A source
- * that fetches nothing answers at once: no timer for it.
+ * one (the join goes on with the last known token), never a join that waits forever, even when the
+ * subscriber's region is uninterruptible (the timeout interrupts the wait). A source that fetches
+ * nothing answers at once: no timer for it.
  */
 const boundedRefresh = (self: ChannelImpl): Effect.Effect<Option.Option<string>, AccessTokenError> => {
   const source = self.deps.accessToken
   if (source.refresh === source.current) return source.refresh
   const timeout = self.joinTimeout
-  return Effect.timeoutFail(source.refresh, {
+  return Effect.timeoutFail(Effect.interruptible(source.refresh), {
     duration: timeout,
     onTimeout: () => new AccessTokenError({ cause: `no token within ${Duration.toMillis(timeout)} ms` })
   })
