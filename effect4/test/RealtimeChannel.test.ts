@@ -7,13 +7,31 @@
  * `RealtimeChannel.bounds.test.ts`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Ref, Result, Scope, Stream } from "effect"
+import {
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Option,
+  Queue,
+  Ref,
+  Result,
+  Scope,
+  Stream
+} from "effect"
+import { Socket } from "effect/socket"
 import { TestClock } from "effect/testing"
 import * as AccessToken from "../src/AccessToken.js"
 import * as Protocol from "../src/Protocol.js"
 import * as RealtimeChannel from "../src/RealtimeChannel.js"
+import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as RealtimeError from "../src/RealtimeError.js"
-import { joined, joinedIn, nextIoTurn, setup } from "./support/client.js"
+import * as FakeSocket from "../src/testing/FakeSocket.js"
+import * as Transport from "../src/Transport.js"
+import { joined, joinedIn, nextIoTurn, setup, URL } from "./support/client.js"
 import { endJoin, next, nextOf, reply, serverSend, systemError } from "./support/frames.js"
 import { awaitStatus, statusesUntil } from "./support/status.js"
 
@@ -290,6 +308,37 @@ describe("RealtimeChannel (Effect 4)", () => {
         yield* Fiber.join(fiber)
       }))
   })
+
+  it.effect("a first join whose write throws (out of any fiber, after its turns) fails its subscriber; nothing reaches the event loop", () =>
+    Effect.gen(function*() {
+      const { constructor } = yield* FakeSocket.make
+      const options = { url: URL, apiKey: "anon" }
+      // the transport's request throws for a join: a defect of the write path, injected
+      const broken = Layer.effect(
+        Transport.Transport,
+        Effect.map(
+          Transport.Transport,
+          (transport): Transport.Transport =>
+            Object.assign(Object.create(transport) as Transport.Transport, {
+              unsafeRequest: (...args: Parameters<Transport.Transport["unsafeRequest"]>) => {
+                if (args[0].event === "phx_join") throw new Error("boom")
+                return transport.unsafeRequest(...args)
+              }
+            })
+        )
+      ).pipe(
+        Layer.provide(Transport.layer(options)),
+        Layer.provide(Layer.succeed(Socket.WebSocketConstructor, constructor))
+      )
+      const context = yield* Layer.build(
+        Layer.effect(RealtimeClient.RealtimeClient, RealtimeClient.make(options)).pipe(Layer.provide(broken))
+      ).pipe(Effect.orDie)
+      const client = Context.get(context, RealtimeClient.RealtimeClient)
+      const channel = yield* client.channel("room")
+      const exit = yield* Effect.exit(channel.subscribe)
+      assert.isTrue(Exit.hasDies(exit), String(exit))
+      assert.include(String(exit), "boom")
+    }).pipe(Effect.scoped))
 
   describe("access token", () => {
     it.effect("a subscriber interrupted while the join's token is fetched does not strand the others", () =>

@@ -9,9 +9,17 @@ import type * as Scheduler from "effect/Scheduler"
  * A turn of the shared dispatcher may have been scheduled before a turn the caller's fiber started
  * (a fork's): count one more turn than the levels to wait for.
  *
+ * A callback that throws does not stop the others of its turn; its throw goes to `onError` (out of
+ * any fiber, it would otherwise reach the event loop and end the process).
+ *
  * @internal
  */
-export const afterTurns = (scheduler: Scheduler.Scheduler, turns: number, f: () => void): void => {
+export const afterTurns = (
+  scheduler: Scheduler.Scheduler,
+  turns: number,
+  f: () => void,
+  onError: (error: unknown) => void
+): void => {
   const dispatcher = dispatcherOf(scheduler)
   let left = turns
   const turn = (): void => {
@@ -19,10 +27,7 @@ export const afterTurns = (scheduler: Scheduler.Scheduler, turns: number, f: () 
     try {
       f()
     } catch (error) {
-      // the other callbacks of the batch still run; the throw is not swallowed
-      queueMicrotask(() => {
-        throw error
-      })
+      onError(error)
     }
   }
   dispatcher.scheduleTask(turn, 0)

@@ -95,11 +95,28 @@ export const fetchToken = (self: ChannelImpl, ticket: number): Effect.Effect<voi
     Effect.withFiber((fiber) => {
       const ready = () => self.tokenFetched(ticket, Option.getOrUndefined(token))
       // a first join is written once the streams forked before `subscribe` listen (see `FORK_DEPTH`)
-      if (self.tokenAttempt === 0) Turns.afterTurns(fiber.getRef(Scheduler.Scheduler), FORK_DEPTH + 1, ready)
-      else ready()
+      if (self.tokenAttempt === 0) {
+        Turns.afterTurns(fiber.getRef(Scheduler.Scheduler), FORK_DEPTH + 1, ready, (cause) => joinDefect(self, cause))
+      } else ready()
       return Effect.void
     })
   ))
+
+/**
+ * A defect while writing a first join, outside any fiber: logged, and whoever waits for the join
+ * dies with it (as they did when the write ran in the subscriber's fiber), never thrown at the event
+ * loop.
+ */
+const joinDefect = (self: ChannelImpl, cause: unknown): void => {
+  self.deps.runFork(
+    Effect.logError("the join could not be written").pipe(
+      Effect.annotateLogs({ topic: self.topic, cause: String(cause) })
+    )
+  )
+  const waiters = self.joinWaiters
+  self.joinWaiters = undefined
+  if (waiters !== undefined) { for (const waiter of waiters) waiter.settle(Exit.die(cause)) }
+}
 
 /**
  * The source's refresh, given up after the join's timeout: a source that never answers is a failed
