@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import {
   Chunk,
   Context,
+  Deferred,
   Duration,
   Effect,
   Exit,
@@ -22,27 +23,13 @@ import {
 } from "effect"
 import * as AccessToken from "../src/AccessToken.js"
 import * as Heartbeat from "../src/Heartbeat.js"
+import * as RealtimeChannel from "../src/RealtimeChannel.js"
 import * as RealtimeClient from "../src/RealtimeClient.js"
 import * as Reconnect from "../src/Reconnect.js"
 import * as FakeSocket from "../src/testing/FakeSocket.js"
 import * as Transport from "../src/Transport.js"
-import { decode, nextOf, replyOk } from "./support/frames.js"
-
-const URL = "ws://realtime.test/socket"
-
-const setup = (
-  options: Partial<RealtimeClient.Options> = {},
-  extra: Layer.Layer<any> = Layer.empty as Layer.Layer<any>
-) =>
-  Effect.gen(function*() {
-    const { constructor, server } = yield* FakeSocket.make
-    const layer = RealtimeClient.layer({ url: URL, apiKey: "anon", ...options }).pipe(
-      Layer.provide(Layer.succeed(Socket.WebSocketConstructor, constructor)),
-      Layer.provide(extra)
-    )
-    const context = yield* Layer.build(layer).pipe(Effect.orDie)
-    return { server, client: Context.get(context, RealtimeClient.RealtimeClient) }
-  })
+import { joined, setup, URL } from "./support/client.js"
+import { decode, nextOf, reply, replyOk } from "./support/frames.js"
 
 /** Every frame sent so far on a connection, decoded, without waiting. */
 const drain = (connection: FakeSocket.FakeConnection) =>
@@ -98,6 +85,21 @@ describe("RealtimeClient", () => {
         assert.strictEqual(error._tag, "InvalidArgument")
         assert.include(error.message, "realtime:room")
         assert.strictEqual((yield* client.channels).length, 1)
+      }))
+
+    it.scoped("the same topic with the same config shares one join; another config is an error", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup()
+        const a = yield* harness.client.channel("shared", { broadcast: { self: true } })
+        const b = yield* harness.client.channel("shared", { broadcast: { self: true } })
+        assert.strictEqual(a, b)
+        const conflict = yield* Effect.flip(harness.client.channel("shared", { broadcast: { self: false } }))
+        assert.strictEqual(conflict._tag, "InvalidArgument")
+        assert.include(conflict.message, "another config")
+        const { connection } = yield* joined(harness, a)
+        yield* b.subscribe
+        assert.isTrue(Option.isNone(yield* Queue.poll(connection.sent)), "no second join")
+        assert.strictEqual((yield* harness.client.channels).length, 1)
       }))
 
     it.scoped("a channel lives while any scope holds it: the last release leaves and frees the topic", () =>
@@ -170,6 +172,31 @@ describe("RealtimeClient", () => {
   })
 
   describe("idle disconnect", () => {
+    it.scoped("closing the subscription's scope leaves; the socket closes after the idle delay", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup({ disconnectOnEmptyAfter: "50 seconds" })
+        const scope = yield* Scope.make()
+        const channel = yield* harness.client.channel("room")
+        const fiber = yield* Effect.fork(Scope.extend(channel.subscribe, scope))
+        const connection = yield* Queue.take(harness.server.connections)
+        const join = yield* nextOf(connection, "phx_join")
+        yield* reply(connection, join, "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+        const leave = yield* nextOf(connection, "phx_leave")
+        assert.deepStrictEqual([leave.joinRef, leave.topic, leave.payload], [join.ref, "realtime:room", {}])
+        yield* reply(connection, leave, "ok")
+        yield* Fiber.join(closing)
+        const status = yield* channel.status
+        assert.deepStrictEqual(status, RealtimeChannel.ChannelStatus.Closed({ reason: "left" }))
+        yield* TestClock.adjust("49 seconds")
+        assert.strictEqual((yield* harness.client.state)._tag, "Open")
+        yield* TestClock.adjust("1 second")
+        const closed = yield* Deferred.await(connection.closed)
+        assert.strictEqual(closed.code, 1000)
+        assert.strictEqual((yield* harness.client.state)._tag, "Closed")
+      }))
+
     it.scoped("the socket closes disconnectOnEmptyAfter after the last channel left, not before", () =>
       Effect.gen(function*() {
         const { client, server } = yield* setup({ disconnectOnEmptyAfter: "30 seconds" })
@@ -220,6 +247,24 @@ describe("RealtimeClient", () => {
         yield* Fiber.join(subscribing)
         yield* Scope.close(scope, Exit.void)
         assert.strictEqual((yield* client.state)._tag, "Closed")
+      }))
+
+    it.scoped("disconnect cancels the idle disconnect armed when the last channel left", () =>
+      Effect.gen(function*() {
+        const harness = yield* setup({ disconnectOnEmptyAfter: "50 seconds" })
+        const scope = yield* Scope.make()
+        const channel = yield* harness.client.channel("room").pipe(Scope.extend(scope))
+        const fiber = yield* Effect.fork(Scope.extend(channel.subscribe, scope))
+        const connection = yield* Queue.take(harness.server.connections)
+        yield* reply(connection, yield* nextOf(connection, "phx_join"), "ok", { postgres_changes: [] })
+        yield* Fiber.join(fiber)
+        yield* Scope.close(scope, Exit.void)
+        yield* harness.client.disconnect
+        yield* harness.client.connect
+        yield* Queue.take(harness.server.connections)
+        yield* TestClock.adjust("60 seconds")
+        const state = yield* harness.client.state
+        assert.strictEqual(state._tag, "Open", "the old idle timer closed the new connection")
       }))
   })
 
