@@ -113,30 +113,33 @@ export interface IgnoredLog {
  * logged with what the server sent (bounded), at most a line a minute (by the channel's clock), each
  * line counting those ignored since the previous one.
  */
-export const ignored = (self: ChannelShell<any>, event: string, why: string, sent: unknown, n = 1): void => {
-  const log = self.ignoredLog
-  if (!logDue(self, log, n)) return
-  self.log("Warning", `ignored a ${event} frame: ${why}`, {
+export const ignored = (self: ChannelShell<any>, event: string, why: string, sent: unknown, n = 1): void =>
+  throttled(self, self.ignoredLog, n, `ignored a ${event} frame: ${why}`, (log) => ({
     topic: self.topic,
     event,
     ignored: log.total,
-    unloggedBefore: log.unlogged,
     sent: Describe.describe(sent, { maxLength: 300 })
-  })
-  logged(self, log)
-}
+  }))
 
-/** Counts `n` more of what `log` throttles: whether a line is due (else they are counted unlogged). */
-const logDue = (self: ChannelShell<any>, log: IgnoredLog, n: number): boolean => {
+/**
+ * Counts `n` more of what `log` throttles and writes `message` when a line is due (at most one a
+ * minute), with the count of those not logged since the previous line.
+ */
+const throttled = (
+  self: ChannelShell<any>,
+  log: IgnoredLog,
+  n: number,
+  message: string,
+  annotations: (log: IgnoredLog) => Record<string, unknown>
+): void => {
   log.total += n
-  if (self.deps.now() - log.loggedAt >= IGNORED_LOG_INTERVAL) return true
-  log.unlogged += n
-  return false
-}
-
-/** A line of `log` was written now. */
-const logged = (self: ChannelShell<any>, log: IgnoredLog): void => {
-  log.loggedAt = self.deps.now()
+  const now = self.deps.now()
+  if (now - log.loggedAt < IGNORED_LOG_INTERVAL) {
+    log.unlogged += n
+    return
+  }
+  self.log("Warning", message, { ...annotations(log), unloggedBefore: log.unlogged })
+  log.loggedAt = now
   log.unlogged = 0
 }
 
@@ -177,9 +180,17 @@ const postgresChanges = (self: ChannelShell<any>, payload: unknown): void => {
     delivered = true
     listener.listener.unsafeOffer(payload)
   }
-  if (!delivered && !p.ids.some((id) => ids.some((mine) => mine.includes(id as number)))) {
+  if (!delivered && !matchesAny(p.ids, ids)) {
     ignored(self, "postgres_changes", "its `ids` match none of the channel's bindings", p.ids)
   }
+}
+
+// whether any of a change's ids is one of the bindings' (no closure: it runs per frame)
+const matchesAny = (changeIds: ReadonlyArray<unknown>, bindingIds: ReadonlyArray<ReadonlyArray<number>>): boolean => {
+  for (let i = 0; i < changeIds.length; i++) {
+    for (let j = 0; j < bindingIds.length; j++) if (bindingIds[j]!.includes(changeIds[i] as number)) return true
+  }
+  return false
 }
 
 const system = (self: ChannelShell<any>, payload: unknown): void => {
@@ -191,14 +202,10 @@ const system = (self: ChannelShell<any>, payload: unknown): void => {
     // `ignored`: a server may repeat it)
     else if (message.extension === "postgres_changes") {
       const log = self.postgresErrorLog ??= { total: 0, unlogged: 0, loggedAt: -Infinity }
-      if (logDue(self, log, 1)) {
-        self.log("Warning", "the server could not subscribe to Postgres changes", {
-          topic: self.topic,
-          reason: message.message,
-          unloggedBefore: log.unlogged
-        })
-        logged(self, log)
-      }
+      throttled(self, log, 1, "the server could not subscribe to Postgres changes", () => ({
+        topic: self.topic,
+        reason: message.message
+      }))
     }
   }
   const listeners = self.systemListeners
